@@ -1,0 +1,51 @@
+# ticktape developer commands. Two of them are all a new machine needs:
+#   make demo   - install (into .venv) and run the demo on the embedded default
+#   make test   - install everything the tests need (system packages too) and run
+#                 lint, type checks and every test tier except benchmarks
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint typecheck unit bench install install-dev system-deps clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] < (3, 13), "ticktape needs Python 3.11 or 3.12 (bytewax 0.21.1 wheels)"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+demo: $(VENV)/.installed
+	$(BIN)/ticktape demo
+
+system-deps:
+	bash infra/install-system-deps.sh
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy
+
+test: system-deps $(VENV)/.installed-dev lint typecheck
+	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q $(PYTEST_ARGS)
+
+unit: $(VENV)/.installed-dev
+	$(BIN)/pytest -q tests/unit tests/flows $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/ticktape bench --json bench-results.json
+
+clean:
+	rm -rf $(VENV) ticktape-data .mypy_cache .ruff_cache

@@ -1,0 +1,60 @@
+"""Shared bench machinery: repetitions, medians, results."""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from connectors.synthetic import SyntheticGenerator
+
+
+class Measurement(msgspec.Struct):
+    """One scenario: ``value`` (higher is better, e.g. ticks/s) for ticktape and its
+    baseline, medians over ``repeat`` runs after a warm-up; ``extra`` holds details such
+    as latency percentiles."""
+
+    scenario: str
+    unit: str
+    value: float
+    baseline_name: str
+    baseline: float
+    samples: list[float]
+    baseline_samples: list[float]
+    extra: dict[str, Any] = {}
+
+    @property
+    def ratio(self) -> float:
+        return self.value / self.baseline if self.baseline else 0.0
+
+
+def repeat(fn: Callable[[], float], times: int, warmup: int = 1) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    return [fn() for _ in range(times)]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def synthetic_messages(n: int, symbols: int, partitions: int = 1, seed: int = 7) -> dict[str, list[bytes]]:
+    """``n`` generic-JSON trades over ``symbols`` symbols, split into partitions."""
+    out: dict[str, list[bytes]] = {}
+    for p in range(partitions):
+        gen = SyntheticGenerator(p, partitions, symbols, rate=100_000.0, total=n, seed=seed)
+        out[f"bench/{p}"] = gen.take(n)
+    return out
+
+
+def machine() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or "-",
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }

@@ -1,0 +1,181 @@
+"""Typed, frozen configuration (DESIGN section 9).
+
+One TOML file, every section a frozen ``msgspec.Struct`` that rejects unknown keys, plus
+environment overrides ``TICKTAPE__<SECTION>__<KEY>=<value>`` (value parsed as TOML when it
+can be, else taken as a string). Secrets never live here: connectors read them from the
+environment when they connect. With no file at all, the embedded default runs: a synthetic
+feed into the local cache, event log and dead-letter files under ``./ticktape-data``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from connectors.files import FileSourceConfig
+from connectors.synthetic import SyntheticConfig
+from schemas.durations import Duration, dec_hook, enc_hook
+from schemas.errors import ConfigError
+from schemas.validation import ValidationRules
+
+ENV_PREFIX = "TICKTAPE__"
+Mode = Literal["live", "replay", "backfill"]
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    pass
+
+
+class RunConfig(_Section, frozen=True, forbid_unknown_fields=True):
+    """``[run]``: how the job runs. ``shards`` is the unit of keyed parallelism (symbols
+    hash into shards; shards spread over workers), so it must stay fixed for a recovery
+    directory's lifetime."""
+
+    mode: Mode = "live"
+    data_dir: str = "ticktape-data"
+    shards: int = 32
+    batch_size: int = 2000
+    epoch_interval: Duration = Duration.parse("2s")
+    workers: int = 1
+
+
+class SourceConfig(_Section, frozen=True, forbid_unknown_fields=True):
+    kind: Literal["synthetic", "file", "kafka"] = "synthetic"
+    synthetic: SyntheticConfig = SyntheticConfig()
+    file: FileSourceConfig = FileSourceConfig()
+
+
+class DedupeConfig(_Section, frozen=True, forbid_unknown_fields=True):
+    """``[dedupe]``: bounded duplicate detection and gap/stale detection.
+
+    ``window`` ids below the high-water mark are remembered per symbol; a missing id is
+    reported as a gap once the high-water mark is ``reorder`` ids past it.
+    """
+
+    window: int = 4096
+    reorder: int = 256
+    contiguous_venues: tuple[str, ...] = ("binance", "kraken", "coinbase", "synthetic")
+    stale_after: Duration = Duration.parse("60s")
+    stale_overrides: dict[str, Duration] = {}
+
+
+class CacheConfig(_Section, frozen=True, forbid_unknown_fields=True):
+    """``[cache]``: the embedded cache (per-type TTLs, LRU bounds)."""
+
+    price_ttl: Duration = Duration.parse("1s")
+    metadata_ttl: Duration = Duration.parse("1h")
+    history_ttl: Duration = Duration.parse("1d")
+    max_entries: int = 100_000
+    max_bytes: int = 64 * 1024 * 1024
+    warm_on_start: bool = True
+
+
+class EventLogConfig(_Section, frozen=True, forbid_unknown_fields=True):
+    """``[eventlog]``: SQLite (WAL) files, ``partitions`` of them keyed by aggregate."""
+
+    partitions: int = 4
+    synchronous: Literal["OFF", "NORMAL", "FULL"] = "NORMAL"
+
+
+class MetricsConfig(_Section, frozen=True, forbid_unknown_fields=True):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 9464
+    latency_window: int = 100_000
+
+
+class LogConfig(_Section, frozen=True, forbid_unknown_fields=True):
+    level: str = "INFO"
+    format: Literal["text", "json"] = "text"
+    levels: dict[str, str] = {}
+
+
+class Config(_Section, frozen=True, forbid_unknown_fields=True):
+    """The whole configuration; every field has a working default."""
+
+    run: RunConfig = RunConfig()
+    source: SourceConfig = SourceConfig()
+    validation: ValidationRules = ValidationRules()
+    dedupe: DedupeConfig = DedupeConfig()
+    cache: CacheConfig = CacheConfig()
+    eventlog: EventLogConfig = EventLogConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    log: LogConfig = LogConfig()
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.run.data_dir)
+
+
+def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
+        if not path:
+            continue
+        try:
+            value: Any = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        node = tree
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"environment override {name} conflicts with another one")
+        node[path[-1]] = value
+    return tree
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``over`` into a copy of ``base``."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    """Build a :class:`Config`, turning msgspec's message into one naming the key."""
+    try:
+        return msgspec.convert(data, Config, dec_hook=dec_hook)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from None
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Config:
+    """Load ``path`` (optional), then environment overrides, then ``overrides``."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError(f"config file not found: {file}")
+        try:
+            data = tomllib.loads(file.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
+    data = merge(data, _env_overrides(dict(os.environ) if env is None else env))
+    if overrides:
+        data = merge(data, overrides)
+    return from_dict(data)
+
+
+def dump_config(cfg: Config) -> dict[str, Any]:
+    """The effective configuration as plain data (durations as text)."""
+    out: dict[str, Any] = msgspec.to_builtins(cfg, enc_hook=enc_hook)
+    return out

@@ -1,0 +1,88 @@
+"""End-of-run reports: accounting per partition, latency percentiles, outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from flows.runner import RunResult
+from sinks.metrics import RunStats
+
+
+def accounting_table(stats: RunStats) -> Table:
+    acc = stats.accounting()
+    table = Table(title="Accounting (read = accepted + rejected + duplicate)", title_justify="left")
+    for col in ("source partition", "read", "accepted", "rejected", "duplicate", "balanced"):
+        table.add_column(col, justify="left" if col == "source partition" else "right")
+    for src, row in acc["partitions"].items():
+        table.add_row(
+            src,
+            *(f"{row[k]:,}" for k in ("read", "accepted", "rejected", "duplicate")),
+            "yes" if row["balanced"] else "NO",
+        )
+    total = acc["total"]
+    table.add_row(
+        "[b]total[/b]",
+        *(f"[b]{total[k]:,}[/b]" for k in ("read", "accepted", "rejected", "duplicate")),
+        "yes" if acc["balanced"] else "NO",
+    )
+    return table
+
+
+def latency_table(stats: RunStats) -> Table:
+    table = Table(title="Latency per stage (ms, exact over the last samples)", title_justify="left")
+    for col in ("stage", "samples", "p50", "p95", "p99", "max"):
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    for stage, pct in stats.latency.report().items():
+        table.add_row(
+            stage,
+            f"{int(pct['count']):,}",
+            *(f"{pct[k]:.3f}" for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")),
+        )
+    return table
+
+
+def counts_table(title: str, counts: dict[str, int]) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("name")
+    table.add_column("count", justify="right")
+    for name, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+        table.add_row(name, f"{n:,}")
+    return table
+
+
+def print_report(result: RunResult, console: Console, extra_outputs: dict[str, str] | None = None) -> None:
+    """Print the run summary and write it as JSON next to the outputs."""
+    stats = result.stats
+    console.print(accounting_table(stats))
+    if stats.dead_letters:
+        console.print(counts_table("Dead letters by code", dict(stats.dead_letters)))
+    if stats.events:
+        console.print(counts_table("Events by type", dict(stats.events)))
+    if stats.latency.report():
+        console.print(latency_table(stats))
+    report = result.report()
+    outputs = {**result.outputs, **(extra_outputs or {})}
+    if outputs.get("events"):
+        path = Path(outputs["events"]).parent / "reports" / f"run-{result.run_id}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report | {"outputs": outputs}, indent=2))
+        outputs["report"] = str(path)
+    table = Table(title="Outputs", title_justify="left")
+    table.add_column("output")
+    table.add_column("where")
+    for name, where in outputs.items():
+        table.add_row(name, where)
+    console.print(table)
+    rate = report["ticks_per_s"]
+    console.print(
+        f"{stats.totals().read:,} records in {result.elapsed:.2f}s ({rate:,.0f}/s); accounting balanced: {report['accounting']['balanced']}"
+    )
+
+
+def report_json(result: RunResult) -> dict[str, Any]:
+    return result.report()

@@ -1,0 +1,138 @@
+"""Run a flow in this process: metrics endpoint, cache warming, recovery, end-of-run report.
+
+Workers: ``workers`` threads in this process, or a cluster member with ``process_id`` and
+``addresses`` (one ``host:port`` per process; every process runs the same command).
+Recovery: ``recovery_dir`` holds Bytewax's snapshot partitions; it is initialised on
+first use and resumed from afterwards (at-least-once input, idempotent outputs).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from bytewax.inputs import Source
+from bytewax.recovery import RecoveryConfig, init_db_dir
+from bytewax.run import cli_main
+
+from flows import wiring
+from flows.config import Config
+from flows.live import Outputs, build_flow
+from flows.logs import get_logger
+from schemas.errors import ConfigError
+from schemas.records import EventType, TickBatch
+from sinks import cache as cache_mod
+from sinks.cache import PRICE, Write, cache_key
+from sinks.eventstore import EventStore
+from sinks.metrics import RunStats, serve_metrics
+
+log = get_logger("runner")
+_price_decoder = msgspec.json.Decoder()
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    stats: RunStats
+    elapsed: float
+    outputs: dict[str, str] = field(default_factory=dict)
+    metrics_port: int | None = None
+
+    def report(self) -> dict[str, Any]:
+        totals = self.stats.totals()
+        return {
+            "run_id": self.run_id,
+            "elapsed_s": round(self.elapsed, 3),
+            "ticks_per_s": round(totals.read / self.elapsed, 1) if self.elapsed > 0 else 0.0,
+            "accounting": self.stats.accounting(),
+            "dead_letters": dict(self.stats.dead_letters),
+            "events": dict(self.stats.events),
+            "missing_trades": self.stats.missing_trades,
+            "latency_ms": self.stats.latency.report(),
+            "outputs": self.outputs,
+        }
+
+
+def warm_cache(cfg: Config) -> int:
+    """Load the newest price of every symbol from the event log into the cache."""
+    store = EventStore(wiring.events_dir(cfg))
+    if not store.paths:
+        return 0
+    cache = cache_mod.shared(
+        wiring.cache_path(cfg), wiring.cache_ttls(cfg), cfg.cache.max_entries, cfg.cache.max_bytes
+    )
+    writes = []
+    with store:
+        for event in store.latest_per_aggregate(EventType.PRICE_UPDATED):
+            fields = _price_decoder.decode(event.payload)
+            venue, symbol, seq = fields[0], fields[1], fields[10]
+            writes.append(Write(PRICE, cache_key(PRICE, venue, symbol), event.ts_event, seq, event.payload))
+    return cache.put_many(writes)
+
+
+def init_recovery(recovery_dir: Path, partitions: int = 1) -> RecoveryConfig:
+    """Use ``recovery_dir``, creating its partitions on first use."""
+    recovery_dir.mkdir(parents=True, exist_ok=True)
+    if not any(recovery_dir.glob("part-*.sqlite3")):
+        init_db_dir(recovery_dir, partitions)  # type: ignore[no-untyped-call]
+    return RecoveryConfig(str(recovery_dir))  # type: ignore[no-untyped-call]
+
+
+def run(
+    cfg: Config,
+    *,
+    run_id: str = "-",
+    source: Source[TickBatch] | None = None,
+    outputs: Outputs | None = None,
+    stats: RunStats | None = None,
+    workers: int | None = None,
+    process_id: int | None = None,
+    addresses: list[str] | None = None,
+    recovery_dir: Path | None = None,
+    serve: bool | None = None,
+) -> RunResult:
+    """Run the live flow to completion (bounded sources) or until interrupted."""
+    stats = stats or RunStats(cfg.metrics.latency_window)
+    serve = cfg.metrics.enabled if serve is None else serve
+    if outputs is None and cfg.cache.warm_on_start:
+        warmed = warm_cache(cfg)
+        if warmed:
+            log.info("warmed the cache with %d prices from the event log", warmed)
+    stop_metrics = None
+    port = None
+    if serve:
+        base = cfg.metrics.port
+        try:
+            stop_metrics = serve_metrics(stats, cfg.metrics.host, base + (process_id or 0) if base else 0)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot serve metrics on {cfg.metrics.host}:{base}: {exc} (set [metrics] port, or 0 for any)"
+            ) from None
+        port = stop_metrics.port  # type: ignore[attr-defined]
+        log.info("metrics on http://%s:%s/metrics", cfg.metrics.host, port)
+    flow = build_flow(cfg, source=source, outputs=outputs, stats=stats)
+    recovery = init_recovery(recovery_dir) if recovery_dir is not None else None
+    t0 = time.perf_counter()
+    try:
+        cli_main(  # type: ignore[no-untyped-call]
+            flow,
+            workers_per_process=workers or cfg.run.workers,
+            process_id=process_id,
+            addresses=addresses,
+            epoch_interval=timedelta(seconds=cfg.run.epoch_interval.seconds),
+            recovery_config=recovery,
+        )
+    finally:
+        elapsed = time.perf_counter() - t0
+        if stop_metrics is not None:
+            stop_metrics()
+    outs = {
+        "events": str(wiring.events_dir(cfg)),
+        "dead_letters": str(wiring.dead_letters_dir(cfg)),
+        "cache": str(wiring.cache_path(cfg)),
+    }
+    return RunResult(run_id, stats, elapsed, outs, port)

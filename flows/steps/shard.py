@@ -1,0 +1,290 @@
+"""The keyed step: per-symbol dedupe, gaps, staleness, price guard, sequencing.
+
+Unit of parallelism: a *shard* (symbols hash into ``run.shards`` shards; Bytewax spreads
+shards over workers). One :class:`ShardProcessor` owns every symbol of its shard, so
+items that cross workers are whole batches, not single ticks (DESIGN section 7).
+Everything here is a pure function of the order of ticks within each source partition,
+so replays, batch sizes and worker counts do not change the output. Resume state: the
+processor pickles itself (symbol states are ``__slots__`` objects with explicit state).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+import msgspec
+
+from flows.steps.dedupe import BELOW_WINDOW, NEW, KeyWindow, TradeWindow
+from schemas.decoding import dead_letter_event
+from schemas.errors import RejectError
+from schemas.ids import event_id
+from schemas.records import (
+    Candle,
+    DeadLetter,
+    Event,
+    EventType,
+    PriceUpdate,
+    Tick,
+    aggregate_of,
+)
+from schemas.validation import PriceGuard, ValidationRules
+
+_enc = msgspec.json.Encoder()
+
+
+class ShardSettings(msgspec.Struct, frozen=True):
+    """The knobs of the keyed step, taken from the config by the flow."""
+
+    rules: ValidationRules
+    window: int
+    reorder: int
+    contiguous_venues: frozenset[str]
+    stale_after: int
+    stale_overrides: dict[str, int]
+    live: bool
+
+
+class ShardOut(msgspec.Struct, gc=False):
+    """Everything one batch of one shard produced."""
+
+    updates: list[PriceUpdate]
+    events: list[Event]
+    dead: list[DeadLetter]
+    candles: list[Candle]
+    counts: dict[str, tuple[int, int, int]]  # src -> (accepted, rejected, duplicate)
+    below_window: int = 0
+    missing: int = 0
+
+    def is_empty(self) -> bool:
+        return not (self.updates or self.events or self.dead or self.candles or self.counts)
+
+
+class SymbolState:
+    __slots__ = (
+        "agg", "ev_seq", "guard", "ids", "keys", "last_ts", "seq", "src", "stale", "stale_after",
+        "symbol", "venue",
+    )  # fmt: skip
+
+    def __init__(self, venue: str, symbol: str, stale_after: int) -> None:
+        self.src = ""
+        self.venue = venue
+        self.symbol = symbol
+        self.agg = aggregate_of(venue, symbol)
+        self.seq = 0
+        self.ev_seq = 0
+        self.ids = TradeWindow()
+        self.keys = KeyWindow()
+        self.guard = PriceGuard()
+        self.last_ts = 0
+        self.stale = False
+        self.stale_after = stale_after
+
+    def __getstate__(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __setstate__(self, state: tuple[object, ...]) -> None:
+        for name, value in zip(self.__slots__, state, strict=True):
+            setattr(self, name, value)
+
+
+class ShardProcessor:
+    """Per-shard state machine; :meth:`process` handles one batch of ticks in order."""
+
+    def __init__(self, settings: ShardSettings) -> None:
+        self.settings = settings
+        self.symbols: dict[str, dict[str, SymbolState]] = {}
+        self.wmarks: dict[str, int] = {}
+        self._last_scan_stream = 0
+        self._last_scan_wall = 0
+
+    def _state(self, venue: str, symbol: str) -> SymbolState:
+        by_symbol = self.symbols.get(venue)
+        if by_symbol is None:
+            by_symbol = self.symbols[venue] = {}
+        st = by_symbol.get(symbol)
+        if st is None:
+            s = self.settings
+            stale = s.stale_overrides.get(symbol, s.stale_after)
+            st = by_symbol[symbol] = SymbolState(venue, symbol, stale)
+        return st
+
+    def _event(
+        self,
+        st: SymbolState,
+        typ: str,
+        event_id: str,
+        ts_event: int,
+        payload: object,
+        causation: str,
+    ) -> Event:
+        st.ev_seq += 1
+        return Event(event_id, typ, st.agg, st.ev_seq, ts_event, 0, _enc.encode(payload), causation)
+
+    def process(self, ticks: list[Tick]) -> ShardOut:
+        s = self.settings
+        rules, window, reorder = s.rules, s.window, s.reorder
+        contiguous = s.contiguous_venues
+        now = time.time_ns()
+        updates: list[PriceUpdate] = []
+        events: list[Event] = []
+        dead: list[DeadLetter] = []
+        counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+        gaps: list[tuple[int, int]] = []
+        below = missing = 0
+        wmarks = self.wmarks
+        for t in ticks:
+            src = t.src
+            if t.wmark > wmarks.get(src, 0):
+                wmarks[src] = t.wmark
+            st = self._state(t.venue, t.symbol)
+            if t.trade_no >= 0:
+                verdict = st.ids.check(t.trade_no, window, reorder, gaps if t.venue in contiguous else None)
+            else:
+                key = t.trade_id or f"{src}@{t.offset}:{t.ts_event}:{t.price!r}:{t.size!r}"
+                verdict = st.keys.check(key, window)
+            if verdict != NEW:
+                counts[src][2] += 1
+                below += verdict == BELOW_WINDOW
+                continue
+            causation = f"{src}@{t.offset}"
+            if gaps:
+                missing += self._gap_events(st, gaps, t.ts_event, causation, events)
+            st.src = src
+            if st.last_ts and not st.stale and t.wmark - st.last_ts > st.stale_after:
+                events.append(self._stale_event(st))
+            try:
+                st.guard.check_jump(t.price, rules.max_jump_pct)
+            except RejectError as exc:
+                dl = DeadLetter(
+                    event_id(t.ts_event, "DL", src, t.offset, t.trade_id), exc.code, exc.describe(),
+                    msgspec.json.encode(t), src, t.offset, t.ts_recv, t.venue, t.symbol, t.ts_kafka,
+                )  # fmt: skip
+                dead.append(dl)
+                st.ev_seq += 1
+                events.append(dead_letter_event(dl, st.agg, st.ev_seq, t.ts_event))
+                counts[src][1] += 1
+                continue
+            if rules.zscore_threshold and st.guard.n >= rules.zscore_min_samples:
+                z = st.guard.zscore(t.price)
+                if abs(z) > rules.zscore_threshold:
+                    events.append(self._event(
+                        st, EventType.ANOMALY, event_id(t.ts_event, "A", st.agg, t.trade_id, src, t.offset),
+                        t.ts_event, {"price": t.price, "zscore": z, "trade_id": t.trade_id}, causation,
+                    ))  # fmt: skip
+            st.guard.observe(t.price)
+            st.seq += 1
+            st.stale = False
+            st.last_ts = max(st.last_ts, t.ts_event)
+            update = PriceUpdate(
+                t.venue, t.symbol, t.price, t.size, t.side, t.trade_id, t.ts_event,
+                t.ts_kafka, t.ts_recv, now, st.seq, src, t.offset,
+            )  # fmt: skip
+            updates.append(update)
+            st.ev_seq += 1
+            events.append(Event(
+                event_id(t.ts_event, "P", t.venue, t.symbol, t.trade_id or causation), EventType.PRICE_UPDATED,
+                st.agg, st.ev_seq, t.ts_event, 0, _enc.encode(update), causation,
+            ))  # fmt: skip
+            counts[src][0] += 1
+        self._scan_stale(events, now)
+        return ShardOut(
+            updates,
+            events,
+            dead,
+            [],
+            {k: (v[0], v[1], v[2]) for k, v in counts.items()},
+            below,
+            missing,
+        )
+
+    def _gap_events(
+        self,
+        st: SymbolState,
+        gaps: list[tuple[int, int]],
+        ts: int,
+        causation: str,
+        out: list[Event],
+    ) -> int:
+        missing = 0
+        for first, last in gaps:
+            count = last - first + 1
+            missing += count
+            payload = {
+                "venue": st.venue,
+                "symbol": st.symbol,
+                "first_missing": first,
+                "last_missing": last,
+                "count": count,
+            }
+            out.append(
+                self._event(
+                    st,
+                    EventType.SEQUENCE_GAP,
+                    event_id(ts, "G", st.agg, first, last),
+                    ts,
+                    payload,
+                    causation,
+                )
+            )
+        gaps.clear()
+        return missing
+
+    def _stale_event(self, st: SymbolState) -> Event:
+        st.stale = True
+        at = st.last_ts + st.stale_after
+        payload = {
+            "venue": st.venue,
+            "symbol": st.symbol,
+            "last_ts_event": st.last_ts,
+            "stale_after_ns": st.stale_after,
+        }
+        return self._event(st, EventType.SYMBOL_STALE, event_id(at, "S", st.agg, st.last_ts), at, payload, "")
+
+    def _scan_stale(self, out: list[Event], now_wall: int) -> None:
+        """Flag symbols silent for longer than their staleness.
+
+        A symbol is stale when its partition's watermark (and, in live mode, the wall
+        clock) is more than ``stale_after`` past its last trade. The same condition is
+        checked when the symbol's next tick arrives (with that tick's watermark), so the
+        event exists and is identical whenever the scans happen; scans are only needed
+        for symbols that never trade again, and run at most twice per wall second.
+        """
+        wmarks = self.wmarks
+        stream = max(wmarks.values(), default=0)
+        if now_wall - self._last_scan_wall < 500_000_000 or (
+            stream == self._last_scan_stream and not self.settings.live
+        ):
+            return
+        self._last_scan_wall, self._last_scan_stream = now_wall, stream
+        live = self.settings.live
+        for by_symbol in self.symbols.values():
+            for st in by_symbol.values():
+                if not st.last_ts or st.stale:
+                    continue
+                ref = wmarks.get(st.src, 0)
+                if live and now_wall > ref:
+                    ref = now_wall
+                if ref - st.last_ts > st.stale_after:
+                    out.append(self._stale_event(st))
+
+    def tick_clock(self) -> ShardOut:
+        """Wall-clock housekeeping with no input (live mode timers)."""
+        events: list[Event] = []
+        self._scan_stale(events, time.time_ns())
+        return ShardOut([], events, [], [], {})
+
+    def flush(self) -> ShardOut:
+        """End of input: report gaps still pending inside the reorder tolerance."""
+        events: list[Event] = []
+        missing = 0
+        gaps: list[tuple[int, int]] = []
+        contiguous = self.settings.contiguous_venues
+        for venue, by_symbol in self.symbols.items():
+            if venue not in contiguous:
+                continue
+            for st in by_symbol.values():
+                st.ids.flush(gaps)
+                if gaps:
+                    missing += self._gap_events(st, gaps, st.last_ts, "eof", events)
+        return ShardOut([], events, [], [], {}, 0, missing)

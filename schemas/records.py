@@ -1,0 +1,194 @@
+"""Normalized records (DESIGN section 2).
+
+All times are ``int`` nanoseconds since the Unix epoch, UTC; no ``datetime`` in the hot
+path. Records are ``msgspec.Struct`` with ``array_like=True`` so that they encode
+compactly (JSON/msgpack arrays) and ``gc=False`` because they never hold cycles.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+BUY: Final = "buy"
+SELL: Final = "sell"
+UNKNOWN: Final = "unknown"
+SIDES: Final = frozenset((BUY, SELL, UNKNOWN))
+
+
+class DLCode:
+    """Dead-letter error codes (stable strings: they are metric labels and event payloads)."""
+
+    DECODE_ERROR: Final = "DECODE_ERROR"
+    MISSING_FIELD: Final = "MISSING_FIELD"
+    UNSUPPORTED: Final = "UNSUPPORTED_MESSAGE"
+    BAD_PRICE: Final = "BAD_PRICE"
+    BAD_SIZE: Final = "BAD_SIZE"
+    BAD_SIDE: Final = "BAD_SIDE"
+    BAD_SYMBOL: Final = "BAD_SYMBOL"
+    SYMBOL_NOT_ALLOWED: Final = "SYMBOL_NOT_ALLOWED"
+    BAD_INSTRUMENT_ID: Final = "BAD_INSTRUMENT_ID"
+    TS_FUTURE: Final = "TS_FUTURE"
+    TS_PAST: Final = "TS_PAST"
+    PRICE_JUMP: Final = "PRICE_JUMP"
+    LATE_TICK: Final = "LATE_TICK"
+
+    ALL: Final = (
+        DECODE_ERROR,
+        MISSING_FIELD,
+        UNSUPPORTED,
+        BAD_PRICE,
+        BAD_SIZE,
+        BAD_SIDE,
+        BAD_SYMBOL,
+        SYMBOL_NOT_ALLOWED,
+        BAD_INSTRUMENT_ID,
+        TS_FUTURE,
+        TS_PAST,
+        PRICE_JUMP,
+        LATE_TICK,
+    )
+
+
+class EventType:
+    """Event-log event types."""
+
+    PRICE_UPDATED: Final = "PriceUpdated"
+    DEAD_LETTER: Final = "DeadLettered"
+    SEQUENCE_GAP: Final = "SequenceGap"
+    SYMBOL_STALE: Final = "SymbolStale"
+    ANOMALY: Final = "AnomalyFlagged"
+    CANDLE_CLOSED: Final = "CandleClosed"
+    CANDLE_REVISED: Final = "CandleRevised"
+    LATE_TICK: Final = "LateTick"
+    SNAPSHOT: Final = "Snapshot"
+
+
+class Tick(msgspec.Struct, array_like=True, gc=False):
+    """A normalized trade as it leaves a source (treat as immutable once emitted: only the
+    source's batch decoder sets ``wmark``, before the tick leaves the source).
+
+    ``trade_id`` is the venue's id as text ("" when the venue has none); ``trade_no`` is
+    its integer value when the id is numeric, else -1 (used for ordering and gap checks).
+    ``src``/``offset`` are the source coordinates (``topic/partition`` + offset, or
+    ``file:<name>`` + row). ``wmark`` is the largest ``ts_event`` seen on the source
+    partition up to and including this tick: carrying it per tick makes candle closing
+    a pure function of the partition's order, independent of batching and worker count.
+    """
+
+    venue: str
+    symbol: str
+    price: float
+    size: float
+    side: str
+    trade_id: str
+    ts_event: int
+    ts_recv: int
+    src: str
+    offset: int
+    ts_kafka: int = 0
+    trade_no: int = -1
+    wmark: int = 0
+    instrument_id: str = ""
+
+
+class PriceUpdate(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """An accepted tick with its stage stamps and per-symbol sequence number ``seq``."""
+
+    venue: str
+    symbol: str
+    price: float
+    size: float
+    side: str
+    trade_id: str
+    ts_event: int
+    ts_kafka: int
+    ts_recv: int
+    ts_proc: int
+    seq: int
+    src: str
+    offset: int
+
+
+class Candle(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """An OHLCV candle for ``[start, end)`` (ns) at ``interval`` (seconds).
+
+    ``revision`` is 0 when the window first closes and grows by one for each late tick
+    accepted within the revision horizon; sinks upsert by revision. ``ts_final`` is the
+    wall-clock time at which this revision was emitted.
+    """
+
+    venue: str
+    symbol: str
+    interval: int
+    start: int
+    end: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    notional: float
+    vwap: float
+    trades: int
+    buy_volume: float
+    sell_volume: float
+    first_trade_id: str
+    last_trade_id: str
+    revision: int
+    ts_final: int
+
+
+class DeadLetter(msgspec.Struct, frozen=True, gc=False):
+    """A message that was not accepted, with why and where it came from."""
+
+    dl_id: str
+    code: str
+    message: str
+    raw: bytes
+    src: str
+    offset: int
+    ts_recv: int
+    venue: str = ""
+    symbol: str = ""
+    ts_kafka: int = 0
+
+
+class Event(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """Event-log envelope. ``event_id`` is derived from the input's identity, so a replay
+    produces the same id, and starts with the hex of ``ts_event`` so ids sort by time;
+    ``seq`` is per aggregate; ``payload`` is JSON bytes. ``ts_event`` is 0 when the event
+    time is unknown (an undecodable message from a source without broker timestamps)."""
+
+    event_id: str
+    type: str
+    aggregate: str
+    seq: int
+    ts_event: int
+    ts_logged: int
+    payload: bytes
+    causation: str
+
+
+class TickBatch(msgspec.Struct, gc=False):
+    """What a source partition emits per poll: decoded ticks plus the messages that
+    could not be decoded or broke a stateless rule. ``n_read`` counts records read
+    (trades decoded + undecodable messages) for the accounting of DESIGN 3.1."""
+
+    src: str
+    ticks: list[Tick]
+    dead: list[DeadLetter]
+    n_read: int
+    wmark: int
+    events: list[Event] = msgspec.field(default_factory=list)
+
+
+def aggregate_of(venue: str, symbol: str) -> str:
+    """The event-log aggregate id of a symbol: ``SYMBOL@venue``."""
+    return f"{symbol}@{venue}"
+
+
+def source_aggregate(src: str) -> str:
+    """The aggregate of events that belong to a source partition, not a symbol."""
+    return f"source:{src}"

@@ -1,0 +1,177 @@
+"""Validation rules (DESIGN section 3.2).
+
+Stateless rules run in the source partition right after decoding (:class:`TickValidator`);
+the two rules that need per-symbol history, the price-jump check and the z-score anomaly
+flag, are small state machines here (:class:`PriceGuard`) used by the keyed step.
+Every rejection is a :class:`~schemas.errors.RejectError` naming the field, the
+expectation and the value, with a :class:`~schemas.records.DLCode`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import msgspec
+
+from schemas.durations import Duration
+from schemas.errors import RejectError
+from schemas.instruments import standardize_cusip, standardize_isin
+from schemas.records import SIDES, DLCode, Tick
+
+DEFAULT_SYMBOL_PATTERN = r"^[A-Z0-9][A-Z0-9._]{0,23}(-[A-Z0-9][A-Z0-9._]{0,23})?$"
+
+
+class ValidationRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``[validation]``: the rules and their limits (0 disables a numeric limit)."""
+
+    symbol_pattern: str = DEFAULT_SYMBOL_PATTERN
+    allow_list: tuple[str, ...] = ()
+    max_future: Duration = Duration.parse("5s")
+    max_past: Duration = Duration.parse("10m")
+    max_jump_pct: float = 20.0
+    zscore_threshold: float = 8.0
+    zscore_min_samples: int = 50
+    check_instrument_ids: bool = True
+
+
+class TickValidator:
+    """Stateless checks on one decoded tick.
+
+    ``check_clock`` selects the reference for the future/past rule: the broker timestamp
+    when the tick has one, else ``ts_recv`` in live mode; replays of files and backfills
+    have no trustworthy reference and skip the rule (``check_clock=False``).
+    """
+
+    def __init__(self, rules: ValidationRules, *, check_clock: bool) -> None:
+        self.rules = rules
+        self.check_clock = check_clock
+        self._pattern = re.compile(rules.symbol_pattern)
+        self._allowed = frozenset(rules.allow_list)
+        self._known_good: set[str] = set()
+
+    def check(self, tick: Tick) -> Tick:
+        """Return the tick (possibly with a standardized instrument id) or raise."""
+        price = tick.price
+        if not (price > 0.0 and math.isfinite(price)):
+            raise RejectError(DLCode.BAD_PRICE, "price", "a finite number > 0", price)
+        size = tick.size
+        if not (size >= 0.0 and math.isfinite(size)):
+            raise RejectError(DLCode.BAD_SIZE, "size", "a finite number >= 0", size)
+        if tick.side not in SIDES:
+            raise RejectError(DLCode.BAD_SIDE, "side", "buy, sell or unknown", tick.side)
+        symbol = tick.symbol
+        if symbol not in self._known_good:
+            self._check_symbol(symbol)
+        if self.check_clock:
+            self._check_clock(tick)
+        if tick.instrument_id and self.rules.check_instrument_ids:
+            tick.instrument_id = _standard_instrument_id(tick.instrument_id)
+        return tick
+
+    def _check_symbol(self, symbol: str) -> None:
+        if self._allowed:
+            if symbol not in self._allowed:
+                raise RejectError(DLCode.SYMBOL_NOT_ALLOWED, "symbol", "a symbol on the allow-list", symbol)
+        elif not self._pattern.match(symbol):
+            raise RejectError(
+                DLCode.BAD_SYMBOL,
+                "symbol",
+                f"a symbol matching {self.rules.symbol_pattern}",
+                symbol,
+            )
+        if len(self._known_good) < 100_000:
+            self._known_good.add(symbol)
+
+    def _check_clock(self, tick: Tick) -> None:
+        ref = tick.ts_kafka or tick.ts_recv
+        rules = self.rules
+        if rules.max_future and tick.ts_event - ref > rules.max_future:
+            ahead = (tick.ts_event - ref) / 1e9
+            raise RejectError(
+                DLCode.TS_FUTURE,
+                "ts_event",
+                f"at most {rules.max_future.seconds:g}s ahead of the receive clock",
+                f"{ahead:.3f}s ahead ({tick.ts_event})",
+            )
+        if rules.max_past and ref - tick.ts_event > rules.max_past:
+            behind = (ref - tick.ts_event) / 1e9
+            raise RejectError(
+                DLCode.TS_PAST,
+                "ts_event",
+                f"at most {rules.max_past.seconds:g}s behind the receive clock",
+                f"{behind:.3f}s behind ({tick.ts_event})",
+            )
+
+
+def _standard_instrument_id(raw: str) -> str:
+    """Check and standardize a CUSIP (6/8/9 characters) or an ISIN (12)."""
+    text = raw.strip().upper()
+    if len(text) == 12:
+        isin = standardize_isin(text)
+        if not isin.ok:
+            raise RejectError(DLCode.BAD_INSTRUMENT_ID, "isin", "a valid ISIN", f"{raw} ({isin.reason})")
+        return isin.value
+    cusip = standardize_cusip(text)
+    if not cusip.ok or not cusip.value:
+        reason = cusip.reason or "an issuer-only (6-character) CUSIP"
+        raise RejectError(
+            DLCode.BAD_INSTRUMENT_ID,
+            "cusip",
+            "a valid 8- or 9-character CUSIP",
+            f"{raw} ({reason})",
+        )
+    return cusip.value
+
+
+class PriceGuard:
+    """Per-symbol price history: the jump rule (reject) and a Welford z-score (flag).
+
+    State is four floats and an int, so it snapshots cheaply. ``observe`` must be called
+    only for accepted ticks.
+    """
+
+    __slots__ = ("last", "m2", "mean", "n")
+
+    def __init__(self) -> None:
+        self.last = 0.0
+        self.n = 0
+        self.mean = 0.0
+        self.m2 = 0.0
+
+    def check_jump(self, price: float, max_jump_pct: float) -> None:
+        last = self.last
+        if max_jump_pct and last > 0.0:
+            move = abs(price - last) / last * 100.0
+            if move > max_jump_pct:
+                raise RejectError(
+                    DLCode.PRICE_JUMP,
+                    "price",
+                    f"within {max_jump_pct:g}% of the last accepted price {last:g}",
+                    f"{price:g} ({move:.2f}% move)",
+                )
+
+    def zscore(self, price: float) -> float:
+        """The z-score of the log return to ``price`` against the running statistics."""
+        if self.n < 2 or self.last <= 0.0:
+            return 0.0
+        var = self.m2 / (self.n - 1)
+        if var <= 0.0:
+            return 0.0
+        return (math.log(price / self.last) - self.mean) / math.sqrt(var)
+
+    def observe(self, price: float) -> None:
+        last = self.last
+        if last > 0.0:
+            x = math.log(price / last)
+            self.n += 1
+            delta = x - self.mean
+            self.mean += delta / self.n
+            self.m2 += delta * (x - self.mean)
+        self.last = price
+
+    def __getstate__(self) -> tuple[float, int, float, float]:
+        return (self.last, self.n, self.mean, self.m2)
+
+    def __setstate__(self, state: tuple[float, int, float, float]) -> None:
+        self.last, self.n, self.mean, self.m2 = state

@@ -1,0 +1,289 @@
+"""The embedded cache: latest values per key with per-type TTLs and LRU bounds.
+
+Guarantees:
+
+* **Replay-safe writes** (DESIGN section 4): every entry carries a version ``(v1, v2)``
+  (prices: ``(ts_event, seq)``; candles: ``(start, revision)``) and a write only lands if
+  its version is newer. Versions outlive TTL expiry (an expired entry reads as a miss but
+  still blocks older writes) and are persisted, so a replay never moves a value backwards,
+  in this process or in a later one.
+* **Bounded memory**: at most ``max_entries`` entries and ``max_bytes`` bytes (key +
+  value) in memory; the least recently used entries are evicted and counted.
+* **Persistence**: writes are flushed per batch to a SQLite file (WAL) with the same
+  compare-and-set in SQL, so ``ticktape cache get`` and other processes see them.
+
+Thread-safe: one instance per file per process is shared by all workers (:func:`shared`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+from sinks.sqlite import connect
+
+PRICE, METADATA, HISTORY = "price", "metadata", "history"
+TYPES = (PRICE, METADATA, HISTORY)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cache (
+    key TEXT PRIMARY KEY, type TEXT NOT NULL, value BLOB NOT NULL,
+    v1 INTEGER NOT NULL, v2 INTEGER NOT NULL, expires_at INTEGER NOT NULL, updated_at INTEGER NOT NULL
+)"""
+_COUNTERS = ("hits", "misses", "writes", "stale_writes", "evictions", "expirations")
+_STATS_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS cache_stats (
+    type TEXT PRIMARY KEY, {", ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in _COUNTERS)}
+)"""
+_UPSERT = """
+INSERT INTO cache(key, type, value, v1, v2, expires_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT(key) DO UPDATE SET type=excluded.type, value=excluded.value, v1=excluded.v1,
+    v2=excluded.v2, expires_at=excluded.expires_at, updated_at=excluded.updated_at
+WHERE excluded.v1 > cache.v1 OR (excluded.v1 = cache.v1 AND excluded.v2 > cache.v2)"""
+
+
+class Write(NamedTuple):
+    type: str
+    key: str
+    v1: int
+    v2: int
+    value: bytes
+
+
+class Entry(NamedTuple):
+    type: str
+    value: bytes
+    v1: int
+    v2: int
+    expires_at: int
+
+
+def cache_key(kind: str, venue: str, symbol: str, suffix: str = "") -> str:
+    """``price/<venue>/<symbol>`` (+ ``/<suffix>``); the layout shared with Redis."""
+    key = f"{kind}/{venue}/{symbol}"
+    return f"{key}/{suffix}" if suffix else key
+
+
+class EmbeddedCache:
+    """In-memory LRU with TTLs in front of a SQLite file (``path=None``: memory only)."""
+
+    def __init__(
+        self,
+        path: Path | None,
+        ttls_ns: dict[str, int],
+        *,
+        max_entries: int = 100_000,
+        max_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        self.ttls = {t: ttls_ns.get(t, 0) for t in TYPES}
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._lock = threading.RLock()
+        self._mem: OrderedDict[str, Entry] = OrderedDict()
+        self._bytes = 0
+        self.hits: Counter[str] = Counter()
+        self.misses: Counter[str] = Counter()
+        self.writes: Counter[str] = Counter()
+        self.stale_writes: Counter[str] = Counter()
+        self.evictions: Counter[str] = Counter()
+        self.expirations: Counter[str] = Counter()
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+        if path is not None:
+            self._db = connect(path, synchronous="NORMAL")
+            self._db.execute(_SCHEMA)
+            self._db.execute(_STATS_SCHEMA)
+
+    # -- writes -----------------------------------------------------------------
+    def put_many(self, writes: Sequence[Write], now_ns: int | None = None) -> int:
+        """Apply ``writes`` (newest version wins); returns how many landed in memory."""
+        now = time.time_ns() if now_ns is None else now_ns
+        landed: list[tuple[str, str, bytes, int, int, int, int]] = []
+        with self._lock:
+            mem = self._mem
+            missing = [w.key for w in writes if w.key not in mem]
+            persisted = self._persisted_versions(missing) if missing else {}
+            for w in writes:
+                cur = mem.get(w.key)
+                cur_v = (cur.v1, cur.v2) if cur is not None else persisted.get(w.key)
+                if cur_v is not None and (w.v1, w.v2) <= cur_v:
+                    self.stale_writes[w.type] += 1
+                    continue
+                expires = now + self.ttls.get(w.type, 0)
+                if cur is not None:
+                    self._bytes -= len(w.key) + len(cur.value)
+                mem[w.key] = Entry(w.type, w.value, w.v1, w.v2, expires)
+                mem.move_to_end(w.key)
+                self._bytes += len(w.key) + len(w.value)
+                persisted[w.key] = (w.v1, w.v2)
+                self.writes[w.type] += 1
+                landed.append((w.key, w.type, w.value, w.v1, w.v2, expires, now))
+            self._evict()
+            if self._db is not None and landed:
+                with self._db:
+                    self._db.executemany(_UPSERT, landed)
+        return len(landed)
+
+    def _persisted_versions(self, keys: list[str]) -> dict[str, tuple[int, int]]:
+        if self._db is None:
+            return {}
+        found: dict[str, tuple[int, int]] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, v1, v2 in self._db.execute(
+                f"SELECT key, v1, v2 FROM cache WHERE key IN ({marks})", chunk
+            ):
+                found[key] = (v1, v2)
+        return found
+
+    def _evict(self) -> None:
+        mem = self._mem
+        while mem and (len(mem) > self.max_entries or self._bytes > self.max_bytes):
+            key, entry = mem.popitem(last=False)
+            self._bytes -= len(key) + len(entry.value)
+            self.evictions[entry.type] += 1
+
+    # -- reads --------------------------------------------------------------------
+    def get(self, key: str, now_ns: int | None = None) -> bytes | None:
+        """The fresh value of ``key`` or ``None`` (miss: absent, or older than its TTL)."""
+        entry = self.lookup(key, now_ns)
+        return entry.value if entry is not None else None
+
+    def lookup(self, key: str, now_ns: int | None = None) -> Entry | None:
+        now = time.time_ns() if now_ns is None else now_ns
+        kind = key.split("/", 1)[0]
+        with self._lock:
+            entry = self._mem.get(key)
+            if entry is None and self._db is not None:
+                row = self._db.execute(
+                    "SELECT type, value, v1, v2, expires_at FROM cache WHERE key = ?", (key,)
+                ).fetchone()
+                entry = Entry(*row) if row else None
+            if entry is None:
+                self.misses[kind] += 1
+                return None
+            if entry.expires_at and now > entry.expires_at:
+                self.misses[kind] += 1
+                self.expirations[kind] += 1
+                return None
+            self.hits[kind] += 1
+            if key in self._mem:
+                self._mem.move_to_end(key)
+            return entry
+
+    def peek(self, key: str) -> Entry | None:
+        """The stored entry even if expired, without touching statistics (for the CLI)."""
+        with self._lock:
+            entry = self._mem.get(key)
+            if entry is None and self._db is not None:
+                row = self._db.execute(
+                    "SELECT type, value, v1, v2, expires_at FROM cache WHERE key = ?", (key,)
+                ).fetchone()
+                entry = Entry(*row) if row else None
+            return entry
+
+    def keys(self, prefix: str = "") -> list[str]:
+        with self._lock:
+            if self._db is not None:
+                rows = self._db.execute(
+                    "SELECT key FROM cache WHERE key >= ? AND key < ? ORDER BY key",
+                    (prefix, prefix + "\uffff"),
+                )
+                return [r[0] for r in rows]
+            return sorted(k for k in self._mem if k.startswith(prefix))
+
+    def stats(self) -> dict[str, dict[str, float]]:
+        """Per type: hits, misses, hit rate, writes, stale (refused) writes, evictions,
+        expirations and entries in memory."""
+        with self._lock:
+            entries = Counter(e.type for e in self._mem.values())
+            out: dict[str, dict[str, float]] = {}
+            for t in TYPES:
+                hits, misses = self.hits[t], self.misses[t]
+                out[t] = {
+                    "hits": hits, "misses": misses,
+                    "hit_rate": hits / (hits + misses) if hits + misses else 0.0,
+                    "writes": self.writes[t], "stale_writes": self.stale_writes[t],
+                    "evictions": self.evictions[t], "expirations": self.expirations[t],
+                    "entries": entries[t],
+                }  # fmt: skip
+            return out
+
+    @property
+    def bytes_used(self) -> int:
+        return self._bytes
+
+    def clear(self) -> int:
+        with self._lock:
+            n = len(self._mem)
+            self._mem.clear()
+            self._bytes = 0
+            if self._db is not None:
+                with self._db:
+                    n = max(n, self._db.execute("DELETE FROM cache").rowcount)
+            return n
+
+    def persisted_summary(self, now_ns: int) -> dict[str, tuple[int, int, int]]:
+        """Per type in the file: (entries, fresh entries, bytes of keys and values)."""
+        if self._db is None:
+            return {}
+        rows = self._db.execute(
+            "SELECT type, count(*), sum(expires_at > ?), sum(length(key) + length(value)) FROM cache GROUP BY type",
+            (now_ns,),
+        )
+        return {typ: (n, int(fresh or 0), int(size or 0)) for typ, n, fresh, size in rows}
+
+    def persisted_counters(self) -> dict[str, dict[str, int]]:
+        """Hit/miss/eviction counters accumulated by every process that used the file."""
+        if self._db is None:
+            return {}
+        rows = self._db.execute(f"SELECT type, {', '.join(_COUNTERS)} FROM cache_stats").fetchall()
+        return {row[0]: dict(zip(_COUNTERS, row[1:], strict=True)) for row in rows}
+
+    def _save_counters(self) -> None:
+        assert self._db is not None
+        values = [(t, *(int(getattr(self, name)[t]) for name in _COUNTERS)) for t in TYPES]
+        sets = ", ".join(f"{c} = {c} + excluded.{c}" for c in _COUNTERS)
+        with self._db:
+            self._db.executemany(
+                f"INSERT INTO cache_stats(type, {', '.join(_COUNTERS)}) VALUES (?, {', '.join('?' * len(_COUNTERS))})"
+                f" ON CONFLICT(type) DO UPDATE SET {sets}",
+                values,
+            )
+        for name in _COUNTERS:
+            getattr(self, name).clear()
+
+    def close(self) -> None:
+        """Persist this process's counters and close the file."""
+        with self._lock:
+            if self._db is not None:
+                self._save_counters()
+                self._db.close()
+                self._db = None
+
+
+_shared: dict[Path, EmbeddedCache] = {}
+_shared_lock = threading.Lock()
+
+
+def shared(path: Path, ttls_ns: dict[str, int], max_entries: int, max_bytes: int) -> EmbeddedCache:
+    """The process-wide cache for ``path`` (all Bytewax workers of a process share it)."""
+    key = path.resolve()
+    with _shared_lock:
+        cache = _shared.get(key)
+        if cache is None or cache._db is None:
+            cache = _shared[key] = EmbeddedCache(path, ttls_ns, max_entries=max_entries, max_bytes=max_bytes)
+        return cache
+
+
+def release(path: Path) -> None:
+    with _shared_lock:
+        cache = _shared.pop(path.resolve(), None)
+    if cache is not None:
+        cache.close()

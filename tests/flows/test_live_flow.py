@@ -1,0 +1,159 @@
+"""The live flow end to end on TestingSource/TestingSink, with 1 and 2 workers."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+from bytewax.testing import TestingSource
+
+from connectors.files import FileSource, FileSourceConfig
+from connectors.memory import MemorySource
+from connectors.synthetic import SyntheticGenerator
+from schemas.decoding import BatchDecoder
+from schemas.records import DLCode, EventType, TickBatch
+from schemas.validation import TickValidator, ValidationRules
+from schemas.venues import generic
+from tests.conftest import TRADES
+from tests.flows.helpers import config, run_collect
+
+T0 = 1_704_067_200_000_000_000  # 2024-01-01
+
+
+def tick(symbol: str, trade_id: int | None, price: float, ts_ms: int, **extra: object) -> bytes:
+    doc: dict[str, object] = {"venue": "synthetic", "symbol": symbol, "price": price, "size": 1.5, "side": "buy", "ts_event": T0 + ts_ms * 1_000_000}
+    if trade_id is not None:
+        doc["trade_id"] = trade_id
+    doc.update(extra)
+    return msgspec.json.encode(doc)
+
+
+def decoded_batches(src: str, messages: list[bytes], batch_size: int) -> list[TickBatch]:
+    """What a source partition emits: the same BatchDecoder every source uses."""
+    decoder = BatchDecoder(src, generic.decode_tick, TickValidator(ValidationRules(), check_clock=False))
+    return [
+        decoder.decode((start + i, raw, 0, 0) for i, raw in enumerate(messages[start : start + batch_size]))
+        for start in range(0, len(messages), batch_size)
+    ]
+
+
+def salted_stream() -> tuple[list[bytes], dict[str, object]]:
+    """Clean trades for 4 symbols, salted with every fault at known places."""
+    msgs: list[bytes] = []
+    expected_dead: dict[int, str] = {}
+    removed: dict[str, list[int]] = {}
+    duplicates = 0
+    for i in range(400):
+        sym = f"S{i % 4}-USD"
+        trade_id = i // 4 + 1
+        if sym == "S1-USD" and trade_id in (30, 31, 32, 77):
+            removed.setdefault(sym, []).append(trade_id)  # gaps
+            continue
+        msgs.append(tick(sym, trade_id, 100.0 + (i % 7) * 0.01, i))
+        if i % 50 == 10:
+            msgs.append(msgs[-1])  # exact duplicate
+            duplicates += 1
+    # out of order: swap neighbours (within the reorder tolerance: not a gap)
+    msgs[100], msgs[101] = msgs[101], msgs[100]
+    msgs[200], msgs[203] = msgs[203], msgs[200]
+    bad = [
+        (b'{"venue": "synthetic", "symbol": "S0-USD", "pri', DLCode.DECODE_ERROR),
+        (b"\x00\xffnot json at all", DLCode.DECODE_ERROR),
+        (msgspec.json.encode({"venue": "synthetic", "symbol": "S0-USD", "size": 1, "ts_event": T0}), DLCode.MISSING_FIELD),
+        (tick("S2-USD", 9001, -5.0, 5), DLCode.BAD_PRICE),
+        (tick("S2-USD", 9002, "NaN", 5), DLCode.BAD_PRICE),  # type: ignore[arg-type]
+        (tick("S2-USD", 9006, "inf", 5), DLCode.BAD_PRICE),  # type: ignore[arg-type]
+        (tick("S2-USD", 9003, 100.0, 5, size=-1), DLCode.BAD_SIZE),
+        (tick("S2-USD", 9004, 100.0, 5, side="sideways"), DLCode.BAD_SIDE),
+        (tick("../etc/passwd", 1, 100.0, 5), DLCode.BAD_SYMBOL),
+        (tick("S3-USD", 101, 1000.0, 5), DLCode.PRICE_JUMP),
+    ]
+    for k, (raw, code) in enumerate(bad):
+        at = 37 * (k + 1)
+        msgs.insert(at, raw)
+    for k, (raw, code) in enumerate(bad):
+        expected_dead[msgs.index(raw)] = code
+    return msgs, {"dead": expected_dead, "removed": removed, "duplicates": duplicates}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_salted_stream_accounting_and_every_dead_letter(tmp_path, workers):
+    msgs, expect = salted_stream()
+    cfg = config(tmp_path / f"w{workers}")
+    out = run_collect(cfg, TestingSource(decoded_batches("salted/0", msgs, 64)), workers=workers)
+    acc = out.stats.accounting()
+    part = acc["partitions"]["salted/0"]
+    dead_expected: dict[int, str] = expect["dead"]  # type: ignore[assignment]
+    assert part == {
+        "read": len(msgs),
+        "accepted": len(msgs) - len(dead_expected) - expect["duplicates"],
+        "rejected": len(dead_expected),
+        "duplicate": expect["duplicates"],
+        "balanced": True,
+    }
+    assert {dl.offset: dl.code for dl in out.dead} == dead_expected
+    for dl in out.dead:
+        assert dl.src == "salted/0"
+        assert dl.message and "field `" in dl.message
+        if dl.code != DLCode.PRICE_JUMP:  # jump rejects carry the normalized tick
+            assert dl.raw == msgs[dl.offset]
+    dl_events = [e for e in out.events if e.type == EventType.DEAD_LETTER]
+    assert sorted(e.event_id for e in dl_events) == sorted(dl.dl_id for dl in out.dead)
+    gaps = [msgspec.json.decode(e.payload) for e in out.events if e.type == EventType.SEQUENCE_GAP]
+    missing = sorted(i for g in gaps for i in range(g["first_missing"], g["last_missing"] + 1))
+    assert {g["symbol"] for g in gaps} == {"S1-USD"}
+    assert missing == sorted(expect["removed"]["S1-USD"])  # type: ignore[index]
+    assert len(out.updates) == part["accepted"]
+    seqs: dict[str, list[int]] = {}
+    for u in sorted(out.updates, key=lambda u: (u.symbol, u.seq)):
+        seqs.setdefault(u.symbol, []).append(u.seq)
+    for symbol, values in seqs.items():
+        assert values == list(range(1, len(values) + 1)), symbol
+
+
+def test_one_and_two_workers_give_identical_outputs(tmp_path):
+    msgs, _ = salted_stream()
+    batches = decoded_batches("salted/0", msgs, 50)
+    one = run_collect(config(tmp_path / "one"), TestingSource(batches), workers=1)
+    two = run_collect(config(tmp_path / "two"), TestingSource(batches), workers=2)
+    assert one.canonical() == two.canonical()
+    assert one.canonical()["events"]
+
+
+def test_batching_does_not_change_outputs(tmp_path):
+    msgs, _ = salted_stream()
+    a = run_collect(config(tmp_path / "a"), TestingSource(decoded_batches("salted/0", msgs, 1)))
+    b = run_collect(config(tmp_path / "b"), TestingSource(decoded_batches("salted/0", msgs, 500)))
+    assert a.canonical() == b.canonical()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_multi_partition_source_with_faults(tmp_path, workers):
+    gens = [SyntheticGenerator(p, 3, 30, 10_000.0, 6_000, seed=3, duplicate_rate=0.01, out_of_order_rate=0.01, gap_rate=0.005, malformed_rate=0.01) for p in range(3)]
+    messages = {f"syn/{p}": g.take(10_000) for p, g in enumerate(gens)}
+    out = run_collect(config(tmp_path), MemorySource(messages, batch_size=300), workers=workers)
+    acc = out.stats.accounting()
+    assert acc["balanced"]
+    assert acc["total"]["read"] == sum(len(m) for m in messages.values())
+    for p, g in enumerate(gens):
+        counts = acc["partitions"][f"syn/{p}"]
+        assert counts["rejected"] == g.injected["malformed"]
+        assert counts["duplicate"] == g.injected["duplicate"]
+    reported: dict[str, list[int]] = {}
+    for e in out.events:
+        if e.type == EventType.SEQUENCE_GAP:
+            g = msgspec.json.decode(e.payload)
+            reported.setdefault(g["symbol"], []).extend(range(g["first_missing"], g["last_missing"] + 1))
+    expected = {sym: ids for g in gens for sym, ids in g.missing_ids().items()}
+    assert {k: sorted(v) for k, v in reported.items()} == expected
+    assert sum(len(v) for v in expected.values()) > 10
+
+
+def test_real_binance_history_file(tmp_path):
+    cfg = config(tmp_path)
+    source = FileSource(FileSourceConfig(paths=(str(TRADES / "XRP_ETH-trades.json.gz"),)), batch_size=1000)
+    out = run_collect(cfg, source)
+    acc = out.stats.accounting()["partitions"]["file:XRP_ETH-trades.json.gz"]
+    assert acc == {"read": 12_477, "accepted": 12_477, "rejected": 0, "duplicate": 0, "balanced": True}
+    assert not [e for e in out.events if e.type == EventType.SEQUENCE_GAP]  # contiguous ids
+    assert {u.symbol for u in out.updates} == {"XRP-ETH"}
+    assert max(u.seq for u in out.updates) == 12_477
