@@ -155,7 +155,12 @@ class Service(abc.ABC):
         attempts = 1 if fixed else self.port_attempts
         for attempt in range(1, attempts + 1):
             port = self._port if fixed and self._port is not None else ports.free_port()
-            log_offset = self._launch(port)
+            try:
+                log_offset = self._launch(port)
+            except BaseException:
+                if not fixed:
+                    self._port = None
+                raise
             if not wait:
                 return self
             try:
@@ -214,6 +219,8 @@ class Service(abc.ABC):
             except Exception as exc:
                 last_error = f"{type(exc).__name__}: {exc}"
             else:
+                if not self.is_alive():
+                    continue  # something else answered on the port; ours just died
                 spawned = self.started_at or time.time()
                 self.startup_seconds = max(0.0, time.time() - spawned)
                 return

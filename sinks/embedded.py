@@ -88,12 +88,16 @@ class EventLogSink(FixedPartitionedSink[list[Event], None]):
 
 def cache_writes(updates: list[PriceUpdate], candles: list[Candle]) -> list[Write]:
     """Latest price and symbol metadata per symbol, latest candle per symbol+interval;
-    only the newest value per key of a batch is kept."""
+    only the newest value per key of a batch is encoded."""
     latest: dict[str, Write] = {}
-    for u in updates:
+    seen: set[tuple[str, str]] = set()
+    for u in reversed(updates):
+        ident = (u.venue, u.symbol)
+        if ident in seen:
+            continue
+        seen.add(ident)
         key = cache_key(PRICE, u.venue, u.symbol)
         latest[key] = Write(PRICE, key, u.ts_event, u.seq, _enc.encode(u))
-    for u in {(u.venue, u.symbol): u for u in updates}.values():
         meta = {
             "venue": u.venue,
             "symbol": u.symbol,

@@ -1,17 +1,27 @@
-"""The local event log (DESIGN section 5, first part): durable, append-only, idempotent.
+"""The local event log (DESIGN section 5): durable, append-only, idempotent, per partition.
 
 Layout: ``<data_dir>/events/part-NNN.sqlite``, one SQLite file (WAL) per event-log
-partition; an aggregate always lives in the partition ``stable_bucket(aggregate)``, so
-the layout does not depend on the number of workers or processes.
+partition; an aggregate always lives in partition ``stable_bucket(aggregate)``, so the
+layout does not depend on the number of workers or processes.
 
-Guarantees: an event is stored at most once (``event_id`` is unique; inserts of a known
-id are ignored), so replays and restarts are safe; rows keep their append order
-(``rowid``), which the archiver uses to cut deterministic row ranges.
+Storage ("append-only segments indexed by SQLite"): each write is one *batch* row whose
+``body`` is the msgpack of its events, plus one ``batch_aggregates`` row per aggregate in
+the batch (seq and id range) and one ``rare_events`` row per event that is not a
+``PriceUpdated`` (indexed by type and time). Measured on the dev machine: one SQLite row
+per event peaked at ~115k rows/s with the needed indexes; batches reach ~640k events/s
+(500 symbols) and ~210k (10,000 symbols) per writer.
 
-Measured on the dev machine (see README): inserts with the unique index on time-ordered
-ids run at ~200k rows/s; the ``(aggregate, seq)`` index halves that, which is why writes
-happen on a background thread (SQLite releases the GIL while it works) with a flush
-barrier before every recovery snapshot.
+Guarantees:
+
+* **Idempotent** (insert-or-ignore by ``event_id``): event ids start with the event time,
+  and events of one aggregate arrive in order, so an id above the aggregate's newest id
+  is new (fast path); others are checked against the stored batches of that aggregate
+  (slow path: replays). Index rows of batches deleted after archiving are kept, so a
+  replay of archived data is recognised too.
+* **Durable**: a batch is committed before :meth:`EventLogPartition.flush` returns; the
+  Bytewax sink flushes before every recovery snapshot.
+* Rows are numbered per partition in append order (``first_row``), which the archiver uses
+  for deterministic object keys.
 """
 
 from __future__ import annotations
@@ -23,30 +33,58 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import msgspec
+
 from schemas.ids import stable_bucket
-from schemas.records import Event
+from schemas.records import Event, EventType
 from sinks.sqlite import connect
 
 SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS events (
+    """CREATE TABLE IF NOT EXISTS batches (
         id INTEGER PRIMARY KEY,
-        event_id TEXT NOT NULL UNIQUE,
+        first_row INTEGER NOT NULL,
+        rows INTEGER NOT NULL,
+        min_ts INTEGER NOT NULL,
+        max_ts INTEGER NOT NULL,
+        ts_logged INTEGER NOT NULL,
+        body BLOB,
+        codec TEXT NOT NULL DEFAULT 'msgpack',
+        archived_key TEXT,
+        archived_at INTEGER
+    )""",
+    """CREATE TABLE IF NOT EXISTS batch_aggregates (
+        aggregate TEXT NOT NULL,
+        batch_id INTEGER NOT NULL,
+        first_seq INTEGER NOT NULL,
+        last_seq INTEGER NOT NULL,
+        min_id TEXT NOT NULL,
+        max_id TEXT NOT NULL,
+        PRIMARY KEY (aggregate, batch_id)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS rare_events (
+        event_id TEXT PRIMARY KEY,
         type TEXT NOT NULL,
         aggregate TEXT NOT NULL,
         seq INTEGER NOT NULL,
         ts_event INTEGER NOT NULL,
-        ts_logged INTEGER NOT NULL,
-        payload BLOB NOT NULL,
-        causation TEXT NOT NULL,
-        archived_key TEXT
-    )""",
-    "CREATE INDEX IF NOT EXISTS events_aggregate ON events(aggregate, seq)",
-    "CREATE INDEX IF NOT EXISTS events_rare_type ON events(type, ts_event) WHERE type != 'PriceUpdated'",
+        batch_id INTEGER NOT NULL,
+        pos INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS rare_by_type ON rare_events(type, ts_event)",
+    "CREATE INDEX IF NOT EXISTS rare_by_batch ON rare_events(batch_id, pos)",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
 )
-_INSERT = (
-    "INSERT OR IGNORE INTO events(event_id, type, aggregate, seq, ts_event, ts_logged, payload, causation)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
+
+_enc = msgspec.msgpack.Encoder()
+_dec = msgspec.msgpack.Decoder(list[Event])
+
+
+def encode_body(events: Sequence[Event]) -> bytes:
+    return _enc.encode(events)
+
+
+def decode_body(body: bytes) -> list[Event]:
+    return _dec.decode(body)
 
 
 def partition_of(aggregate: str, partitions: int) -> int:
@@ -59,11 +97,12 @@ def partition_path(directory: Path, index: int) -> Path:
 
 
 class EventLogPartition:
-    """Writer of one partition file. Not thread-safe by itself: use one per partition.
+    """Writer of one partition file (one writer per partition).
 
-    With ``background=True`` writes are queued to a thread (bounded queue: a full queue
-    blocks the caller, which is backpressure, never loss); :meth:`flush` waits until all
-    queued writes are committed and re-raises a writer failure.
+    With ``background=True`` appends are queued to a writer thread that coalesces them
+    into large transactions (bounded queue: a full queue blocks the caller, which is
+    backpressure, never loss); :meth:`flush` waits until everything queued is committed
+    and re-raises a writer failure.
     """
 
     def __init__(
@@ -73,13 +112,22 @@ class EventLogPartition:
         synchronous: str = "NORMAL",
         background: bool = False,
         max_queue: int = 64,
+        max_coalesce: int = 50_000,
     ) -> None:
         self.path = path
+        self.max_coalesce = max_coalesce
         self._db = connect(path, synchronous=synchronous)
         self._db.execute("PRAGMA cache_size=-65536")
         with self._db:
             for ddl in SCHEMA:
                 self._db.execute(ddl)
+        self._heads: dict[str, str] = dict(
+            self._db.execute(
+                "SELECT aggregate, max(max_id) FROM batch_aggregates GROUP BY aggregate"
+            ).fetchall()
+        )
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'next_row'").fetchone()
+        self.next_row = int(row[0]) if row else 0
         self.rows_written = 0
         self.rows_ignored = 0
         self._queue: queue.Queue[list[Event] | None] | None = None
@@ -101,32 +149,126 @@ class EventLogPartition:
         else:
             self._queue.put(list(events))
 
+    def _new_events(self, events: list[Event]) -> list[Event]:
+        heads = self._heads
+        fresh: list[Event] = []
+        slow: list[Event] = []
+        for e in events:
+            head = heads.get(e.aggregate)
+            if head is None or e.event_id > head:
+                heads[e.aggregate] = e.event_id
+                fresh.append(e)
+            else:
+                slow.append(e)
+        if not slow:
+            return fresh
+        known = self._stored_ids(slow)
+        known.update(e.event_id for e in fresh)
+        for e in slow:
+            if e.event_id not in known:
+                known.add(e.event_id)
+                fresh.append(e)
+        return fresh
+
+    def _stored_ids(self, events: list[Event]) -> set[str]:
+        """Ids of stored events that could equal ``events`` (slow path). Events inside
+        the id range of a batch whose body was deleted after archiving count as stored."""
+        by_agg: dict[str, tuple[str, str]] = {}
+        for e in events:
+            lo, hi = by_agg.get(e.aggregate, (e.event_id, e.event_id))
+            by_agg[e.aggregate] = (min(lo, e.event_id), max(hi, e.event_id))
+        known: set[str] = set()
+        bodies: dict[int, list[Event] | None] = {}
+        for agg, (lo, hi) in by_agg.items():
+            rows = self._db.execute(
+                "SELECT batch_id, min_id, max_id FROM batch_aggregates WHERE aggregate = ? AND max_id >= ? AND min_id <= ?",
+                (agg, lo, hi),
+            ).fetchall()
+            for batch_id, min_id, max_id in rows:
+                if batch_id not in bodies:
+                    body = self._db.execute("SELECT body FROM batches WHERE id = ?", (batch_id,)).fetchone()
+                    bodies[batch_id] = decode_body(body[0]) if body and body[0] is not None else None
+                stored = bodies[batch_id]
+                if stored is None:  # archived and deleted: the whole id range is taken
+                    known.update(
+                        e.event_id for e in events if e.aggregate == agg and min_id <= e.event_id <= max_id
+                    )
+                else:
+                    known.update(s.event_id for s in stored if s.aggregate == agg)
+        return known
+
     def _write(self, events: list[Event]) -> None:
-        now = time.time_ns()
-        rows = [
-            (e.event_id, e.type, e.aggregate, e.seq, e.ts_event, now, e.payload, e.causation) for e in events
-        ]
+        new = self._new_events(events)
+        self.rows_ignored += len(events) - len(new)
+        if not new:
+            return
+        seqs: dict[str, list[int]] = {}
+        ids: dict[str, list[str]] = {}
+        rare = []
+        min_ts = min(e.ts_event for e in new)
+        max_ts = max(e.ts_event for e in new)
+        for pos, e in enumerate(new):
+            agg = e.aggregate
+            span = seqs.get(agg)
+            if span is None:
+                seqs[agg] = [e.seq, e.seq]
+                ids[agg] = [e.event_id, e.event_id]
+            else:
+                span[0], span[1] = min(span[0], e.seq), max(span[1], e.seq)
+                idr = ids[agg]
+                idr[0], idr[1] = min(idr[0], e.event_id), max(idr[1], e.event_id)
+            if e.type != EventType.PRICE_UPDATED:
+                rare.append((e.event_id, e.type, agg, e.seq, e.ts_event, pos))
+        first_row = self.next_row
         db = self._db
         with db:
-            before = db.total_changes
-            db.executemany(_INSERT, rows)
-            written = db.total_changes - before
-        self.rows_written += written
-        self.rows_ignored += len(rows) - written
+            cur = db.execute(
+                "INSERT INTO batches(first_row, rows, min_ts, max_ts, ts_logged, body) VALUES (?, ?, ?, ?, ?, ?)",
+                (first_row, len(new), min_ts, max_ts, time.time_ns(), encode_body(new)),
+            )
+            batch_id = cur.lastrowid
+            db.executemany(
+                "INSERT OR REPLACE INTO batch_aggregates VALUES (?, ?, ?, ?, ?, ?)",
+                [(agg, batch_id, v[0], v[1], ids[agg][0], ids[agg][1]) for agg, v in seqs.items()],
+            )
+            if rare:
+                db.executemany(
+                    "INSERT OR IGNORE INTO rare_events VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(r[0], r[1], r[2], r[3], r[4], batch_id, r[5]) for r in rare],
+                )
+            db.execute(
+                "INSERT INTO meta(key, value) VALUES ('next_row', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (first_row + len(new),),
+            )
+        self.next_row = first_row + len(new)
+        self.rows_written += len(new)
 
     def _run(self) -> None:
+        """Writer thread: coalesce everything queued into one transaction (commit cost
+        dominates small transactions)."""
         assert self._queue is not None
+        q = self._queue
         while True:
-            item = self._queue.get()
+            items = [q.get()]
             try:
-                if item is None:
-                    return
-                if self._error is None:
-                    self._write(item)
+                rows = len(items[0] or ())
+                while rows < self.max_coalesce:
+                    try:
+                        item = q.get_nowait()
+                    except queue.Empty:
+                        break
+                    items.append(item)
+                    rows += len(item or ())
+                merged = [e for item in items if item for e in item]
+                if merged and self._error is None:
+                    self._write(merged)
             except BaseException as exc:  # surfaced to the caller by flush()/append()
                 self._error = exc
             finally:
-                self._queue.task_done()
+                for _ in items:
+                    q.task_done()
+            if any(item is None for item in items):
+                return
 
     def flush(self) -> None:
         """Block until every appended event is committed."""

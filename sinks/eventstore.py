@@ -1,38 +1,33 @@
 """Reading the event log: events by aggregate, type and time range, paged.
 
-Queries open every partition read-only (safe while the job writes: WAL readers never
-block the writer) and merge their results. Ordering: by ``seq`` within one aggregate,
-otherwise by ``event_id``, which is time-ordered (its prefix is ``ts_event``). Paging is
-keyset-based: a page returns an opaque ``cursor`` to pass back for the next page, so
-deep pages cost the same as the first.
+Queries open every partition read-only (safe while the job writes: WAL readers never block
+the writer). Order: by ``seq`` within one aggregate; otherwise log order within each
+partition, partitions interleaved by ``ts_event``. Paging is keyset-based: a page returns
+an opaque ``cursor`` for the next page, so deep pages cost the same as the first and no
+event is skipped or repeated while the log grows.
 """
 
 from __future__ import annotations
 
-import heapq
 import sqlite3
 from collections import Counter
-from collections.abc import Iterator
-from itertools import islice
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import msgspec
 
 from schemas.errors import InputError
-from schemas.records import Event
-from sinks.eventlog import partition_of
+from schemas.records import Event, EventType
+from sinks.eventlog import decode_body, partition_of
 from sinks.sqlite import connect
 
-_COLUMNS = "event_id, type, aggregate, seq, ts_event, ts_logged, payload, causation"
+Position = tuple[int, int]  # (batch id, index in batch)
+_START: Position = (-1, -1)
 
 
 class EventPage(msgspec.Struct, frozen=True):
     events: list[Event]
     cursor: str | None
-
-
-def _row_to_event(row: tuple[str, str, str, int, int, int, bytes, str]) -> Event:
-    return Event(row[0], row[1], row[2], row[3], row[4], row[5], bytes(row[6]), row[7])
 
 
 class EventStore:
@@ -60,6 +55,18 @@ class EventStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _batch(self, path: Path, batch_id: int) -> list[Event]:
+        row = (
+            self._conn(path)
+            .execute("SELECT body, ts_logged FROM batches WHERE id = ?", (batch_id,))
+            .fetchone()
+        )
+        if row is None or row[0] is None:
+            return []
+        logged = row[1]
+        return [msgspec.structs.replace(e, ts_logged=logged) for e in decode_body(row[0])]
+
+    # -- queries ------------------------------------------------------------------
     def query(
         self,
         *,
@@ -75,48 +82,128 @@ class EventStore:
         on the last page."""
         if limit < 1:
             raise InputError(f"limit must be >= 1, got {limit}")
-        where: list[str] = []
-        params: list[object] = []
-        if type:
-            where.append("type = ?")
-            params.append(type)
+
+        def keep(e: Event) -> bool:
+            return (
+                (type is None or e.type == type)
+                and (since is None or e.ts_event >= since)
+                and (until is None or e.ts_event < until)
+            )
+
+        if aggregate:
+            return self._by_aggregate(aggregate, keep, cursor, limit)
+        positions = self._parse_positions(cursor)
+        streams = [
+            self._partition_stream(path, positions[i], type, since, until, keep)
+            for i, path in enumerate(self.paths)
+        ]
+        heads: list[tuple[Position, Event] | None] = [next(s, None) for s in streams]
+        out: list[Event] = []
+        while len(out) < limit:
+            live = [(h[1].ts_event, i) for i, h in enumerate(heads) if h is not None]
+            if not live:
+                break
+            _, i = min(live)
+            head = heads[i]
+            assert head is not None
+            positions[i] = head[0]
+            out.append(head[1])
+            heads[i] = next(streams[i], None)
+        more = any(h is not None for h in heads)
+        return EventPage(out, "p:" + ",".join(f"{b}.{p}" for b, p in positions) if more else None)
+
+    def _partition_stream(
+        self,
+        path: Path,
+        after: Position,
+        type: str | None,
+        since: int | None,
+        until: int | None,
+        keep: Callable[[Event], bool],
+    ) -> Iterator[tuple[Position, Event]]:
+        conn = self._conn(path)
+        if type is not None and type != EventType.PRICE_UPDATED:
+            sql = "SELECT batch_id, pos FROM rare_events WHERE type = ? AND (batch_id > ? OR (batch_id = ? AND pos > ?))"
+            params: list[object] = [type, after[0], after[0], after[1]]
+            if since is not None:
+                sql += " AND ts_event >= ?"
+                params.append(since)
+            if until is not None:
+                sql += " AND ts_event < ?"
+                params.append(until)
+            cached: tuple[int, list[Event]] = (-1, [])
+            for batch_id, pos in conn.execute(sql + " ORDER BY batch_id, pos", params).fetchall():
+                if cached[0] != batch_id:
+                    cached = (batch_id, self._batch(path, batch_id))
+                if pos < len(cached[1]):
+                    yield (batch_id, pos), cached[1][pos]
+            return
+        sql = "SELECT id FROM batches WHERE id >= ? AND body IS NOT NULL"
+        params = [after[0]]
         if since is not None:
-            where.append("ts_event >= ?")
+            sql += " AND max_ts >= ?"
             params.append(since)
         if until is not None:
-            where.append("ts_event < ?")
+            sql += " AND min_ts < ?"
             params.append(until)
-        if aggregate:
-            return self._by_aggregate(aggregate, where, params, cursor, limit)
-        if cursor:
-            where.append("event_id > ?")
-            params.append(_parse_cursor(cursor, "e"))
-        if since is not None:  # use the unique index: ids start with the event time
-            where.append("event_id >= ?")
-            params.append(f"{since:016x}")
-        sql = f"SELECT {_COLUMNS} FROM events{_where(where)} ORDER BY event_id LIMIT ?"
-        streams = [self._conn(p).execute(sql, [*params, limit + 1]) for p in self.paths]
-        rows = list(islice(heapq.merge(*streams, key=lambda r: r[0]), limit + 1))
-        events = [_row_to_event(r) for r in rows[:limit]]
-        more = len(rows) > limit
-        return EventPage(events, f"e:{events[-1].event_id}" if more and events else None)
+        for (batch_id,) in conn.execute(sql + " ORDER BY id", params).fetchall():
+            for pos, event in enumerate(self._batch(path, batch_id)):
+                if (batch_id, pos) > after and keep(event):
+                    yield (batch_id, pos), event
+
+    def _parse_positions(self, cursor: str | None) -> list[Position]:
+        if cursor is None:
+            return [_START] * len(self.paths)
+        kind, _, body = cursor.partition(":")
+        try:
+            positions = [tuple(int(x) for x in part.split(".")) for part in body.split(",")]
+        except ValueError:
+            positions = []
+        if kind != "p" or len(positions) != len(self.paths) or any(len(p) != 2 for p in positions):
+            raise InputError(
+                f"invalid cursor {cursor!r} for this query (cursors belong to the query that made them)"
+            )
+        return [(p[0], p[1]) for p in positions]
 
     def _by_aggregate(
-        self, aggregate: str, where: list[str], params: list[object], cursor: str | None, limit: int
+        self, aggregate: str, keep: Callable[[Event], bool], cursor: str | None, limit: int
     ) -> EventPage:
         if not self.paths:
             return EventPage([], None)
+        after = -1
+        if cursor is not None:
+            kind, _, value = cursor.partition(":")
+            if kind != "s" or not value.lstrip("-").isdigit():
+                raise InputError(
+                    f"invalid cursor {cursor!r} for this query (cursors belong to the query that made them)"
+                )
+            after = int(value)
         path = self.paths[partition_of(aggregate, len(self.paths))]
-        where = ["aggregate = ?", *where]
-        params = [aggregate, *params]
-        if cursor:
-            where.append("seq > ?")
-            params.append(int(_parse_cursor(cursor, "s")))
-        sql = f"SELECT {_COLUMNS} FROM events{_where(where)} ORDER BY seq LIMIT ?"
-        rows = self._conn(path).execute(sql, [*params, limit + 1]).fetchall()
-        events = [_row_to_event(r) for r in rows[:limit]]
-        more = len(rows) > limit
-        return EventPage(events, f"s:{events[-1].seq}" if more and events else None)
+        rows = (
+            self._conn(path)
+            .execute(
+                "SELECT batch_id FROM batch_aggregates WHERE aggregate = ? AND last_seq > ? ORDER BY first_seq, batch_id",
+                (aggregate, after),
+            )
+            .fetchall()
+        )
+        out: list[Event] = []
+        more = False
+        for (batch_id,) in rows:
+            found = sorted(
+                (e for e in self._batch(path, batch_id) if e.aggregate == aggregate and e.seq > after),
+                key=lambda e: e.seq,
+            )
+            for e in found:
+                if not keep(e):
+                    continue
+                if len(out) == limit:
+                    more = True
+                    break
+                out.append(e)
+            if more:
+                break
+        return EventPage(out, f"s:{out[-1].seq}" if more and out else None)
 
     def iter_events(
         self,
@@ -129,7 +216,9 @@ class EventStore:
         """Every matching event, page after page (same order as :meth:`query`)."""
         cursor: str | None = None
         while True:
-            page = self.query(aggregate=aggregate, type=type, since=since, until=until, cursor=cursor, limit=5000)
+            page = self.query(
+                aggregate=aggregate, type=type, since=since, until=until, cursor=cursor, limit=5000
+            )
             yield from page.events
             if page.cursor is None:
                 return
@@ -137,51 +226,45 @@ class EventStore:
 
     def latest_per_aggregate(self, type: str) -> Iterator[Event]:
         """The newest event of ``type`` of every aggregate (used to warm the cache)."""
-        sql = (
-            f"SELECT {_COLUMNS} FROM events WHERE id IN "
-            "(SELECT max(id) FROM events WHERE type = ? GROUP BY aggregate)"
-        )
         for path in self.paths:
-            for row in self._conn(path).execute(sql, (type,)):
-                yield _row_to_event(row)
+            conn = self._conn(path)
+            aggs = conn.execute(
+                "SELECT aggregate, max(batch_id) FROM batch_aggregates GROUP BY aggregate"
+            ).fetchall()
+            by_batch: dict[int, list[str]] = {}
+            for agg, batch_id in aggs:
+                by_batch.setdefault(batch_id, []).append(agg)
+            for batch_id, wanted in by_batch.items():
+                latest: dict[str, Event] = {}
+                for e in self._batch(path, batch_id):
+                    if e.type == type and e.aggregate in wanted:
+                        latest[e.aggregate] = e
+                yield from latest.values()
 
     def stats(self) -> dict[str, object]:
-        """Rows, aggregates and bytes per partition; events per type."""
+        """Events, batches, aggregates and bytes per partition; events per type."""
         types: Counter[str] = Counter()
         parts = []
         for path in self.paths:
             conn = self._conn(path)
-            rows = conn.execute(
-                "SELECT count(*), count(DISTINCT aggregate), min(ts_event), max(ts_event) FROM events"
+            rows, batches, min_ts, max_ts = conn.execute(
+                "SELECT coalesce(sum(rows), 0), count(*), min(min_ts), max(max_ts) FROM batches"
             ).fetchone()
-            for typ, n in conn.execute("SELECT type, count(*) FROM events GROUP BY type"):
-                types[typ] += n
+            aggs = conn.execute("SELECT count(DISTINCT aggregate) FROM batch_aggregates").fetchone()[0]
+            rare = dict(conn.execute("SELECT type, count(*) FROM rare_events GROUP BY type").fetchall())
+            types.update(rare)
+            types[EventType.PRICE_UPDATED] += rows - sum(rare.values())
             size = sum(f.stat().st_size for f in path.parent.glob(path.name + "*"))
             parts.append(
                 {
                     "path": str(path),
-                    "rows": rows[0],
-                    "aggregates": rows[1],
-                    "min_ts": rows[2],
-                    "max_ts": rows[3],
+                    "events": rows,
+                    "batches": batches,
+                    "aggregates": aggs,
+                    "min_ts": min_ts,
+                    "max_ts": max_ts,
                     "bytes": size,
                 }
             )
-        return {
-            "partitions": parts,
-            "rows": sum(int(p["rows"] or 0) for p in parts),
-            "types": dict(types),
-        }
-
-
-def _where(clauses: list[str]) -> str:
-    return " WHERE " + " AND ".join(clauses) if clauses else ""
-
-
-def _parse_cursor(cursor: str, kind: str) -> str:
-    prefix, _, value = cursor.partition(":")
-    if prefix != kind or not value:
-        raise InputError(
-            f"invalid cursor {cursor!r} for this query (cursors belong to the query that made them)"
-        )
-    return value
+        total = sum(int(str(p["events"])) for p in parts)
+        return {"partitions": parts, "events": total, "types": dict(types)}

@@ -34,8 +34,8 @@ class TradeWindow:
             if hwm < 0:
                 self.hwm, self.bits, self.matured = n, 1, n
                 return NEW
-            if gaps is not None:
-                self._mature(n - reorder, gaps)
+            if gaps is not None:  # n itself is seen now: never mature past n - 1
+                self._mature(n - max(reorder, 1), gaps)
             shift = n - hwm
             self.bits = ((self.bits << shift) | 1) & ((1 << window) - 1) if shift < window else 1
             self.hwm = n

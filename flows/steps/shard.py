@@ -148,11 +148,13 @@ class ShardProcessor:
                 below += verdict == BELOW_WINDOW
                 continue
             causation = f"{src}@{t.offset}"
-            if gaps:
-                missing += self._gap_events(st, gaps, t.ts_event, causation, events)
-            st.src = src
+            # Staleness first: a scan between batches would have flagged it before this
+            # tick, so the symbol's event order (and seq) must not depend on batching.
             if st.last_ts and not st.stale and t.wmark - st.last_ts > st.stale_after:
                 events.append(self._stale_event(st))
+            st.src = src
+            if gaps:
+                missing += self._gap_events(st, gaps, t.ts_event, causation, events)
             try:
                 st.guard.check_jump(t.price, rules.max_jump_pct)
             except RejectError as exc:
@@ -241,19 +243,21 @@ class ShardProcessor:
         }
         return self._event(st, EventType.SYMBOL_STALE, event_id(at, "S", st.agg, st.last_ts), at, payload, "")
 
-    def _scan_stale(self, out: list[Event], now_wall: int) -> None:
+    def _scan_stale(self, out: list[Event], now_wall: int, *, force: bool = False) -> None:
         """Flag symbols silent for longer than their staleness.
 
         A symbol is stale when its partition's watermark (and, in live mode, the wall
         clock) is more than ``stale_after`` past its last trade. The same condition is
         checked when the symbol's next tick arrives (with that tick's watermark), so the
         event exists and is identical whenever the scans happen; scans are only needed
-        for symbols that never trade again, and run at most twice per wall second.
+        for symbols that never trade again, and run at most twice per wall second
+        (``force``: now, at the end of input, whatever the wall clock did).
         """
         wmarks = self.wmarks
         stream = max(wmarks.values(), default=0)
-        if now_wall - self._last_scan_wall < 500_000_000 or (
-            stream == self._last_scan_stream and not self.settings.live
+        if not force and (
+            now_wall - self._last_scan_wall < 500_000_000
+            or (stream == self._last_scan_stream and not self.settings.live)
         ):
             return
         self._last_scan_wall, self._last_scan_stream = now_wall, stream
@@ -275,8 +279,11 @@ class ShardProcessor:
         return ShardOut([], events, [], [], {})
 
     def flush(self) -> ShardOut:
-        """End of input: report gaps still pending inside the reorder tolerance."""
+        """End of input: flag symbols gone stale since the last scan (so that the output
+        does not depend on when scans ran), then report gaps still pending inside the
+        reorder tolerance."""
         events: list[Event] = []
+        self._scan_stale(events, time.time_ns(), force=True)
         missing = 0
         gaps: list[tuple[int, int]] = []
         contiguous = self.settings.contiguous_venues

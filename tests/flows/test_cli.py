@@ -71,7 +71,7 @@ def test_events_query_pages_and_filters(demo_dir):
     dead = ticktape("events", "--data-dir", str(data), "--type", "DeadLettered")
     assert dead.returncode == 0 and "DeadLettered" in dead.stdout
     stats = ticktape("events", "--data-dir", str(data), "--stats")
-    assert json.loads(stats.stdout)["rows"] > 0
+    assert json.loads(stats.stdout)["events"] > 0
 
 
 def test_cache_get_and_stats(demo_dir):

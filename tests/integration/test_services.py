@@ -504,9 +504,9 @@ def test_stack_up_status_down(tmp_path: Path) -> None:
         status = stack_status(state)
         assert all(s.alive and s.ready for s in status.services), status
         env = status.env()
-        assert env["TICKTAPE_KAFKA_BOOTSTRAP"] == f"127.0.0.1:{status.get('kafka').port}"  # type: ignore[union-attr]
-        assert env["TICKTAPE_S3_ENDPOINT"] == f"http://127.0.0.1:{status.get('s3').port}"  # type: ignore[union-attr]
-        assert env["TICKTAPE_REDIS_URL"] == f"redis://127.0.0.1:{status.get('redis').port}/0"  # type: ignore[union-attr]
+        assert env["TICKTAPE_KAFKA_BOOTSTRAP"] == f"127.0.0.1:{status['kafka'].port}"
+        assert env["TICKTAPE_S3_ENDPOINT"] == f"http://127.0.0.1:{status['s3'].port}"
+        assert env["TICKTAPE_REDIS_URL"] == f"redis://127.0.0.1:{status['redis'].port}/0"
         assert env["TICKTAPE_PROMETHEUS_URL"].startswith("http://127.0.0.1:")
         assert "export TICKTAPE_REDIS_URL=redis://127.0.0.1:" in status.env_block()
         again = stack_up(state)  # idempotent: the running services are kept
@@ -539,7 +539,7 @@ def test_stack_cli_processes_outlive_the_command(tmp_path: Path) -> None:
         assert all(s.ready for s in info.services)  # the `up` process has exited
         env = cli("status", "--env")
         assert env.returncode == 0, env.stderr
-        assert f"export TICKTAPE_REDIS_URL={info.get('redis').url}" in env.stdout  # type: ignore[union-attr]
+        assert f"export TICKTAPE_REDIS_URL={info['redis'].url}" in env.stdout
         bad = cli("up", "--only", "redis,zookeeper")
         assert bad.returncode != 0
         assert "zookeeper" in bad.stderr
@@ -548,3 +548,27 @@ def test_stack_cli_processes_outlive_the_command(tmp_path: Path) -> None:
     assert down.returncode == 0, down.stderr
     _assert_gone([s.pid for s in info.services if s.pid], [s.port for s in info.services])
     assert "nothing recorded" in cli("status").stdout
+
+
+def test_stack_up_revives_a_dead_service_on_its_port(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    state = tmp_path / "devstack"
+    try:
+        before = stack_up(state, ("redis",))["redis"]
+        assert before.pid is not None
+        os.kill(before.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while process.pid_alive(before.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        dead = stack_status(state)["redis"]
+        assert not dead.alive
+        assert not dead.ready
+        after = stack_up(state, ("redis",))["redis"]
+        assert after.port == before.port
+        assert after.pid != before.pid
+        assert stack_status(state)["redis"].ready
+    finally:
+        stack_down(state)
+    assert not state.exists()
