@@ -116,11 +116,12 @@ def config_check(**common: Any) -> None:
 def _register() -> None:
     from flows.bench.cli import bench
     from flows.cli_demo import demo
-    from flows.cli_query import cache, events
+    from flows.cli_query import cache, candles, events
 
     cli.add_command(demo)
     cli.add_command(events)
     cli.add_command(cache)
+    cli.add_command(candles)
     cli.add_command(bench)
     try:
         from infra.cli import dev

@@ -17,6 +17,8 @@ from flows import wiring
 from flows.cli_common import common_options, console, load
 from flows.config import Config
 from flows.logs import set_process_operation
+from schemas.records import Candle
+from schemas.timeparse import ns_to_iso
 from sinks import cache as cache_mod
 from sinks.metrics import RunStats
 
@@ -69,6 +71,7 @@ def _progress(stats: RunStats, cfg: Config, started: float, last: dict[str, floa
         "rejected",
         "duplicate",
         "gaps",
+        "candles",
         "recv->sink p50/p99 ms",
         "cache hit rate",
     ):
@@ -76,10 +79,33 @@ def _progress(stats: RunStats, cfg: Config, started: float, last: dict[str, floa
     table.add_row(
         f"{rate:,.0f}", f"{totals.read:,}", f"{totals.accepted:,}", f"{totals.rejected:,}", f"{totals.duplicate:,}",
         f"{stats.events.get('SequenceGap', 0):,}",
+        f"{stats.events.get('CandleClosed', 0) + stats.events.get('CandleRevised', 0):,}",
         f"{lat.get('p50_ms', 0):.2f} / {lat.get('p99_ms', 0):.2f}" if lat else "-",
         f"{price['hit_rate']:.1%} ({int(price['hits'] + price['misses']):,} reads)",
     )  # fmt: skip
-    return Group(table)
+    recent: list[Candle] = list(stats.recent_candles)  # type: ignore[arg-type]
+    if not recent:
+        return Group(table)
+    closed = Table(title="latest candles closed", title_justify="left")
+    for col in (
+        "symbol",
+        "interval",
+        "start (UTC)",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "trades",
+        "rev",
+    ):
+        closed.add_column(col, justify="left" if col in ("symbol", "start (UTC)") else "right", no_wrap=True)
+    for c in reversed(recent):
+        closed.add_row(
+            c.symbol, f"{c.interval}s", ns_to_iso(c.start)[11:19], f"{c.open:.6g}", f"{c.high:.6g}", f"{c.low:.6g}",
+            f"{c.close:.6g}", f"{c.volume:.6g}", str(c.trades), str(c.revision),
+        )  # fmt: skip
+    return Group(table, closed)
 
 
 @click.command()
@@ -192,6 +218,7 @@ def demo(
         if live is not None:
             live.update(_progress(stats, cfg, started, last))
             live.stop()
+            out.print()
     cache = cache_mod.shared(
         wiring.cache_path(cfg), wiring.cache_ttls(cfg), cfg.cache.max_entries, cfg.cache.max_bytes
     )

@@ -1,4 +1,4 @@
-"""``ticktape events`` and ``ticktape cache``: read the embedded outputs."""
+"""``ticktape events``, ``ticktape cache`` and ``ticktape candles``: read the embedded outputs."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from rich.table import Table
 
 from flows import wiring
 from flows.cli_common import common_options, console, load, parse_time
+from schemas.durations import Duration
 from schemas.errors import InputError
 from schemas.timeparse import ns_to_iso
 from sinks import cache as cache_mod
 from sinks.cache import HISTORY, METADATA, PRICE, cache_key
+from sinks.candlestore import CandleStore
 from sinks.eventstore import EventStore
 
 
@@ -180,3 +182,53 @@ def cache_stats(**common: Any) -> None:
             f"{c.get('writes', 0):,}", f"{c.get('stale_writes', 0):,}", f"{c.get('evictions', 0):,}",
         )  # fmt: skip
     console().print(table)
+
+
+@click.command()
+@common_options
+@click.argument("symbol")
+@click.option(
+    "--interval", default="1m", show_default=True, help="Candle interval (1s..1d, e.g. 1m, 5m, 1h)."
+)
+@click.option("--venue", default=None, help="Only this venue.")
+@click.option("--from", "since", help="First candle start (inclusive): ns, YYYY-MM-DD, RFC 3339 or now-1h.")
+@click.option("--to", "until", help="Last candle start (exclusive).")
+@click.option("--revisions", is_flag=True, help="Show every stored revision, not only the latest.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+def candles(
+    symbol: str,
+    interval: str,
+    venue: str | None,
+    since: str | None,
+    until: str | None,
+    revisions: bool,
+    as_json: bool,
+    **common: Any,
+) -> None:
+    """Print stored OHLCV candles of SYMBOL (latest revision of each window)."""
+    cfg, _ = load(**common)
+    seconds = int(Duration.parse(interval)) // 1_000_000_000
+    store = CandleStore(wiring.candles_dir(cfg))
+    rows = store.read(
+        symbol=symbol,
+        venue=venue,
+        interval=seconds,
+        since=parse_time(since),
+        until=parse_time(until),
+        all_revisions=revisions,
+    )
+    if as_json:
+        for c in rows:
+            click.echo(json.dumps(msgspec.structs.asdict(c)))
+        return
+    table = Table(title=f"{symbol} {interval} candles", title_justify="left")
+    for col in ("start (UTC)", "venue", "open", "high", "low", "close", "volume", "vwap", "trades", "rev"):
+        table.add_column(col, justify="left" if col in ("start (UTC)", "venue") else "right")
+    for c in rows:
+        table.add_row(
+            ns_to_iso(c.start)[:19], c.venue, f"{c.open:.8g}", f"{c.high:.8g}", f"{c.low:.8g}", f"{c.close:.8g}",
+            f"{c.volume:.8g}", f"{c.vwap:.8g}", str(c.trades), str(c.revision),
+        )  # fmt: skip
+    out = console()
+    out.print(table)
+    out.print(f"{len(rows)} candles from {wiring.candles_dir(cfg)}")

@@ -18,6 +18,7 @@ import msgspec
 
 from connectors.files import FileSourceConfig
 from connectors.synthetic import SyntheticConfig
+from flows.steps.candles import CandleConfig
 from schemas.durations import Duration, dec_hook, enc_hook
 from schemas.errors import ConfigError
 from schemas.validation import ValidationRules
@@ -62,6 +63,14 @@ class DedupeConfig(_Section, frozen=True, forbid_unknown_fields=True):
     stale_after: Duration = Duration.parse("60s")
     stale_overrides: dict[str, Duration] = {}
 
+    def __post_init__(self) -> None:
+        # Gap maturation reads the window's bitmap up to ``reorder`` ids below the
+        # high-water mark: a smaller window would report ids that were seen as missing.
+        if self.window < max(self.reorder, 1):
+            raise ValueError(
+                f"window: expected an integer >= reorder ({self.reorder}) and >= 1, got {self.window}"
+            )
+
 
 class CacheConfig(_Section, frozen=True, forbid_unknown_fields=True):
     """``[cache]``: the embedded cache (per-type TTLs, LRU bounds)."""
@@ -101,6 +110,7 @@ class Config(_Section, frozen=True, forbid_unknown_fields=True):
     source: SourceConfig = SourceConfig()
     validation: ValidationRules = ValidationRules()
     dedupe: DedupeConfig = DedupeConfig()
+    candles: CandleConfig = CandleConfig()
     cache: CacheConfig = CacheConfig()
     eventlog: EventLogConfig = EventLogConfig()
     metrics: MetricsConfig = MetricsConfig()
@@ -146,7 +156,9 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def from_dict(data: dict[str, Any]) -> Config:
     """Build a :class:`Config`, turning msgspec's message into one naming the key."""
     try:
-        return msgspec.convert(data, Config, dec_hook=dec_hook)
+        cfg = msgspec.convert(data, Config, dec_hook=dec_hook)
+        cfg.candles.check()
+        return cfg
     except msgspec.ValidationError as exc:
         raise ConfigError(f"invalid configuration: {exc}") from None
     except ConfigError as exc:

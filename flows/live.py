@@ -30,7 +30,7 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
 from flows.config import Config, load_config
-from flows.routing import Router, split_dead, split_events, split_ticks
+from flows.routing import Router, split_candles, split_dead, split_events, split_ticks
 from flows.steps.shard import ShardOut, ShardProcessor, ShardSettings
 from schemas.records import Candle, DeadLetter, Event, PriceUpdate, Tick, TickBatch
 from sinks.metrics import RunStats
@@ -45,6 +45,7 @@ class Outputs:
     cache: Sink[tuple[list[PriceUpdate], list[Candle]]] | None = None
     prices: list[Sink[list[PriceUpdate]]] = field(default_factory=list)
     candles: list[Sink[list[Candle]]] = field(default_factory=list)
+    candle_store: Sink[tuple[str, list[Candle]]] | None = None
 
 
 class _ShardLogic(StatefulBatchLogic[list[Tick], ShardOut, bytes]):
@@ -84,6 +85,7 @@ def shard_settings(cfg: Config) -> ShardSettings:
         stale_after=int(d.stale_after),
         stale_overrides={k: int(v) for k, v in d.stale_overrides.items()},
         live=cfg.run.mode == "live",
+        candles=cfg.candles,
     )
 
 
@@ -154,6 +156,9 @@ def build_flow(
         candles = op.filter_map("candles", outs, lambda o: o.candles or None)
         for i, candle_sink in enumerate(outputs.candles):
             op.output(f"candles_{i}", candles, candle_sink)
+    if outputs.candle_store is not None:
+        keyed_candles = op.flat_map("candle_parts", outs, lambda o: split_candles(o.candles, event_router))
+        op.output("candle_store", keyed_candles, outputs.candle_store)
     return flow
 
 
@@ -172,6 +177,8 @@ def _count_out(stats: RunStats) -> Any:
             stats.count_events(e.type for e in out.events)
         if out.missing or out.below_window:
             stats.add_gaps(out.missing, out.below_window)
+        if out.candles:
+            stats.recent_candles.extend(out.candles[-6:])
         if out.updates:
             stats.latency.record(
                 "recv_to_proc", [u.ts_proc for u in out.updates], [u.ts_recv for u in out.updates]

@@ -135,4 +135,6 @@ def run(
         "dead_letters": str(wiring.dead_letters_dir(cfg)),
         "cache": str(wiring.cache_path(cfg)),
     }
+    if cfg.candles.enabled:
+        outs["candles"] = str(wiring.candles_dir(cfg))
     return RunResult(run_id, stats, elapsed, outs, port)

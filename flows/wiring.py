@@ -5,6 +5,7 @@ Output locations under ``run.data_dir``::
     events/part-NNN.sqlite        event log (one file per event-log partition)
     deadletters/part-NNN.jsonl    dead letters, one JSON object per line
     cache.sqlite                  embedded cache (latest price, metadata, candles)
+    candles/interval=S/date=D/    Parquet candle store (zstd; upsert-by-revision on read)
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from flows.live import Outputs
 from schemas.errors import ConfigError
 from schemas.records import TickBatch
 from sinks.cache import HISTORY, METADATA, PRICE
-from sinks.embedded import DeadLetterFileSink, EmbeddedCacheSink, EventLogSink
+from sinks.embedded import DeadLetterFileSink, EmbeddedCacheSink, EventLogSink, ParquetCandleSink
 from sinks.metrics import RunStats
 
 
@@ -30,6 +31,10 @@ def events_dir(cfg: Config) -> Path:
 
 def dead_letters_dir(cfg: Config) -> Path:
     return cfg.data_path / "deadletters"
+
+
+def candles_dir(cfg: Config) -> Path:
+    return cfg.data_path / "candles"
 
 
 def cache_path(cfg: Config) -> Path:
@@ -59,7 +64,7 @@ def make_source(cfg: Config, stats: RunStats | None = None, *, pace: bool | None
 
 
 def make_outputs(cfg: Config, stats: RunStats | None = None) -> Outputs:
-    """The embedded outputs (event log, dead-letter files, cache)."""
+    """The embedded outputs (event log, dead-letter files, cache, Parquet candles)."""
     return Outputs(
         events=EventLogSink(
             events_dir(cfg),
@@ -75,4 +80,7 @@ def make_outputs(cfg: Config, stats: RunStats | None = None) -> Outputs:
             cfg.cache.max_bytes,
             stats=stats,
         ),
+        candle_store=ParquetCandleSink(candles_dir(cfg), cfg.eventlog.partitions, stats=stats)
+        if cfg.candles.enabled
+        else None,
     )

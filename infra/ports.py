@@ -48,6 +48,17 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+def wait_port_free(port: int, timeout: float) -> bool:
+    """Poll :func:`port_is_free` for up to ``timeout`` seconds (a killed process releases
+    its sockets a moment after it stops answering)."""
+    deadline = time.monotonic() + timeout
+    while not port_is_free(port):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def port_accepts(port: int, timeout: float = 0.5) -> bool:
     """True if something accepts TCP connections on 127.0.0.1:``port``."""
     with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, port), timeout):

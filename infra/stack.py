@@ -170,7 +170,7 @@ def stack_up(
                 if record is not None:
                     if _attach(root, record).is_alive():
                         continue  # already up: keep it, clients keep working
-                    if ports.port_is_free(int(record["port"])):
+                    if ports.wait_port_free(int(record["port"]), timeout=3.0):
                         port = int(record["port"])  # came back where clients expect it
                 service = service_for(kind, root, port=port)
                 service.start(timeout=timeout)

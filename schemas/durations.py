@@ -70,7 +70,10 @@ def format_duration(ns: int) -> str:
 def dec_hook(typ: type, obj: Any) -> Any:
     """msgspec decode hook turning config values into :class:`Duration`."""
     if typ is Duration:
-        return Duration.parse(obj)
+        try:
+            return Duration.parse(obj)
+        except ConfigError as exc:  # a ValueError lets msgspec add the key: `$.dedupe.stale_after`
+            raise ValueError(str(exc)) from None
     raise NotImplementedError(f"unsupported config type {typ!r}")
 
 

@@ -128,8 +128,9 @@ class EmbeddedCache:
                 self.writes[w.type] += 1
                 self._dirty[w.key] = (w.key, w.type, w.value, w.v1, w.v2, expires, now)
                 landed += 1
-            self._evict()
-            if now - self._last_flush >= self.flush_interval_ns:
+            # A pending write evicted from memory must reach the file now: versions of
+            # keys not in memory are read from the file, and must never go backwards.
+            if self._evict() or now - self._last_flush >= self.flush_interval_ns:
                 self._flush(now)
         return landed
 
@@ -161,12 +162,16 @@ class EmbeddedCache:
                 found[key] = (v1, v2)
         return found
 
-    def _evict(self) -> None:
+    def _evict(self) -> bool:
+        """Evict least recently used entries; whether one of them was not flushed yet."""
         mem = self._mem
+        pending = False
         while mem and (len(mem) > self.max_entries or self._bytes > self.max_bytes):
             key, entry = mem.popitem(last=False)
             self._bytes -= len(key) + len(entry.value)
             self.evictions[entry.type] += 1
+            pending = pending or key in self._dirty
+        return pending
 
     # -- reads --------------------------------------------------------------------
     def get(self, key: str, now_ns: int | None = None) -> bytes | None:
@@ -243,6 +248,7 @@ class EmbeddedCache:
         with self._lock:
             n = len(self._mem)
             self._mem.clear()
+            self._dirty.clear()  # else the next flush would write cleared entries back
             self._bytes = 0
             if self._db is not None:
                 with self._db:

@@ -150,22 +150,27 @@ class EventLogPartition:
             self._queue.put(list(events))
 
     def _new_events(self, events: list[Event]) -> list[Event]:
+        """The events not stored yet, in their append order."""
         heads = self._heads
-        fresh: list[Event] = []
+        fast: list[bool] = []
         slow: list[Event] = []
         for e in events:
             head = heads.get(e.aggregate)
             if head is None or e.event_id > head:
                 heads[e.aggregate] = e.event_id
-                fresh.append(e)
+                fast.append(True)
             else:
+                fast.append(False)
                 slow.append(e)
         if not slow:
-            return fresh
+            return events
         known = self._stored_ids(slow)
-        known.update(e.event_id for e in fresh)
-        for e in slow:
-            if e.event_id not in known:
+        known.update(e.event_id for e, f in zip(events, fast, strict=True) if f)
+        fresh: list[Event] = []
+        for e, f in zip(events, fast, strict=True):
+            if f:
+                fresh.append(e)
+            elif e.event_id not in known:
                 known.add(e.event_id)
                 fresh.append(e)
         return fresh

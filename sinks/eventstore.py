@@ -9,16 +9,18 @@ event is skipped or repeated while the log grows.
 
 from __future__ import annotations
 
+import heapq
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterator
+from itertools import chain, count
 from pathlib import Path
 
 import msgspec
 
 from schemas.errors import InputError
 from schemas.records import Event, EventType
-from sinks.eventlog import decode_body, partition_of
+from sinks.eventlog import decode_body
 from sinks.sqlite import connect
 
 Position = tuple[int, int]  # (batch id, index in batch)
@@ -178,31 +180,42 @@ class EventStore:
                     f"invalid cursor {cursor!r} for this query (cursors belong to the query that made them)"
                 )
             after = int(value)
-        path = self.paths[partition_of(aggregate, len(self.paths))]
-        rows = (
-            self._conn(path)
-            .execute(
-                "SELECT batch_id FROM batch_aggregates WHERE aggregate = ? AND last_seq > ? ORDER BY first_seq, batch_id",
-                (aggregate, after),
-            )
-            .fetchall()
-        )
+        # Every file is asked (an index lookup each): the directory may hold only some
+        # partitions (one volume per worker) or files of another partition count, so
+        # ``partition_of(aggregate, len(paths))`` cannot name the file.
+        rows: list[tuple[int, int, int]] = []  # (first_seq, path index, batch id)
+        for index, path in enumerate(self.paths):
+            rows += [
+                (first_seq, index, batch_id)
+                for first_seq, batch_id in self._conn(path).execute(
+                    "SELECT first_seq, batch_id FROM batch_aggregates WHERE aggregate = ? AND last_seq > ?",
+                    (aggregate, after),
+                )
+            ]
+        rows.sort()
+        # Merge by seq: the seq ranges of batches may overlap, so a batch is opened once
+        # the smallest pending seq reaches its first seq.
+        heap: list[tuple[int, int, Event]] = []
+        tiebreak = count()
         out: list[Event] = []
         more = False
-        for (batch_id,) in rows:
-            found = sorted(
-                (e for e in self._batch(path, batch_id) if e.aggregate == aggregate and e.seq > after),
-                key=lambda e: e.seq,
-            )
-            for e in found:
-                if not keep(e):
-                    continue
-                if len(out) == limit:
-                    more = True
-                    break
-                out.append(e)
-            if more:
+        next_row = 0
+        while True:
+            while next_row < len(rows) and (not heap or rows[next_row][0] <= heap[0][0]):
+                _, index, batch_id = rows[next_row]
+                for e in self._batch(self.paths[index], batch_id):
+                    if e.aggregate == aggregate and e.seq > after:
+                        heapq.heappush(heap, (e.seq, next(tiebreak), e))
+                next_row += 1
+            if not heap:
                 break
+            e = heapq.heappop(heap)[2]
+            if not keep(e):
+                continue
+            if len(out) == limit:
+                more = True
+                break
+            out.append(e)
         return EventPage(out, f"s:{out[-1].seq}" if more and out else None)
 
     def iter_events(
@@ -228,18 +241,53 @@ class EventStore:
         """The newest event of ``type`` of every aggregate (used to warm the cache)."""
         for path in self.paths:
             conn = self._conn(path)
-            aggs = conn.execute(
-                "SELECT aggregate, max(batch_id) FROM batch_aggregates GROUP BY aggregate"
-            ).fetchall()
-            by_batch: dict[int, list[str]] = {}
-            for agg, batch_id in aggs:
-                by_batch.setdefault(batch_id, []).append(agg)
-            for batch_id, wanted in by_batch.items():
-                latest: dict[str, Event] = {}
-                for e in self._batch(path, batch_id):
-                    if e.type == type and e.aggregate in wanted:
-                        latest[e.aggregate] = e
-                yield from latest.values()
+            if type != EventType.PRICE_UPDATED:  # indexed: the newest position per aggregate
+                # SQLite takes the bare columns from the row holding the max().
+                rows = conn.execute(
+                    "SELECT batch_id, pos, max((batch_id << 32) + pos) FROM rare_events"
+                    " WHERE type = ? GROUP BY aggregate",
+                    (type,),
+                ).fetchall()
+                by_batch: dict[int, list[int]] = {}
+                for batch_id, pos, _ in rows:
+                    by_batch.setdefault(batch_id, []).append(pos)
+                for batch_id, positions in sorted(by_batch.items()):
+                    events = self._batch(path, batch_id)
+                    yield from (events[p] for p in sorted(positions) if p < len(events))
+                continue
+            # The newest batch of an aggregate may hold no event of this type (a scan's
+            # SymbolStale, a CandleClosed): walk batches newest first until each
+            # aggregate is found, or its batches run out.
+            # Aggregates holding only indexed (rare) events, like sources' dead letters, are
+            # left out (the seq spans bound an aggregate's event count from above).
+            rare = dict(
+                conn.execute("SELECT aggregate, count(*) FROM rare_events GROUP BY aggregate").fetchall()
+            )
+            pending = {
+                agg
+                for agg, span in conn.execute(
+                    "SELECT aggregate, sum(last_seq - first_seq + 1) FROM batch_aggregates GROUP BY aggregate"
+                )
+                if span > rare.get(agg, 0)
+            }
+            if not pending:
+                continue
+            batches = conn.execute("SELECT batch_id, aggregate FROM batch_aggregates ORDER BY batch_id DESC")
+            current, wanted = -1, set[str]()
+            for batch_id, agg in chain(batches, [(-1, "")]):
+                if batch_id != current and wanted:
+                    latest: dict[str, Event] = {}
+                    for e in self._batch(path, current):
+                        if e.type == type and e.aggregate in wanted:
+                            latest[e.aggregate] = e
+                    pending -= latest.keys()
+                    yield from latest.values()
+                    wanted = set()
+                    if not pending:
+                        break
+                current = batch_id
+                if agg in pending:
+                    wanted.add(agg)
 
     def stats(self) -> dict[str, object]:
         """Events, batches, aggregates and bytes per partition; events per type."""

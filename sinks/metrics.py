@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -65,6 +65,7 @@ class RunStats:
         self.sink_errors: Counter[str] = Counter()
         self.sink_seconds: dict[str, float] = defaultdict(float)
         self.latency = LatencyBook(latency_window)
+        self.recent_candles: deque[object] = deque(maxlen=6)
         self.collectors: list[Callable[[], Iterable[Metric]]] = []
 
     def count_source(self, src: str, read: int, rejected: int) -> None:

@@ -12,7 +12,7 @@ from rich.table import Table
 from flows.bench.common import Measurement, machine
 from flows.cli_common import console
 
-SCENARIOS = ("flow",)
+SCENARIOS = ("flow", "candles")
 
 
 def run_scenario(name: str, *, ticks: int, symbols: int, repeats: int) -> Measurement:
@@ -20,6 +20,10 @@ def run_scenario(name: str, *, ticks: int, symbols: int, repeats: int) -> Measur
         from flows.bench.flow import flow_scenario
 
         return flow_scenario(ticks=ticks, symbols=symbols, repeats=repeats)
+    if name == "candles":
+        from flows.bench.candles import candles_scenario
+
+        return candles_scenario(ticks=ticks, symbols=symbols, repeats=repeats)
     raise click.UsageError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
 
 

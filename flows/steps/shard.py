@@ -15,6 +15,7 @@ from collections import defaultdict
 
 import msgspec
 
+from flows.steps.candles import CandleConfig, CandleEngine
 from flows.steps.dedupe import BELOW_WINDOW, NEW, KeyWindow, TradeWindow
 from schemas.decoding import dead_letter_event
 from schemas.errors import RejectError
@@ -22,6 +23,7 @@ from schemas.ids import event_id
 from schemas.records import (
     Candle,
     DeadLetter,
+    DLCode,
     Event,
     EventType,
     PriceUpdate,
@@ -43,6 +45,7 @@ class ShardSettings(msgspec.Struct, frozen=True):
     stale_after: int
     stale_overrides: dict[str, int]
     live: bool
+    candles: CandleConfig = CandleConfig(enabled=False)
 
 
 class ShardOut(msgspec.Struct, gc=False):
@@ -95,6 +98,9 @@ class ShardProcessor:
         self.settings = settings
         self.symbols: dict[str, dict[str, SymbolState]] = {}
         self.wmarks: dict[str, int] = {}
+        self.candles = (
+            CandleEngine(settings.candles, live=settings.live) if settings.candles.enabled else None
+        )
         self._last_scan_stream = 0
         self._last_scan_wall = 0
 
@@ -133,6 +139,9 @@ class ShardProcessor:
         gaps: list[tuple[int, int]] = []
         below = missing = 0
         wmarks = self.wmarks
+        candles: list[Candle] = []
+        closed: list[Candle] = []
+        grace = s.candles.grace
         for t in ticks:
             src = t.src
             if t.wmark > wmarks.get(src, 0):
@@ -167,6 +176,25 @@ class ShardProcessor:
                 events.append(dead_letter_event(dl, st.agg, st.ev_seq, t.ts_event))
                 counts[src][1] += 1
                 continue
+            engine = self.candles
+            if engine is not None:
+                engine.advance(src, t.wmark - grace, closed)
+                if closed:
+                    self._candle_events(closed, candles, events)
+                if not engine.add(t, closed):
+                    dl = DeadLetter(
+                        event_id(t.ts_event, "LT", src, t.offset, t.trade_id), DLCode.LATE_TICK,
+                        f"field `ts_event`: expected a time inside an open window or within the revision "
+                        f"horizon ({engine.cfg.revision_horizon.seconds:g}s) of a closed one, got "
+                        f"{t.ts_event} ({(engine.wm[src] - t.ts_event) / 1e9:.3f}s behind the watermark)",
+                        msgspec.json.encode(t), src, t.offset, t.ts_recv, t.venue, t.symbol, t.ts_kafka,
+                    )  # fmt: skip
+                    dead.append(dl)
+                    events.append(self._event(st, EventType.LATE_TICK, dl.dl_id, t.ts_event, dl, causation))
+                    counts[src][1] += 1
+                    continue
+                if closed:
+                    self._candle_events(closed, candles, events)
             if rules.zscore_threshold and st.guard.n >= rules.zscore_min_samples:
                 z = st.guard.zscore(t.price)
                 if abs(z) > rules.zscore_threshold:
@@ -194,11 +222,21 @@ class ShardProcessor:
             updates,
             events,
             dead,
-            [],
+            candles,
             {k: (v[0], v[1], v[2]) for k, v in counts.items()},
             below,
             missing,
         )
+
+    def _candle_events(self, closed: list[Candle], candles: list[Candle], events: list[Event]) -> None:
+        """Candles just emitted -> CandleClosed/CandleRevised events on their symbols."""
+        for c in closed:
+            st = self._state(c.venue, c.symbol)
+            typ = EventType.CANDLE_CLOSED if c.revision == 0 else EventType.CANDLE_REVISED
+            ident = event_id(c.end, "C", c.venue, c.symbol, c.interval, c.start, c.revision)
+            events.append(self._event(st, typ, ident, c.end, c, f"candle/{c.interval}"))
+        candles.extend(closed)
+        closed.clear()
 
     def _gap_events(
         self,
@@ -275,8 +313,13 @@ class ShardProcessor:
     def tick_clock(self) -> ShardOut:
         """Wall-clock housekeeping with no input (live mode timers)."""
         events: list[Event] = []
+        candles: list[Candle] = []
+        if self.candles is not None:
+            closed: list[Candle] = []
+            self.candles.tick_clock(closed)
+            self._candle_events(closed, candles, events)
         self._scan_stale(events, time.time_ns())
-        return ShardOut([], events, [], [], {})
+        return ShardOut([], events, [], candles, {})
 
     def flush(self) -> ShardOut:
         """End of input: flag symbols gone stale since the last scan (so that the output
@@ -294,4 +337,9 @@ class ShardProcessor:
                 st.ids.flush(gaps)
                 if gaps:
                     missing += self._gap_events(st, gaps, st.last_ts, "eof", events)
-        return ShardOut([], events, [], [], {}, 0, missing)
+        candles: list[Candle] = []
+        if self.candles is not None:
+            closed: list[Candle] = []
+            self.candles.flush(closed)
+            self._candle_events(closed, candles, events)
+        return ShardOut([], events, [], candles, {}, 0, missing)

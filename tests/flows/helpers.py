@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from bytewax.testing import TestingSink, run_main
 from bytewax.run import cli_main
+from bytewax.testing import TestingSink, run_main
 
 from flows.config import Config, from_dict
 from flows.live import Outputs, build_flow
@@ -17,7 +17,10 @@ from sinks.metrics import RunStats
 
 
 def config(tmp_path: Path, **sections: dict[str, Any]) -> Config:
-    data: dict[str, Any] = {"run": {"mode": "replay", "data_dir": str(tmp_path)}, "metrics": {"enabled": False}}
+    data: dict[str, Any] = {
+        "run": {"mode": "replay", "data_dir": str(tmp_path)},
+        "metrics": {"enabled": False},
+    }
     for name, values in sections.items():
         data[name] = {**data.get(name, {}), **values}
     return from_dict(data)
@@ -33,6 +36,7 @@ class Collected:
 
     def canonical(self) -> dict[str, list[Any]]:
         """Outputs without wall-clock fields, in a stable order, for comparisons."""
+
         def strip(obj: msgspec.Struct, *drop: str) -> tuple[Any, ...]:
             d = msgspec.structs.asdict(obj)
             return tuple(v for k, v in d.items() if k not in drop)
@@ -44,7 +48,11 @@ class Collected:
                 fields = msgspec.json.decode(payload)
                 fields[8] = fields[9] = 0  # ts_recv, ts_proc
                 payload = msgspec.json.encode(fields)
-            elif e.type == "DeadLettered":
+            elif e.type in ("CandleClosed", "CandleRevised"):
+                fields = msgspec.json.decode(payload)
+                fields[-1] = 0  # ts_final
+                payload = msgspec.json.encode(fields)
+            elif e.type in ("DeadLettered", "LateTick"):
                 doc = msgspec.json.decode(payload)
                 doc.pop("ts_recv", None)
                 payload = msgspec.json.encode(doc)

@@ -16,14 +16,31 @@ from tests.conftest import TRADES
 def ticktape(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200"}
     return subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False, env=env
+        [sys.executable, "-m", "flows.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        check=False,
+        env=env,
     )
 
 
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     data = tmp_path_factory.mktemp("demo")
-    result = ticktape("demo", "--duration", "3s", "--rate", "3000", "--symbols", "20", "--data-dir", str(data), "--no-progress")
+    result = ticktape(
+        "demo",
+        "--duration",
+        "3s",
+        "--rate",
+        "3000",
+        "--symbols",
+        "20",
+        "--data-dir",
+        str(data),
+        "--no-progress",
+    )
     return data, result
 
 
@@ -40,10 +57,15 @@ def test_demo_runs_and_reports_every_output(demo_dir):
     total = report["accounting"]["total"]
     assert total["read"] == 9000
     assert total["read"] == total["accepted"] + total["rejected"] + total["duplicate"]
-    assert total["rejected"] > 0 and total["duplicate"] > 0  # the demo injects faults
+    assert total["rejected"] > 0
+    assert total["duplicate"] > 0
     assert report["latency_ms"]["recv_to_sink"]["p99_ms"] > 0
     assert list((data / "events").glob("part-*.sqlite"))
-    lines = [json.loads(line) for f in (data / "deadletters").glob("*.jsonl") for line in f.read_text().splitlines()]
+    lines = [
+        json.loads(line)
+        for f in (data / "deadletters").glob("*.jsonl")
+        for line in f.read_text().splitlines()
+    ]
     assert len(lines) == total["rejected"]
     assert all(line["code"] and line["message"] and line["src"] for line in lines)
 
@@ -51,7 +73,8 @@ def test_demo_runs_and_reports_every_output(demo_dir):
 def test_demo_progress_view_renders(tmp_path):
     result = ticktape("demo", "--duration", "2s", "--rate", "1000", "--data-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    assert "ticks/s" in result.stdout and "cache hit rate" in result.stdout
+    assert "ticks/s" in result.stdout
+    assert "cache hit rate" in result.stdout
 
 
 def test_events_query_pages_and_filters(demo_dir):
@@ -59,17 +82,31 @@ def test_events_query_pages_and_filters(demo_dir):
     first = ticktape("events", "--data-dir", str(data), "--type", "PriceUpdated", "--limit", "5", "--json")
     assert first.returncode == 0, first.stderr
     docs = [json.loads(line) for line in first.stdout.splitlines()]
-    assert len(docs) == 6 and "cursor" in docs[-1]
+    assert len(docs) == 6
+    assert "cursor" in docs[-1]
     assert all(d["type"] == "PriceUpdated" for d in docs[:-1])
-    second = ticktape("events", "--data-dir", str(data), "--type", "PriceUpdated", "--limit", "5", "--json", "--cursor", docs[-1]["cursor"])
+    second = ticktape(
+        "events",
+        "--data-dir",
+        str(data),
+        "--type",
+        "PriceUpdated",
+        "--limit",
+        "5",
+        "--json",
+        "--cursor",
+        docs[-1]["cursor"],
+    )
     docs2 = [json.loads(line) for line in second.stdout.splitlines()]
     assert {d["event_id"] for d in docs[:-1]}.isdisjoint(d.get("event_id") for d in docs2)
     agg = docs[0]["aggregate"]
     by_agg = ticktape("events", "--data-dir", str(data), "--aggregate", agg, "--limit", "3", "--json")
     seqs = [json.loads(line)["seq"] for line in by_agg.stdout.splitlines() if "seq" in line]
-    assert seqs == sorted(seqs) and len(seqs) == 3
+    assert seqs == sorted(seqs)
+    assert len(seqs) == 3
     dead = ticktape("events", "--data-dir", str(data), "--type", "DeadLettered")
-    assert dead.returncode == 0 and "DeadLettered" in dead.stdout
+    assert dead.returncode == 0
+    assert "DeadLettered" in dead.stdout
     stats = ticktape("events", "--data-dir", str(data), "--stats")
     assert json.loads(stats.stdout)["events"] > 0
 
@@ -85,11 +122,20 @@ def test_cache_get_and_stats(demo_dir):
     meta = ticktape("cache", "get", "S0001-USD", "--kind", "metadata", "--data-dir", str(data))
     assert json.loads(meta.stdout)["value"]["symbol"] == "S0001-USD"
     stats = ticktape("cache", "stats", "--data-dir", str(data))
-    assert stats.returncode == 0 and "price" in stats.stdout and "hit rate" in stats.stdout
+    assert stats.returncode == 0
+    assert "price" in stats.stdout
+    assert "hit rate" in stats.stdout
 
 
 def test_demo_replays_a_history_file(tmp_path):
-    result = ticktape("demo", "--file", str(TRADES / "kraken_XBTUSDT_http_trades.json"), "--data-dir", str(tmp_path), "--no-progress")
+    result = ticktape(
+        "demo",
+        "--file",
+        str(TRADES / "kraken_XBTUSDT_http_trades.json"),
+        "--data-dir",
+        str(tmp_path),
+        "--no-progress",
+    )
     assert result.returncode == 0, result.stderr
     assert "file:kraken_XBTUSDT_http_trades.json" in result.stdout
     assert "accounting balanced: True" in result.stdout
@@ -116,10 +162,19 @@ def test_bad_config_key_names_the_key(tmp_path):
     cfg.write_text("[cache]\nprice_tll = '2s'\n")
     result = ticktape("config", "check", "-c", str(cfg))
     assert result.returncode == 2
-    assert "price_tll" in result.stderr and "Traceback" not in result.stderr
+    assert "price_tll" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_help_everywhere():
-    for args in (["--help"], ["demo", "--help"], ["run", "--help"], ["events", "--help"], ["cache", "get", "--help"], ["bench", "--help"]):
+    for args in (
+        ["--help"],
+        ["demo", "--help"],
+        ["run", "--help"],
+        ["events", "--help"],
+        ["cache", "get", "--help"],
+        ["bench", "--help"],
+    ):
         result = ticktape(*args)
-        assert result.returncode == 0 and "Usage:" in result.stdout, args
+        assert result.returncode == 0, args
+        assert "Usage:" in result.stdout, args

@@ -20,7 +20,14 @@ T0 = 1_704_067_200_000_000_000  # 2024-01-01
 
 
 def tick(symbol: str, trade_id: int | None, price: float, ts_ms: int, **extra: object) -> bytes:
-    doc: dict[str, object] = {"venue": "synthetic", "symbol": symbol, "price": price, "size": 1.5, "side": "buy", "ts_event": T0 + ts_ms * 1_000_000}
+    doc: dict[str, object] = {
+        "venue": "synthetic",
+        "symbol": symbol,
+        "price": price,
+        "size": 1.5,
+        "side": "buy",
+        "ts_event": T0 + ts_ms * 1_000_000,
+    }
     if trade_id is not None:
         doc["trade_id"] = trade_id
     doc.update(extra)
@@ -58,7 +65,10 @@ def salted_stream() -> tuple[list[bytes], dict[str, object]]:
     bad = [
         (b'{"venue": "synthetic", "symbol": "S0-USD", "pri', DLCode.DECODE_ERROR),
         (b"\x00\xffnot json at all", DLCode.DECODE_ERROR),
-        (msgspec.json.encode({"venue": "synthetic", "symbol": "S0-USD", "size": 1, "ts_event": T0}), DLCode.MISSING_FIELD),
+        (
+            msgspec.json.encode({"venue": "synthetic", "symbol": "S0-USD", "size": 1, "ts_event": T0}),
+            DLCode.MISSING_FIELD,
+        ),
         (tick("S2-USD", 9001, -5.0, 5), DLCode.BAD_PRICE),
         (tick("S2-USD", 9002, "NaN", 5), DLCode.BAD_PRICE),  # type: ignore[arg-type]
         (tick("S2-USD", 9006, "inf", 5), DLCode.BAD_PRICE),  # type: ignore[arg-type]
@@ -67,10 +77,9 @@ def salted_stream() -> tuple[list[bytes], dict[str, object]]:
         (tick("../etc/passwd", 1, 100.0, 5), DLCode.BAD_SYMBOL),
         (tick("S3-USD", 101, 1000.0, 5), DLCode.PRICE_JUMP),
     ]
-    for k, (raw, code) in enumerate(bad):
-        at = 37 * (k + 1)
-        msgs.insert(at, raw)
-    for k, (raw, code) in enumerate(bad):
+    for k, (raw, _) in enumerate(bad):
+        msgs.insert(37 * (k + 1), raw)
+    for raw, code in bad:
         expected_dead[msgs.index(raw)] = code
     return msgs, {"dead": expected_dead, "removed": removed, "duplicates": duplicates}
 
@@ -93,7 +102,8 @@ def test_salted_stream_accounting_and_every_dead_letter(tmp_path, workers):
     assert {dl.offset: dl.code for dl in out.dead} == dead_expected
     for dl in out.dead:
         assert dl.src == "salted/0"
-        assert dl.message and "field `" in dl.message
+        assert dl.message
+        assert "field `" in dl.message
         if dl.code != DLCode.PRICE_JUMP:  # jump rejects carry the normalized tick
             assert dl.raw == msgs[dl.offset]
     dl_events = [e for e in out.events if e.type == EventType.DEAD_LETTER]
@@ -128,7 +138,21 @@ def test_batching_does_not_change_outputs(tmp_path):
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_multi_partition_source_with_faults(tmp_path, workers):
-    gens = [SyntheticGenerator(p, 3, 30, 10_000.0, 6_000, seed=3, duplicate_rate=0.01, out_of_order_rate=0.01, gap_rate=0.005, malformed_rate=0.01) for p in range(3)]
+    gens = [
+        SyntheticGenerator(
+            p,
+            3,
+            30,
+            10_000.0,
+            6_000,
+            seed=3,
+            duplicate_rate=0.01,
+            out_of_order_rate=0.01,
+            gap_rate=0.005,
+            malformed_rate=0.01,
+        )
+        for p in range(3)
+    ]
     messages = {f"syn/{p}": g.take(10_000) for p, g in enumerate(gens)}
     out = run_collect(config(tmp_path), MemorySource(messages, batch_size=300), workers=workers)
     acc = out.stats.accounting()

@@ -129,7 +129,12 @@ def test_versions_survive_close_and_reopen(db: Path) -> None:
     third.close()
 
 
-@given(st.lists(st.tuples(st.sampled_from("ABCDE"), st.integers(0, 5), st.integers(0, 3), st.integers(0, 3 * S)), max_size=60))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from("ABCDE"), st.integers(0, 5), st.integers(0, 3), st.integers(0, 3 * S)),
+        max_size=60,
+    )
+)
 def test_property_stored_version_is_the_max_ever_written(ops: list[tuple[str, int, int, int]]) -> None:
     """Whatever the order, the expiries and the evictions (2 entries in memory, a file
     behind), the stored version of a key is the max version written, never less."""
@@ -190,7 +195,8 @@ def test_lru_by_bytes() -> None:
     assert cache.keys() == ["price/binance/A", "price/binance/C", "price/binance/D"]
     # An entry larger than the whole budget cannot stay.
     cache.put_many([price("E", 1, value=b"z" * 1000)], now_ns=T0)
-    assert cache.keys() == [] and cache.bytes_used == 0
+    assert cache.keys() == []
+    assert cache.bytes_used == 0
     assert cache.stats()[PRICE]["evictions"] == 6
 
 
@@ -210,16 +216,23 @@ def test_evictions_counted_per_type() -> None:
     assert stats[PRICE]["entries"] == 2
 
 
-@given(st.lists(st.tuples(st.sampled_from("ABCDEFGH"), st.binary(max_size=40)), max_size=80), st.integers(1, 5), st.integers(20, 300))
-def test_property_bounds_always_hold(writes: list[tuple[str, bytes]], max_entries: int, max_bytes: int) -> None:
+@given(
+    st.lists(st.tuples(st.sampled_from("ABCDEFGH"), st.binary(max_size=40)), max_size=80),
+    st.integers(1, 5),
+    st.integers(20, 300),
+)
+def test_property_bounds_always_hold(
+    writes: list[tuple[str, bytes]], max_entries: int, max_bytes: int
+) -> None:
     cache = EmbeddedCache(None, TTLS, max_entries=max_entries, max_bytes=max_bytes)
     for v1, (sym, value) in enumerate(writes):
         cache.put_many([price(sym, v1, value=value)], now_ns=T0)
         stats = cache.stats()[PRICE]
         assert stats["entries"] <= max_entries
         assert cache.bytes_used <= max_bytes
-        assert cache.bytes_used == sum(len(k) + len(cache.peek(k).value) for k in cache.keys())  # type: ignore[union-attr]
-        assert stats["entries"] == len(cache.keys())
+        stored = cache.keys()
+        assert stats["entries"] == len(stored)
+        assert cache.bytes_used == sum(len(k) + len(cache.peek(k).value) for k in stored)  # type: ignore[union-attr]
         assert stats["writes"] == v1 + 1  # every version is newer than the last
 
 
@@ -241,12 +254,20 @@ def test_stats_per_type() -> None:
         "evictions": 0, "expirations": 1, "entries": 1,
     }  # fmt: skip
     assert (stats[METADATA]["hits"], stats[METADATA]["hit_rate"], stats[METADATA]["entries"]) == (1, 1.0, 1)
-    assert stats[HISTORY]["hit_rate"] == 0.0 and stats[HISTORY]["entries"] == 0
+    assert stats[HISTORY]["hit_rate"] == 0.0
+    assert stats[HISTORY]["entries"] == 0
 
 
 def test_persisted_summary_and_counters(db: Path) -> None:
     cache = EmbeddedCache(db, TTLS)
-    cache.put_many([price("A", 1, value=b"12345"), price("B", 1, value=b"1"), Write(METADATA, "metadata/v/A", 1, 0, b"m")], now_ns=T0)
+    cache.put_many(
+        [
+            price("A", 1, value=b"12345"),
+            price("B", 1, value=b"1"),
+            Write(METADATA, "metadata/v/A", 1, 0, b"m"),
+        ],
+        now_ns=T0,
+    )
     assert cache.persisted_summary(T0) == {
         PRICE: (2, 2, 2 * len("price/binance/A") + 6),
         METADATA: (1, 1, len("metadata/v/A") + 1),
@@ -256,11 +277,19 @@ def test_persisted_summary_and_counters(db: Path) -> None:
     cache.get("price/binance/A", now_ns=T0)
     cache.get("price/binance/Z", now_ns=T0)
     cache.close()
-    assert cache.persisted_summary(T0) == {} and cache.persisted_counters() == {}  # closed
+    assert cache.persisted_summary(T0) == {}
+    assert cache.persisted_counters() == {}
 
     again = EmbeddedCache(db, TTLS)
     counters = again.persisted_counters()
-    assert counters[PRICE] == {"hits": 1, "misses": 1, "writes": 2, "stale_writes": 0, "evictions": 0, "expirations": 0}
+    assert counters[PRICE] == {
+        "hits": 1,
+        "misses": 1,
+        "writes": 2,
+        "stale_writes": 0,
+        "evictions": 0,
+        "expirations": 0,
+    }
     assert counters[METADATA]["writes"] == 1
     again.put_many([price("A", 0)], now_ns=T0)  # stale
     again.close()
@@ -270,13 +299,60 @@ def test_persisted_summary_and_counters(db: Path) -> None:
     third.close()
 
 
+def test_writes_are_flushed_to_the_file_behind_memory(db: Path) -> None:
+    cache = EmbeddedCache(db, TTLS, flush_interval_ns=S)
+    cache.put_many([price("A", 1)], now_ns=T0)  # the first write flushes (never flushed yet)
+    cache.put_many([price("B", 1)], now_ns=T0 + 1)
+    reader = EmbeddedCache(db, TTLS)
+    assert reader.peek("price/binance/A") is not None
+    assert reader.peek("price/binance/B") is None  # still pending
+    cache.put_many([price("C", 1)], now_ns=T0 + S)  # the interval has passed
+    assert reader.peek("price/binance/B") is not None
+    assert reader.peek("price/binance/C") is not None
+    cache.put_many([price("D", 1)], now_ns=T0 + S + 1)
+    cache.flush()
+    assert reader.peek("price/binance/D") is not None
+    reader.close()
+    cache.close()
+
+
+def test_evicted_pending_write_still_blocks_older_versions(db: Path) -> None:
+    """An entry evicted from memory before the write-behind flush keeps its version."""
+    cache = EmbeddedCache(db, TTLS, max_entries=1, flush_interval_ns=3600 * S)
+    cache.put_many([price("X", 0)], now_ns=T0)  # first write: flushed
+    cache.put_many([price("A", 10)], now_ns=T0 + 1)  # pending, evicts X
+    cache.put_many([price("B", 10)], now_ns=T0 + 2)  # pending, evicts A
+    assert cache.put_many([price("A", 9)], now_ns=T0 + 3) == 0
+    assert cache.get("price/binance/A", now_ns=T0 + 3) == b"A:10:0"
+    assert cache.peek("price/binance/A") == Entry(PRICE, b"A:10:0", 10, 0, T0 + 1 + S)
+    cache.close()
+    again = EmbeddedCache(db, TTLS)
+    assert again.peek("price/binance/A") == Entry(PRICE, b"A:10:0", 10, 0, T0 + 1 + S)
+    assert again.peek("price/binance/B") == Entry(PRICE, b"B:10:0", 10, 0, T0 + 2 + S)
+    again.close()
+
+
+def test_clear_drops_pending_writes_too(db: Path) -> None:
+    cache = EmbeddedCache(db, TTLS, flush_interval_ns=3600 * S)
+    cache.put_many([price("A", 1)], now_ns=T0)
+    cache.put_many([price("B", 1)], now_ns=T0 + 1)  # pending
+    assert cache.clear() == 2
+    assert cache.keys() == []
+    cache.close()
+    again = EmbeddedCache(db, TTLS)
+    assert again.keys() == []
+    assert again.peek("price/binance/B") is None
+    again.close()
+
+
 def test_keys_and_clear(db: Path) -> None:
     cache = EmbeddedCache(db, TTLS, max_entries=1)
     cache.put_many([price("A", 1), price("B", 1), Write(METADATA, "metadata/v/A", 1, 0, b"m")], now_ns=T0)
     assert cache.keys() == ["metadata/v/A", "price/binance/A", "price/binance/B"]  # the file has all
     assert cache.keys("price/") == ["price/binance/A", "price/binance/B"]
     assert cache.clear() == 3
-    assert cache.keys() == [] and cache.bytes_used == 0
+    assert cache.keys() == []
+    assert cache.bytes_used == 0
     assert cache.put_many([price("A", 0)], now_ns=T0) == 1  # clear forgets versions on purpose
     cache.close()
 
@@ -319,7 +395,8 @@ def test_thread_safety_smoke(db: Path) -> None:
     for s in range(24):
         versions = [(i, k) for k in range(n_threads) for i in range(rounds) if (i + k) % 24 == s]
         entry = cache.peek(cache_key(PRICE, "binance", f"S{s}"))
-        assert entry is not None and (entry.v1, entry.v2) == max(versions)
+        assert entry is not None
+        assert (entry.v1, entry.v2) == max(versions)
     stats = cache.stats()[PRICE]
     assert stats["entries"] <= 16
     assert stats["writes"] + stats["stale_writes"] == n_threads * rounds

@@ -3,6 +3,7 @@ partition watermark, dead letters with deterministic ids, DeadLettered events, n
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -23,13 +24,31 @@ T0 = 1_700_000_000 * S
 SRC = "ticks/3"
 
 
-def generic(ts: int, *, price: object = 100.0, trade: object = 1, side: str = "buy", symbol: str = "btc/usd", **extra: object) -> bytes:
-    body = {"venue": "Test", "symbol": symbol, "price": price, "size": 2.5, "side": side, "trade_id": trade, "ts_event": ts}
+def generic(
+    ts: int,
+    *,
+    price: object = 100.0,
+    trade: object = 1,
+    side: str = "buy",
+    symbol: str = "btc/usd",
+    **extra: object,
+) -> bytes:
+    body = {
+        "venue": "Test",
+        "symbol": symbol,
+        "price": price,
+        "size": 2.5,
+        "side": side,
+        "trade_id": trade,
+        "ts_event": ts,
+    }
     return json.dumps(body | extra).encode()
 
 
 def decoder(fmt: str = "generic", *, check_clock: bool = False, **state: int) -> BatchDecoder:
-    return BatchDecoder(SRC, decoder_for(fmt), TickValidator(ValidationRules(), check_clock=check_clock), **state)
+    return BatchDecoder(
+        SRC, decoder_for(fmt), TickValidator(ValidationRules(), check_clock=check_clock), **state
+    )
 
 
 def msgs(*raws: bytes, start: int = 0, ts_kafka: int = 0) -> list[tuple[int, bytes, int, int]]:
@@ -57,9 +76,18 @@ def test_good_ticks_carry_the_running_max_watermark() -> None:
     assert [t.wmark for t in batch.ticks] == [T0 + 5, T0 + 5, T0 + 9, T0 + 9, T0 + 9, T0 + 12]
     assert batch.wmark == T0 + 12 == d.wmark
     assert batch.n_read == 6
-    assert batch.dead == [] and batch.events == []
+    assert batch.dead == []
+    assert batch.events == []
     t = batch.ticks[0]
-    assert (t.venue, t.symbol, t.price, t.size, t.side, t.trade_id, t.trade_no) == ("test", "BTC-USD", 100.0, 2.5, "buy", "0", 0)
+    assert (t.venue, t.symbol, t.price, t.size, t.side, t.trade_id, t.trade_no) == (
+        "test",
+        "BTC-USD",
+        100.0,
+        2.5,
+        "buy",
+        "0",
+        0,
+    )
     assert (t.src, t.offset, t.ts_recv, t.ts_kafka) == (SRC, 0, T0 + 10 * S, 0)
     assert d.state() == (T0 + 12, 0)
 
@@ -157,10 +185,13 @@ def test_dead_letter_ids_are_deterministic() -> None:
     first = decoder().decode(raws)
     again = decoder().decode(raws)
     assert [dl.dl_id for dl in first.dead] == [dl.dl_id for dl in again.dead]
-    assert first.dead == again.dead and first.events == again.events
+    assert first.dead == again.dead
+    assert first.events == again.events
     assert len({dl.dl_id for dl in first.dead}) == 3
     # Another partition or offset is another id.
-    other = BatchDecoder("ticks/4", decoder_for("generic"), TickValidator(ValidationRules(), check_clock=False))
+    other = BatchDecoder(
+        "ticks/4", decoder_for("generic"), TickValidator(ValidationRules(), check_clock=False)
+    )
     assert {dl.dl_id for dl in other.decode(raws).dead}.isdisjoint(dl.dl_id for dl in first.dead)
     shifted = decoder().decode([(o + 100, r, t, k) for o, r, t, k in raws])
     assert {dl.dl_id for dl in shifted.dead}.isdisjoint(dl.dl_id for dl in first.dead)
@@ -169,7 +200,8 @@ def test_dead_letter_ids_are_deterministic() -> None:
 def test_memoryview_input_is_stored_as_bytes() -> None:
     raw = bytearray(b"garbage")
     (dl,) = decoder().decode([(0, memoryview(raw), T0, 0)]).dead  # type: ignore[list-item]
-    assert type(dl.raw) is bytes and dl.raw == b"garbage"
+    assert type(dl.raw) is bytes
+    assert dl.raw == b"garbage"
 
 
 # -- real venue frames ----------------------------------------------------------------
@@ -183,7 +215,10 @@ def test_coinbase_frame_with_two_trades() -> None:
     d = decoder("coinbase")
     batch = d.decode(msgs(sample("coinbase_ws_market_trades.json"), ts_kafka=T0))
     assert batch.n_read == 2
-    assert [(t.trade_id, t.side, t.price) for t in batch.ticks] == [("995098700", "buy", 68900.5), ("995098701", "sell", 68900.0)]
+    assert [(t.trade_id, t.side, t.price) for t in batch.ticks] == [
+        ("995098700", "buy", 68900.5),
+        ("995098701", "sell", 68900.0),
+    ]
     assert [t.wmark for t in batch.ticks] == [1_775_572_202_789_012_000, 1_775_572_202_800_000_000]
     assert all(t.offset == 0 and t.ts_kafka == T0 for t in batch.ticks)
 
@@ -232,11 +267,13 @@ def test_real_venue_frames(fmt: str, name: str, trades: list[str]) -> None:
 )
 def test_real_frames_of_unsupported_kinds(fmt: str, name: str, field: str) -> None:
     batch = decoder(fmt).decode(msgs(sample(name), start=9))
-    assert batch.ticks == [] and batch.n_read == 1
+    assert batch.ticks == []
+    assert batch.n_read == 1
     (dl,) = batch.dead
     assert dl.code == DLCode.UNSUPPORTED
     assert dl.message.startswith(f"field `{field}`")
-    assert dl.raw == sample(name) and dl.offset == 9
+    assert dl.raw == sample(name)
+    assert dl.offset == 9
     assert [e.seq for e in batch.events] == [1]
 
 
@@ -295,7 +332,7 @@ def test_property_batching_and_resume_do_not_change_the_output(
     cuts = sorted({min(c, len(messages)) for c in cut_points} | {0, len(messages)})
     ticks, dead, events, n_read = [], [], [], 0
     state = (0, 0)
-    for a, b in zip(cuts, cuts[1:], strict=False):
+    for a, b in itertools.pairwise(cuts):
         d = decoder(check_clock=True, wmark=state[0], dl_seq=state[1])  # a restart per batch
         batch = d.decode(messages[a:b])
         ticks += batch.ticks

@@ -8,6 +8,7 @@ or whether the processor was pickled (recovery snapshot) in between.
 
 from __future__ import annotations
 
+import itertools
 import pickle
 from collections import defaultdict
 from collections.abc import Iterator
@@ -120,18 +121,33 @@ def test_accepted_ticks_become_price_updates_with_per_symbol_seq() -> None:
     ]  # fmt: skip
     u = out.updates[2]
     t = ticks[2]
-    assert (u.venue, u.price, u.size, u.side, u.trade_id, u.ts_event) == ("binance", 101.0, 1.0, "buy", "2", T0 + 2)
+    assert (u.venue, u.price, u.size, u.side, u.trade_id, u.ts_event) == (
+        "binance",
+        101.0,
+        1.0,
+        "buy",
+        "2",
+        T0 + 2,
+    )
     assert (u.ts_kafka, u.ts_recv, u.src, u.offset) == (t.ts_kafka, t.ts_recv, SRC, 2)
     assert u.ts_proc > 0
     assert out.counts == {SRC: (5, 0, 0)}
-    assert out.dead == [] and out.candles == []
+    assert out.dead == []
+    assert out.candles == []
     assert not out.is_empty()
 
 
 def test_price_updated_events_have_deterministic_time_ordered_ids() -> None:
     proc = ShardProcessor(settings())
+
     def make() -> list[Tick]:
-        return with_wmarks([tick(i, T0 + (2 * i + j) * MS, symbol=sym) for i in range(1, 4) for j, sym in enumerate(("A-B", "C-D"))])
+        return with_wmarks(
+            [
+                tick(i, T0 + (2 * i + j) * MS, symbol=sym)
+                for i in range(1, 4)
+                for j, sym in enumerate(("A-B", "C-D"))
+            ]
+        )
 
     ticks = make()
     out = proc.process(ticks)
@@ -255,7 +271,9 @@ def test_price_jump_becomes_a_dead_letter_and_an_event_on_the_symbol() -> None:
     (dl,) = out.dead
     bad = ticks[1]
     assert dl.code == DLCode.PRICE_JUMP
-    assert "`price`" in dl.message and "within 20%" in dl.message and "130" in dl.message
+    assert "`price`" in dl.message
+    assert "within 20%" in dl.message
+    assert "130" in dl.message
     assert dl.dl_id == event_id(bad.ts_event, "DL", SRC, bad.offset, bad.trade_id)
     assert (dl.src, dl.offset, dl.venue, dl.symbol, dl.ts_recv, dl.ts_kafka) == (
         SRC, 2, "binance", "BTC-USDT", bad.ts_recv, bad.ts_kafka,
@@ -285,7 +303,8 @@ def test_anomaly_is_flagged_not_rejected() -> None:
     out = proc.process(with_wmarks(ticks))
     (flag,) = of_type(out.events, EventType.ANOMALY)
     body = payload(flag)
-    assert body["trade_id"] == "31" and body["price"] == pytest.approx(prices[-1] * 1.2)
+    assert body["trade_id"] == "31"
+    assert body["price"] == pytest.approx(prices[-1] * 1.2)
     assert body["zscore"] > 4.0
     assert flag.event_id == event_id(T0 + 31, "A", aggregate_of("binance", "BTC-USDT"), "31", SRC, 31)
     assert out.updates[-1].trade_id == "31", "the tick is still accepted"
@@ -322,7 +341,11 @@ def test_symbol_stale_retroactively_on_its_next_tick() -> None:
     assert ev.event_id == event_id(T0 + 1 * S, "S", agg, T0)
     assert payload(ev) == {"venue": "binance", "symbol": "A-X", "last_ts_event": T0, "stale_after_ns": 1 * S}
     a_events = [e for e in out.events if e.aggregate == agg]
-    assert [e.type for e in a_events] == [EventType.PRICE_UPDATED, EventType.SYMBOL_STALE, EventType.PRICE_UPDATED]
+    assert [e.type for e in a_events] == [
+        EventType.PRICE_UPDATED,
+        EventType.SYMBOL_STALE,
+        EventType.PRICE_UPDATED,
+    ]
 
 
 def test_symbol_stale_by_scan_when_it_never_trades_again() -> None:
@@ -354,7 +377,9 @@ def test_stale_scan_in_live_mode_uses_the_wall_clock() -> None:
     with wall_clock(3600 * S, start=T0):
         proc = ShardProcessor(settings(stale_after=1 * S, live=True))
         out = proc.process(with_wmarks([tick(1, T0, symbol="A-X")]))
-        stale = of_type(out.events, EventType.SYMBOL_STALE) + of_type(proc.tick_clock().events, EventType.SYMBOL_STALE)
+        stale = of_type(out.events, EventType.SYMBOL_STALE) + of_type(
+            proc.tick_clock().events, EventType.SYMBOL_STALE
+        )
         assert [payload(e)["symbol"] for e in stale] == ["A-X"]
 
 
@@ -418,8 +443,14 @@ def test_pickle_round_trip_gives_identical_continued_output() -> None:
         [tick(i, T0 + i * MS, 100.0 + (i % 3), symbol="A-X") for i in range(1, 20)]
         + [tick(f"k{i}", T0 + i * MS, symbol="U-X", venue="bybit", offset=100 + i) for i in range(5)]
     )
-    rest = [tick(i, T0 + S + i * MS, 100.0 + (i % 5), symbol="A-X", wmark=T0 + S + i * MS) for i in (22, 21, 24, 19, 30)]
-    rest += [tick("k1", T0 + 2 * S, symbol="U-X", venue="bybit", offset=105, wmark=T0 + 2 * S), tick(31, T0 + 3 * S, 200.0, symbol="A-X", wmark=T0 + 3 * S)]
+    rest = [
+        tick(i, T0 + S + i * MS, 100.0 + (i % 5), symbol="A-X", wmark=T0 + S + i * MS)
+        for i in (22, 21, 24, 19, 30)
+    ]
+    rest += [
+        tick("k1", T0 + 2 * S, symbol="U-X", venue="bybit", offset=105, wmark=T0 + 2 * S),
+        tick(31, T0 + 3 * S, 200.0, symbol="A-X", wmark=T0 + 3 * S),
+    ]
     with wall_clock(0):
         proc = ShardProcessor(settings(rules=rules, reorder=3))
         proc.process(first)
@@ -546,10 +577,12 @@ def interleavings(draw: st.DrawFn, parts: list[list[Tick]]) -> list[list[Tick]]:
             pending.pop(i)
     cuts = sorted(draw(st.sets(st.integers(1, max(len(merged) - 1, 1)), max_size=8)))
     bounds = [0, *[c for c in cuts if c < len(merged)], len(merged)]
-    return [merged[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [merged[a:b] for a, b in itertools.pairwise(bounds)]
 
 
-def run(batches: list[list[Tick]], cfg: ShardSettings, *, clock_step: int, pickle_at: set[int]) -> dict[str, Any]:
+def run(
+    batches: list[list[Tick]], cfg: ShardSettings, *, clock_step: int, pickle_at: set[int]
+) -> dict[str, Any]:
     outs: list[ShardOut] = []
     with wall_clock(clock_step):
         proc = ShardProcessor(cfg)
@@ -585,4 +618,6 @@ def test_property_output_does_not_depend_on_batching(data: st.DataObject) -> Non
     n = {src: len(p) for src, p in zip(PARTITIONS, parts, strict=True)}
     for src, (acc, rej, dup) in reference["counts"].items():
         assert acc + rej + dup == n[src]
-    assert sum(len(v) for v in reference["updates"].values()) == sum(c[0] for c in reference["counts"].values())
+    assert sum(len(v) for v in reference["updates"].values()) == sum(
+        c[0] for c in reference["counts"].values()
+    )

@@ -61,7 +61,8 @@ def test_defaults() -> None:
     assert (rules.max_future, rules.max_past) == (5 * S, 600 * S)
     assert isinstance(rules.max_future, Duration)
     assert (rules.max_jump_pct, rules.zscore_threshold, rules.zscore_min_samples) == (20.0, 8.0, 50)
-    assert rules.allow_list == () and rules.check_instrument_ids is True
+    assert rules.allow_list == ()
+    assert rules.check_instrument_ids is True
 
 
 def test_rules_reject_unknown_keys() -> None:
@@ -87,7 +88,9 @@ def test_good_prices(price: float) -> None:
     assert validator().check(tick(price=price)).price == price
 
 
-@pytest.mark.parametrize(("size", "shown"), [(-0.01, "-0.01"), (math.nan, "nan"), (math.inf, "inf"), (-math.inf, "-inf")])
+@pytest.mark.parametrize(
+    ("size", "shown"), [(-0.01, "-0.01"), (math.nan, "nan"), (math.inf, "inf"), (-math.inf, "-inf")]
+)
 def test_bad_size(size: float, shown: str) -> None:
     err = rejection(validator(), tick(size=size))
     assert err.code == DLCode.BAD_SIZE
@@ -120,13 +123,16 @@ def test_first_broken_rule_is_reported() -> None:
 # -- symbols -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("symbol", ["BTC-USDT", "BTC", "XRP-ETH", "1INCH-USD", "BRK.B", "ES_F-USD", "A" * 24 + "-" + "B" * 24])
+@pytest.mark.parametrize(
+    "symbol", ["BTC-USDT", "BTC", "XRP-ETH", "1INCH-USD", "BRK.B", "ES_F-USD", "A" * 24 + "-" + "B" * 24]
+)
 def test_good_symbols(symbol: str) -> None:
     assert validator().check(tick(symbol=symbol)).symbol == symbol
 
 
 @pytest.mark.parametrize(
-    "symbol", ["btc-usdt", "", "BTC--USDT", "-BTC", "BTC-", "BTC/USDT", "BTC USDT", "A" * 25, "BTC-USDT-X", "€UR"]
+    "symbol",
+    ["btc-usdt", "", "BTC--USDT", "-BTC", "BTC-", "BTC/USDT", "BTC USDT", "A" * 25, "BTC-USDT-X", "€UR"],
 )
 def test_bad_symbols(symbol: str) -> None:
     err = rejection(validator(), tick(symbol=symbol))
@@ -166,7 +172,9 @@ def test_future_relative_to_ts_recv_without_broker_time() -> None:
     assert v.check(tick(ts_event=T_RECV + 5 * S)).ts_event == T_RECV + 5 * S  # the limit itself is fine
     err = rejection(v, tick(ts_event=T_RECV + 5 * S + 1))
     assert err.code == DLCode.TS_FUTURE
-    assert_message(err, "ts_event", "at most 5s ahead of the receive clock", "5.000s ahead", str(T_RECV + 5 * S + 1))
+    assert_message(
+        err, "ts_event", "at most 5s ahead of the receive clock", "5.000s ahead", str(T_RECV + 5 * S + 1)
+    )
 
 
 def test_past_relative_to_ts_recv_without_broker_time() -> None:
@@ -174,7 +182,9 @@ def test_past_relative_to_ts_recv_without_broker_time() -> None:
     assert v.check(tick(ts_event=T_RECV - 600 * S)).price == 100.0
     err = rejection(v, tick(ts_event=T_RECV - 3600 * S))
     assert err.code == DLCode.TS_PAST
-    assert_message(err, "ts_event", "at most 600s behind the receive clock", "3600.000s behind", str(T_RECV - 3600 * S))
+    assert_message(
+        err, "ts_event", "at most 600s behind the receive clock", "3600.000s behind", str(T_RECV - 3600 * S)
+    )
 
 
 def test_broker_time_is_the_reference_when_known() -> None:
@@ -230,7 +240,11 @@ def test_instrument_ids_are_standardized(raw: str, standard: str) -> None:
 @pytest.mark.parametrize(
     ("raw", "field", "parts"),
     [
-        ("037833101", "cusip", ("a valid 8- or 9-character CUSIP", "037833101", "check digit mismatch: expected 0, got 1")),
+        (
+            "037833101",
+            "cusip",
+            ("a valid 8- or 9-character CUSIP", "037833101", "check digit mismatch: expected 0, got 1"),
+        ),
         ("037833", "cusip", ("a valid 8- or 9-character CUSIP", "037833", "issuer-only")),
         ("0378331", "cusip", ("0378331", "bad length 7")),
         ("0378!3100", "cusip", ("0378!3100", "illegal character '!' at 5")),

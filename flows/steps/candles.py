@@ -1,0 +1,293 @@
+"""Event-time OHLCV candles at several intervals (DESIGN section 3.4).
+
+Semantics (all times ns, windows ``[start, end)`` aligned to the UTC epoch + ``offset``):
+
+* **Order, not arrival**: open/close are the trades with the smallest/largest
+  ``(ts_event, trade_no, trade_id)``; volume, notional, counts are sums. The same ticks in
+  any order, batching or worker count give the same candle.
+* **Closing**: the watermark of a source partition is the largest ``ts_event`` seen on it
+  (carried by every tick as ``wmark``) minus ``grace``; a window closes when the watermark
+  reaches its end. Because every tick carries its partition's watermark, whether a tick
+  is late is a pure function of the partition's order. Live mode only: a partition that
+  sent nothing for ``idle_close`` gets the wall clock (minus ``grace``) as watermark, so
+  quiet symbols close. Replays and backfills never read the wall clock.
+* **Late ticks**: a tick for a closed window re-emits that candle with ``revision + 1``
+  while the watermark is less than ``revision_horizon`` past the window end; later, the
+  tick is rejected as ``LATE_TICK``. Closed windows are forgotten after the horizon, so
+  memory is bounded by open windows + ``horizon / interval`` closed ones per symbol.
+* **Empty windows** (``fill_empty``): a symbol that traded before gets O=H=L=C=previous
+  close, zero volume, for windows without trades.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+
+import msgspec
+
+from schemas.durations import Duration
+from schemas.records import BUY, SELL, Candle, Tick
+
+NS = 1_000_000_000
+# Sums are kept as integers in units of 2**-100: each tick's contribution is rounded the
+# same way whatever the order, and integer addition is exact, so volume and notional do
+# not depend on arrival order (float addition is not associative).
+_SCALE = float(2**100)
+_UNIT = 2**100
+
+
+class CandleConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``[candles]``."""
+
+    enabled: bool = True
+    intervals: tuple[Duration, ...] = (Duration.parse("1m"), Duration.parse("5m"), Duration.parse("1h"))
+    offset: Duration = Duration.parse("0s")
+    grace: Duration = Duration.parse("2s")
+    idle_close: Duration = Duration.parse("5s")
+    revision_horizon: Duration = Duration.parse("5m")
+    fill_empty: bool = False
+
+    def check(self) -> None:
+        from schemas.errors import ConfigError
+
+        for iv in self.intervals:
+            if not NS <= iv <= 86_400 * NS or iv % NS:
+                raise ConfigError(f"candles.intervals: expected whole seconds between 1s and 1d, got {iv!r}")
+
+
+class Window:
+    """Accumulator of one candle window (``trades == 0``: an empty, filled window)."""
+
+    __slots__ = (
+        "buy", "close", "close_key", "first_id", "high", "last_id", "low", "notional", "open",
+        "open_key", "revision", "sell", "trades", "volume",
+    )  # fmt: skip
+
+    def __init__(self, price: float) -> None:
+        self.open = self.high = self.low = self.close = price
+        self.open_key: tuple[int, int, str] = (0, 0, "")
+        self.close_key: tuple[int, int, str] = (0, 0, "")
+        self.volume = self.notional = self.buy = self.sell = 0  # exact, units of 2**-100
+        self.trades = 0
+        self.first_id = self.last_id = ""
+        self.revision = -1  # -1: never emitted
+
+    def add(self, t: Tick, key: tuple[int, int, str], size_u: int, notional_u: int) -> None:
+        price = t.price
+        if self.trades == 0:
+            self.open = self.high = self.low = self.close = price
+            self.open_key = self.close_key = key
+            self.first_id = self.last_id = t.trade_id
+        else:
+            self.high = max(self.high, price)
+            self.low = min(self.low, price)
+            if key < self.open_key:
+                self.open, self.open_key, self.first_id = price, key, t.trade_id
+            if key > self.close_key:
+                self.close, self.close_key, self.last_id = price, key, t.trade_id
+        self.trades += 1
+        self.volume += size_u
+        self.notional += notional_u
+        if t.side == BUY:
+            self.buy += size_u
+        elif t.side == SELL:
+            self.sell += size_u
+
+    def __getstate__(self) -> tuple[object, ...]:
+        return tuple(getattr(self, n) for n in self.__slots__)
+
+    def __setstate__(self, state: tuple[object, ...]) -> None:
+        for name, value in zip(self.__slots__, state, strict=True):
+            setattr(self, name, value)
+
+
+class SeriesState:
+    """One symbol at one interval: open windows, recently closed ones, last close."""
+
+    __slots__ = ("closed", "last_close", "last_close_start", "next_start", "open", "src")
+
+    def __init__(self, src: str) -> None:
+        self.src = src
+        self.open: dict[int, Window] = {}
+        self.closed: dict[int, Window] = {}
+        self.last_close = 0.0
+        self.last_close_start = -(1 << 62)
+        self.next_start = -1  # first window start not yet emitted (fill_empty)
+
+    def __getstate__(self) -> tuple[object, ...]:
+        return tuple(getattr(self, n) for n in self.__slots__)
+
+    def __setstate__(self, state: tuple[object, ...]) -> None:
+        for name, value in zip(self.__slots__, state, strict=True):
+            setattr(self, name, value)
+
+
+SeriesKey = tuple[str, str, int]  # venue, symbol, interval
+
+
+class CandleEngine:
+    """All candle state of one shard. Not thread-safe (one per shard)."""
+
+    def __init__(self, cfg: CandleConfig, *, live: bool) -> None:
+        self.cfg = cfg
+        self.live = live
+        self.intervals = tuple(int(i) for i in cfg.intervals)
+        self.series: dict[SeriesKey, SeriesState] = {}
+        self.wm: dict[str, int] = {}  # partition -> watermark (grace applied)
+        self.last_input_wall: dict[str, int] = {}
+        self._closing: dict[
+            str, list[tuple[int, str, str, int, int]]
+        ] = {}  # partition -> heap of (end, venue, symbol, interval, start)
+        self._expiry: dict[str, list[tuple[int, str, str, int, int]]] = {}
+        self._filled_upto: dict[str, int] = {}
+
+    def window_start(self, ts: int, interval: int) -> int:
+        off = self.cfg.offset
+        return (ts - off) // interval * interval + off
+
+    def advance(self, src: str, wm: int, out: list[Candle]) -> None:
+        """Move partition ``src``'s watermark to ``wm`` and emit the candles it closes
+        (and the empty windows it passes, with ``fill_empty``)."""
+        if wm <= self.wm.get(src, -(1 << 62)):
+            return
+        self.wm[src] = wm
+        self._close_until(src, wm, out)
+        if self.cfg.fill_empty:
+            self._fill(src, wm, out)
+        expiry = self._expiry.get(src)
+        horizon = self.cfg.revision_horizon
+        while expiry and expiry[0][0] + horizon <= wm:
+            _, venue, symbol, interval, start = heapq.heappop(expiry)
+            expired = self.series.get((venue, symbol, interval))
+            if expired is not None:
+                expired.closed.pop(start, None)
+
+    def _close_until(self, src: str, bound: int, out: list[Candle]) -> None:
+        heap = self._closing.get(src)
+        while heap and heap[0][0] <= bound:
+            _, venue, symbol, interval, start = heapq.heappop(heap)
+            series = self.series[(venue, symbol, interval)]
+            window = series.open.pop(start, None)
+            if window is not None:
+                self._close(src, series, venue, symbol, interval, start, window, out)
+
+    def _close(
+        self,
+        src: str,
+        series: SeriesState,
+        venue: str,
+        symbol: str,
+        interval: int,
+        start: int,
+        window: Window,
+        out: list[Candle],
+    ) -> None:
+        window.revision = 0
+        series.closed[start] = window
+        if start >= series.last_close_start:
+            series.last_close, series.last_close_start = window.close, start
+        heapq.heappush(self._expiry.setdefault(src, []), (start + interval, venue, symbol, interval, start))
+        out.append(self._candle(venue, symbol, interval, start, window))
+
+    def _fill(self, src: str, wm: int, out: list[Candle]) -> None:
+        """Emit empty windows, once per crossing of the smallest interval boundary."""
+        step = min(self.intervals)
+        boundary = self.window_start(wm, step)
+        if boundary <= self._filled_upto.get(src, -(1 << 62)):
+            return
+        self._filled_upto[src] = boundary
+        for (venue, symbol, interval), series in self.series.items():
+            if series.src != src or series.next_start < 0:
+                continue
+            start = series.next_start
+            while start + interval <= wm and start not in series.open:
+                if start not in series.closed:
+                    self._close(src, series, venue, symbol, interval, start, Window(series.last_close), out)
+                start += interval
+            series.next_start = start
+
+    def add(self, t: Tick, out: list[Candle]) -> bool:
+        """Add an accepted tick; returns False if it is too late for some interval (the
+        caller rejects it; nothing was changed)."""
+        wm = self.wm.get(t.src, -(1 << 62))
+        horizon = self.cfg.revision_horizon
+        starts = []
+        for interval in self.intervals:
+            start = self.window_start(t.ts_event, interval)
+            if start + interval <= wm and wm - (start + interval) >= horizon:
+                return False
+            starts.append(start)
+        if self.live:
+            self.last_input_wall[t.src] = time.time_ns()
+        key = (t.ts_event, t.trade_no, t.trade_id)
+        size_u = int(t.size * _SCALE)
+        notional_u = int(t.price * t.size * _SCALE)
+        for interval, start in zip(self.intervals, starts, strict=True):
+            skey = (t.venue, t.symbol, interval)
+            series = self.series.get(skey)
+            if series is None:
+                series = self.series[skey] = SeriesState(t.src)
+            window = series.open.get(start)
+            if window is not None:
+                window.add(t, key, size_u, notional_u)
+                continue
+            window = series.closed.get(start)
+            if window is not None:  # late, within the horizon: a revision
+                window.add(t, key, size_u, notional_u)
+                window.revision += 1
+                out.append(self._candle(t.venue, t.symbol, interval, start, window))
+                continue
+            window = Window(t.price)
+            window.add(t, key, size_u, notional_u)
+            if series.next_start < 0:
+                series.next_start = start
+            if start + interval <= wm:  # its window already closed without trades: emit now
+                self._close(t.src, series, t.venue, t.symbol, interval, start, window, out)
+                continue
+            series.open[start] = window
+            heapq.heappush(
+                self._closing.setdefault(t.src, []), (start + interval, t.venue, t.symbol, interval, start)
+            )
+        return True
+
+    def tick_clock(self, out: list[Candle], now_ns: int | None = None) -> None:
+        """Live mode: idle partitions follow the wall clock (minus grace)."""
+        if not self.live:
+            return
+        now = time.time_ns() if now_ns is None else now_ns
+        idle = self.cfg.idle_close
+        for src in list(self._closing):
+            if now - self.last_input_wall.get(src, 0) >= idle:
+                self.advance(src, now - self.cfg.grace, out)
+
+    def flush(self, out: list[Candle]) -> None:
+        """End of input: close every open window (empty windows are filled only up to the
+        last watermark: the end of input is not the passing of time)."""
+        for src in list(self._closing):
+            self._close_until(src, 1 << 62, out)
+
+    def state_size(self) -> tuple[int, int]:
+        """(open windows, retained closed windows): bounded, see the module docstring."""
+        return (
+            sum(len(s.open) for s in self.series.values()),
+            sum(len(s.closed) for s in self.series.values()),
+        )
+
+    @staticmethod
+    def _candle(venue: str, symbol: str, interval: int, start: int, w: Window) -> Candle:
+        vwap = w.notional / w.volume if w.volume > 0 else w.close
+        return Candle(
+            venue, symbol, interval // NS, start, start + interval, w.open, w.high, w.low, w.close,
+            w.volume / _UNIT, w.notional / _UNIT, vwap, w.trades, w.buy / _UNIT, w.sell / _UNIT,
+            w.first_id, w.last_id, w.revision, time.time_ns(),
+        )  # fmt: skip
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state.pop("last_input_wall", None)
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self.last_input_wall = {}
