@@ -178,3 +178,19 @@ def test_help_everywhere():
         result = ticktape(*args)
         assert result.returncode == 0, args
         assert "Usage:" in result.stdout, args
+
+
+def test_candles_command_prints_stored_candles(demo_dir):
+    data, _ = demo_dir
+    result = ticktape(
+        "candles", "S0001-USD", "--interval", "1m", "--venue", "synthetic", "--data-dir", str(data), "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert rows
+    assert {r["symbol"] for r in rows} == {"S0001-USD"}
+    assert all(r["interval"] == 60 and r["trades"] > 0 for r in rows)
+    table = ticktape("candles", "S0001-USD", "--data-dir", str(data))
+    assert "S0001-USD 1m candles" in table.stdout
+    cached = ticktape("cache", "get", "S0001-USD", "--kind", "candle", "--data-dir", str(data))
+    assert json.loads(cached.stdout)["value"][1] == "S0001-USD"
