@@ -61,7 +61,8 @@ def test_files_are_zstd_partitioned_by_interval_and_date_with_statistics(tmp_pat
     meta = pq.ParquetFile(files[0]).metadata
     col = meta.row_group(0).column(1)
     assert col.compression == "ZSTD"
-    assert col.statistics is not None and col.statistics.has_min_max
+    assert col.statistics is not None
+    assert col.statistics.has_min_max
 
 
 def test_filters_prune_dates_and_push_down_symbol_and_time(tmp_path):
