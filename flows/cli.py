@@ -115,14 +115,26 @@ def config_check(**common: Any) -> None:
 
 def _register() -> None:
     from flows.bench.cli import bench
+    from flows.cli_archive import archive
+    from flows.cli_backfill import backfill
+    from flows.cli_cache import cache
     from flows.cli_demo import demo
-    from flows.cli_query import cache, candles, events
+    from flows.cli_events import events
+    from flows.cli_kafka import produce, questdb, replay
+    from flows.cli_load import load_command
+    from flows.cli_query import candles
 
     cli.add_command(demo)
     cli.add_command(events)
     cli.add_command(cache)
     cli.add_command(candles)
     cli.add_command(bench)
+    cli.add_command(backfill)
+    cli.add_command(archive)
+    cli.add_command(load_command)
+    cli.add_command(produce)
+    cli.add_command(replay)
+    cli.add_command(questdb)
     try:
         from infra.cli import dev
     except ImportError:  # pragma: no cover - infra ships with the package

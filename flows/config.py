@@ -17,11 +17,17 @@ from typing import Any, Literal
 import msgspec
 
 from connectors.files import FileSourceConfig
+from connectors.kafka_config import KafkaSourceConfig
 from connectors.synthetic import SyntheticConfig
+from flows.loader_config import LoaderConfig
 from flows.steps.candles import CandleConfig
 from schemas.durations import Duration, dec_hook, enc_hook
 from schemas.errors import ConfigError
 from schemas.validation import ValidationRules
+from sinks.archive_config import ArchiveConfig
+from sinks.kafka_output_config import KafkaOutputConfig
+from sinks.questdb_conf import QuestDBConfig
+from sinks.redis_config import RedisConfig
 
 ENV_PREFIX = "TICKTAPE__"
 Mode = Literal["live", "replay", "backfill"]
@@ -45,9 +51,19 @@ class RunConfig(_Section, frozen=True, forbid_unknown_fields=True):
 
 
 class SourceConfig(_Section, frozen=True, forbid_unknown_fields=True):
+    """``[source]``: which source feeds the job (``kind``) and the settings of each."""
+
     kind: Literal["synthetic", "file", "kafka"] = "synthetic"
     synthetic: SyntheticConfig = SyntheticConfig()
     file: FileSourceConfig = FileSourceConfig()
+    kafka: KafkaSourceConfig = KafkaSourceConfig()
+
+
+class OutputsConfig(_Section, frozen=True, forbid_unknown_fields=True):
+    """``[outputs]``: production outputs beside the embedded ones (all off by default)."""
+
+    kafka: KafkaOutputConfig = KafkaOutputConfig()
+    questdb: QuestDBConfig = QuestDBConfig()
 
 
 class DedupeConfig(_Section, frozen=True, forbid_unknown_fields=True):
@@ -73,20 +89,29 @@ class DedupeConfig(_Section, frozen=True, forbid_unknown_fields=True):
 
 
 class CacheConfig(_Section, frozen=True, forbid_unknown_fields=True):
-    """``[cache]``: the embedded cache (per-type TTLs, LRU bounds)."""
+    """``[cache]``: where the latest values go (``backend``), per-type TTLs (both
+    backends), LRU bounds (embedded) and the Redis connection (``[cache.redis]``)."""
 
+    backend: Literal["embedded", "redis"] = "embedded"
     price_ttl: Duration = Duration.parse("1s")
     metadata_ttl: Duration = Duration.parse("1h")
     history_ttl: Duration = Duration.parse("1d")
     max_entries: int = 100_000
     max_bytes: int = 64 * 1024 * 1024
     warm_on_start: bool = True
+    redis: RedisConfig = RedisConfig()
+
+    def __post_init__(self) -> None:
+        for name in ("price_ttl", "metadata_ttl", "history_ttl"):
+            if int(getattr(self, name)) <= 0:
+                raise ValueError(f"{name}: expected a duration > 0, got {getattr(self, name)!r}")
 
 
 class EventLogConfig(_Section, frozen=True, forbid_unknown_fields=True):
     """``[eventlog]``: SQLite (WAL) files, ``partitions`` of them keyed by aggregate."""
 
     partitions: int = 4
+    snapshot_every: int = 1000
     synchronous: Literal["OFF", "NORMAL", "FULL"] = "NORMAL"
 
 
@@ -113,6 +138,9 @@ class Config(_Section, frozen=True, forbid_unknown_fields=True):
     candles: CandleConfig = CandleConfig()
     cache: CacheConfig = CacheConfig()
     eventlog: EventLogConfig = EventLogConfig()
+    archive: ArchiveConfig = ArchiveConfig()
+    loader: LoaderConfig = LoaderConfig()
+    outputs: OutputsConfig = OutputsConfig()
     metrics: MetricsConfig = MetricsConfig()
     log: LogConfig = LogConfig()
 

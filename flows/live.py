@@ -21,7 +21,7 @@ import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
@@ -30,22 +30,29 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
 from flows.config import Config, load_config
-from flows.routing import Router, split_candles, split_dead, split_events, split_ticks
+from flows.routing import Router, split_dead, split_events, split_ticks
 from flows.steps.shard import ShardOut, ShardProcessor, ShardSettings
 from schemas.records import Candle, DeadLetter, Event, PriceUpdate, Tick, TickBatch
 from sinks.metrics import RunStats
 
+R = TypeVar("R")
+
+
+Keyed = tuple[str, list[R]]
+
 
 @dataclass
 class Outputs:
-    """Where each output stream goes (``None``: not written)."""
+    """Where each output stream goes. Every sink receives keyed batches
+    ``(key, [records])`` (so partitioned sinks can flush before a recovery snapshot):
+    events and dead letters are keyed by event-log partition (``eventlog.partitions``),
+    prices, candles and cache items by shard (``run.shards``)."""
 
-    events: Sink[tuple[str, list[Event]]] | None = None
-    dead_letters: Sink[tuple[str, list[DeadLetter]]] | None = None
-    cache: Sink[tuple[list[PriceUpdate], list[Candle]]] | None = None
-    prices: list[Sink[list[PriceUpdate]]] = field(default_factory=list)
-    candles: list[Sink[list[Candle]]] = field(default_factory=list)
-    candle_store: Sink[tuple[str, list[Candle]]] | None = None
+    events: list[Sink[Keyed[Event]]] = field(default_factory=list)
+    dead_letters: list[Sink[Keyed[DeadLetter]]] = field(default_factory=list)
+    cache: list[Sink[tuple[str, tuple[list[PriceUpdate], list[Candle]]]]] = field(default_factory=list)
+    prices: list[Sink[Keyed[PriceUpdate]]] = field(default_factory=list)
+    candles: list[Sink[Keyed[Candle]]] = field(default_factory=list)
 
 
 class _ShardLogic(StatefulBatchLogic[list[Tick], ShardOut, bytes]):
@@ -135,39 +142,42 @@ def build_flow(
     processed = op.stateful_batch("process", keyed, lambda resume: _ShardLogic(
         pickle.loads(resume) if resume is not None else ShardProcessor(settings), settings.live  # noqa: S301 - our own snapshot
     ))  # fmt: skip
-    outs: Stream[ShardOut] = op.map("shard_out", processed, _count_out(stats))
+    outs: Stream[tuple[str, ShardOut]] = op.map("shard_out", processed, _count_out(stats))
 
-    if outputs.events is not None:
+    if outputs.events:
         src_events = op.flat_map("source_events", batches, lambda b: split_events(b.events, event_router))
-        shard_events = op.flat_map("shard_events", outs, lambda o: split_events(o.events, event_router))
-        op.output("eventlog", op.merge("all_events", src_events, shard_events), outputs.events)
-    if outputs.dead_letters is not None:
+        shard_events = op.flat_map("shard_events", outs, lambda o: split_events(o[1].events, event_router))
+        all_events = op.merge("all_events", src_events, shard_events)
+        for i, event_sink in enumerate(outputs.events):
+            op.output(f"events_{i}", all_events, event_sink)
+    if outputs.dead_letters:
         src_dead = op.flat_map("source_dead", batches, lambda b: split_dead(b.dead, event_router))
-        shard_dead = op.flat_map("shard_dead", outs, lambda o: split_dead(o.dead, event_router))
-        op.output("dead_letters", op.merge("all_dead", src_dead, shard_dead), outputs.dead_letters)
-    if outputs.cache is not None:
+        shard_dead = op.flat_map("shard_dead", outs, lambda o: split_dead(o[1].dead, event_router))
+        all_dead = op.merge("all_dead", src_dead, shard_dead)
+        for i, dead_sink in enumerate(outputs.dead_letters):
+            op.output(f"dead_letters_{i}", all_dead, dead_sink)
+    if outputs.cache:
         cache_items = op.filter_map("cache_items", outs, _cache_item)
-        op.output("cache", cache_items, outputs.cache)
+        for i, cache_sink in enumerate(outputs.cache):
+            op.output(f"cache_{i}", cache_items, cache_sink)
     if outputs.prices:
-        prices = op.filter_map("prices", outs, lambda o: o.updates or None)
+        prices = op.filter_map("prices", outs, lambda o: (o[0], o[1].updates) if o[1].updates else None)
         for i, price_sink in enumerate(outputs.prices):
             op.output(f"prices_{i}", prices, price_sink)
     if outputs.candles:
-        candles = op.filter_map("candles", outs, lambda o: o.candles or None)
+        candles = op.filter_map("candles", outs, lambda o: (o[0], o[1].candles) if o[1].candles else None)
         for i, candle_sink in enumerate(outputs.candles):
             op.output(f"candles_{i}", candles, candle_sink)
-    if outputs.candle_store is not None:
-        keyed_candles = op.flat_map("candle_parts", outs, lambda o: split_candles(o.candles, event_router))
-        op.output("candle_store", keyed_candles, outputs.candle_store)
     return flow
 
 
-def _cache_item(out: ShardOut) -> tuple[list[PriceUpdate], list[Candle]] | None:
-    return (out.updates, out.candles) if out.updates or out.candles else None
+def _cache_item(item: tuple[str, ShardOut]) -> tuple[str, tuple[list[PriceUpdate], list[Candle]]] | None:
+    out = item[1]
+    return (item[0], (out.updates, out.candles)) if out.updates or out.candles else None
 
 
 def _count_out(stats: RunStats) -> Any:
-    def count(item: tuple[str, ShardOut]) -> ShardOut:
+    def count(item: tuple[str, ShardOut]) -> tuple[str, ShardOut]:
         out = item[1]
         if out.counts:
             stats.count_processed(out.counts)
@@ -183,6 +193,6 @@ def _count_out(stats: RunStats) -> Any:
             stats.latency.record(
                 "recv_to_proc", [u.ts_proc for u in out.updates], [u.ts_recv for u in out.updates]
             )
-        return out
+        return item
 
     return count

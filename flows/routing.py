@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import TypeVar
 
 from schemas.ids import stable_bucket
-from schemas.records import Candle, DeadLetter, Event, Tick
+from schemas.records import DeadLetter, Event, Tick
 
 T = TypeVar("T")
 
@@ -63,12 +63,4 @@ def split_dead(dead: Iterable[DeadLetter], router: Router) -> list[tuple[str, li
     groups: dict[str, list[DeadLetter]] = {}
     for dl in dead:
         groups.setdefault(router.key(dl.src), []).append(dl)
-    return [(str(int(k)), v) for k, v in groups.items()]
-
-
-def split_candles(candles: Iterable[Candle], router: Router) -> list[tuple[str, list[Candle]]]:
-    """Group candles by candle-store partition (by symbol)."""
-    groups: dict[str, list[Candle]] = {}
-    for c in candles:
-        groups.setdefault(router.key(c.symbol), []).append(c)
     return [(str(int(k)), v) for k, v in groups.items()]

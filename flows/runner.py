@@ -14,7 +14,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import msgspec
 from bytewax.inputs import Source
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
@@ -24,14 +23,12 @@ from flows.config import Config
 from flows.live import Outputs, build_flow
 from flows.logs import get_logger
 from schemas.errors import ConfigError
-from schemas.records import EventType, TickBatch
+from schemas.records import TickBatch
 from sinks import cache as cache_mod
-from sinks.cache import PRICE, Write, cache_key
-from sinks.eventstore import EventStore
+from sinks.cache_api import CacheBackend
 from sinks.metrics import RunStats, serve_metrics
 
 log = get_logger("runner")
-_price_decoder = msgspec.json.Decoder()
 
 
 @dataclass
@@ -57,21 +54,29 @@ class RunResult:
         }
 
 
-def warm_cache(cfg: Config) -> int:
-    """Load the newest price of every symbol from the event log into the cache."""
-    store = EventStore(wiring.events_dir(cfg))
-    if not store.paths:
-        return 0
-    cache = cache_mod.shared(
-        wiring.cache_path(cfg), wiring.cache_ttls(cfg), cfg.cache.max_entries, cfg.cache.max_bytes
-    )
-    writes = []
-    with store:
-        for event in store.latest_per_aggregate(EventType.PRICE_UPDATED):
-            fields = _price_decoder.decode(event.payload)
-            venue, symbol, seq = fields[0], fields[1], fields[10]
-            writes.append(Write(PRICE, cache_key(PRICE, venue, symbol), event.ts_event, seq, event.payload))
-    return cache.put_many(writes)
+def warm_cache(cfg: Config, *, shared: bool = True) -> int:
+    """Load the newest price and metadata of every symbol (event log) and the latest
+    candles (candle store, within the history TTL) into the configured cache; versions
+    make it safe to warm a cache that already holds newer values. ``shared``: use the
+    process-wide embedded cache the sinks will use (kept open)."""
+    from sinks.cache_warm import warm
+
+    if shared and cfg.cache.backend == "embedded":
+        cache: CacheBackend = cache_mod.shared(
+            wiring.cache_path(cfg), wiring.cache_ttls(cfg), cfg.cache.max_entries, cfg.cache.max_bytes
+        )
+    else:
+        cache = wiring.open_cache(cfg)
+    try:
+        return warm(
+            cache,
+            wiring.events_dir(cfg),
+            candles_dir=wiring.candles_dir(cfg) if cfg.candles.enabled else None,
+            candles_since=time.time_ns() - int(cfg.cache.history_ttl),
+        )
+    finally:
+        if not (shared and cfg.cache.backend == "embedded"):
+            cache.close()
 
 
 def init_recovery(recovery_dir: Path, partitions: int = 1) -> RecoveryConfig:

@@ -11,18 +11,25 @@ Output locations under ``run.data_dir``::
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 from bytewax.inputs import Source
+from bytewax.outputs import Sink
 
 from connectors.files import FileSource
 from connectors.synthetic import SyntheticSource
 from flows.config import Config
 from flows.live import Outputs
 from schemas.errors import ConfigError
-from schemas.records import TickBatch
-from sinks.cache import HISTORY, METADATA, PRICE
-from sinks.embedded import DeadLetterFileSink, EmbeddedCacheSink, EventLogSink, ParquetCandleSink
+from schemas.records import Candle, PriceUpdate, TickBatch
+from sinks.archive_config import ArchiveConfig, with_default_store
+from sinks.cache import HISTORY, METADATA, PRICE, EmbeddedCache
+from sinks.cache_api import CacheBackend
+from sinks.embedded import EmbeddedCacheSink, EventLogSink
+from sinks.files import DeadLetterFileSink, ParquetCandleSink
 from sinks.metrics import RunStats
+
+R = TypeVar("R")
 
 
 def events_dir(cfg: Config) -> Path:
@@ -60,27 +67,84 @@ def make_source(cfg: Config, stats: RunStats | None = None, *, pace: bool | None
         )
     if src.kind == "file":
         return FileSource(src.file, batch_size=run.batch_size, rules=cfg.validation)
+    if src.kind == "kafka":
+        from connectors.kafka import KafkaSource
+
+        # the broker timestamp is the receive reference, so the clock rule works in replays too
+        return KafkaSource(
+            src.kafka, batch_size=run.batch_size, rules=cfg.validation, check_clock=True, stats=stats
+        )
     raise ConfigError(f"source kind {src.kind!r} is not available in this build")
+
+
+def archive_config(cfg: Config) -> ArchiveConfig:
+    """``[archive]`` with its store resolved (empty: ``<data_dir>/archive``)."""
+    return with_default_store(cfg.archive, cfg.data_path)
+
+
+def cache_sink(
+    cfg: Config, stats: RunStats | None
+) -> Sink[tuple[str, tuple[list[PriceUpdate], list[Candle]]]]:
+    """The cache output of ``[cache] backend``."""
+    if cfg.cache.backend == "redis":
+        from sinks.redis_sink import RedisCacheSink
+
+        return RedisCacheSink(cfg.cache.redis, cache_ttls(cfg), stats=stats)
+    return EmbeddedCacheSink(
+        cache_path(cfg), cache_ttls(cfg), cfg.cache.max_entries, cfg.cache.max_bytes, stats=stats
+    )
+
+
+def open_cache(cfg: Config) -> CacheBackend:
+    """A cache client for the CLI and warming (the caller closes it)."""
+    if cfg.cache.backend == "redis":
+        from sinks.redis_cache import RedisCache
+
+        return RedisCache(cfg.cache.redis, cache_ttls(cfg))
+    return EmbeddedCache(
+        cache_path(cfg), cache_ttls(cfg), max_entries=cfg.cache.max_entries, max_bytes=cfg.cache.max_bytes
+    )
 
 
 def make_outputs(cfg: Config, stats: RunStats | None = None) -> Outputs:
     """The embedded outputs (event log, dead-letter files, cache, Parquet candles)."""
-    return Outputs(
-        events=EventLogSink(
-            events_dir(cfg),
-            cfg.eventlog.partitions,
-            synchronous=cfg.eventlog.synchronous,
-            stats=stats,
-        ),
-        dead_letters=DeadLetterFileSink(dead_letters_dir(cfg), cfg.eventlog.partitions),
-        cache=EmbeddedCacheSink(
-            cache_path(cfg),
-            cache_ttls(cfg),
-            cfg.cache.max_entries,
-            cfg.cache.max_bytes,
-            stats=stats,
-        ),
-        candle_store=ParquetCandleSink(candles_dir(cfg), cfg.eventlog.partitions, stats=stats)
-        if cfg.candles.enabled
-        else None,
-    )
+    parts = cfg.eventlog.partitions
+    archive = archive_config(cfg) if cfg.archive.enabled else None
+    outputs = Outputs(
+        events=[
+            EventLogSink(
+                events_dir(cfg), parts, synchronous=cfg.eventlog.synchronous, stats=stats,
+                snapshot_every=cfg.eventlog.snapshot_every, archive=archive,
+            )
+        ],
+        dead_letters=[DeadLetterFileSink(dead_letters_dir(cfg), parts)],
+        cache=[cache_sink(cfg, stats)],
+    )  # fmt: skip
+    if cfg.candles.enabled:
+        outputs.candles.append(ParquetCandleSink(candles_dir(cfg), parts, stats=stats))
+    _add_production_outputs(cfg, outputs, stats)
+    return outputs
+
+
+def _add_production_outputs(cfg: Config, outputs: Outputs, stats: RunStats | None) -> None:
+    """Kafka and QuestDB outputs when enabled (their client libraries load only then)."""
+    kafka_cfg = cfg.outputs.kafka
+    if kafka_cfg.enabled:
+        from sinks import kafka
+
+        kafka_cfg.producer_config()  # fail on a bad setting before the flow starts
+        _append(outputs.prices, kafka.prices_sink(kafka_cfg, stats))
+        _append(outputs.candles, kafka.candles_sink(kafka_cfg, stats))
+        _append(outputs.events, kafka.events_sink(kafka_cfg, stats))
+        _append(outputs.dead_letters, kafka.dead_letters_sink(kafka_cfg, stats))
+    qdb = cfg.outputs.questdb
+    if qdb.enabled:
+        from sinks import questdb
+
+        _append(outputs.prices, questdb.prices_sink(qdb, stats))
+        _append(outputs.candles, questdb.candles_sink(qdb, stats))
+
+
+def _append(target: list[Sink[tuple[str, list[R]]]], sink: Sink[tuple[str, list[R]]] | None) -> None:
+    if sink is not None:
+        target.append(sink)

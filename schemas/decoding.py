@@ -82,6 +82,12 @@ class BatchDecoder:
     def state(self) -> tuple[int, int]:
         return (self.wmark, self.dl_seq)
 
+    def next_seq(self) -> int:
+        """The next ``seq`` of this partition's source aggregate. Dead letters and other
+        source events (e.g. a Kafka offset gap) share it, so seq stays unique."""
+        self.dl_seq += 1
+        return self.dl_seq
+
     def decode(self, messages: Iterable[tuple[int, bytes, int, int]]) -> TickBatch:
         """Decode ``(offset, raw, ts_recv, ts_kafka)`` messages in order."""
         src, decode, check = self.src, self.decoder, self.validator.check
@@ -109,8 +115,7 @@ class BatchDecoder:
         self.wmark = wmark
         events = []
         for dl in dead:
-            self.dl_seq += 1
-            events.append(dead_letter_event(dl, self._aggregate, self.dl_seq, dl.ts_kafka))
+            events.append(dead_letter_event(dl, self._aggregate, self.next_seq(), dl.ts_kafka))
         return TickBatch(src=src, ticks=ticks, dead=dead, n_read=n_read, wmark=wmark, events=events)
 
     def _dead(

@@ -4,6 +4,10 @@ restarts produce the same event ids and sinks can insert-or-ignore."""
 from __future__ import annotations
 
 from hashlib import blake2b
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from schemas.records import Candle, PriceUpdate
 
 
 def stable_id(*parts: object) -> str:
@@ -21,6 +25,22 @@ def event_id(ts_ns: int, *parts: object) -> str:
     """
     digest = blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).hexdigest()
     return f"{max(ts_ns, 0):016x}{digest}"
+
+
+def price_event_id(update: PriceUpdate) -> str:
+    """The id of the ``PriceUpdated`` event of ``update`` (also the ``event_id`` header of
+    the update on Kafka): the venue's trade id, or the source coordinates without one."""
+    return event_id(
+        update.ts_event, "P", update.venue, update.symbol, update.trade_id or f"{update.src}@{update.offset}"
+    )
+
+
+def candle_event_id(candle: Candle) -> str:
+    """The id of the ``CandleClosed``/``CandleRevised`` event of ``candle`` (one per
+    window and revision)."""
+    return event_id(
+        candle.end, "C", candle.venue, candle.symbol, candle.interval, candle.start, candle.revision
+    )
 
 
 def event_time_of(event_id_text: str) -> int:

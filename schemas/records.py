@@ -7,6 +7,7 @@ compactly (JSON/msgpack arrays) and ``gc=False`` because they never hold cycles.
 
 from __future__ import annotations
 
+import base64
 from typing import Final
 
 import msgspec
@@ -192,3 +193,17 @@ def aggregate_of(venue: str, symbol: str) -> str:
 def source_aggregate(src: str) -> str:
     """The aggregate of events that belong to a source partition, not a symbol."""
     return f"source:{src}"
+
+
+def dead_letter_json(dl: DeadLetter) -> dict[str, object]:
+    """A dead letter as a JSON object (files, Kafka); ``raw`` is text when it is UTF-8,
+    else base64 with ``raw_encoding = "base64"``."""
+    try:
+        raw, encoding = dl.raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        raw, encoding = base64.b64encode(dl.raw).decode("ascii"), "base64"
+    return {
+        "dl_id": dl.dl_id, "code": dl.code, "message": dl.message, "src": dl.src,
+        "offset": dl.offset, "venue": dl.venue, "symbol": dl.symbol, "ts_recv": dl.ts_recv,
+        "ts_kafka": dl.ts_kafka, "raw": raw, "raw_encoding": encoding,
+    }  # fmt: skip

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from sinks.cache_api import encode_key_part
 from sinks.sqlite import connect
 
 PRICE, METADATA, HISTORY = "price", "metadata", "history"
@@ -64,8 +65,9 @@ class Entry(NamedTuple):
 
 
 def cache_key(kind: str, venue: str, symbol: str, suffix: str = "") -> str:
-    """``price/<venue>/<symbol>`` (+ ``/<suffix>``); the layout shared with Redis."""
-    key = f"{kind}/{venue}/{symbol}"
+    """``price/<venue>/<symbol>`` (+ ``/<suffix>``); the layout shared with Redis
+    (:mod:`sinks.cache_api`). Venue and symbol pass through :func:`encode_key_part`."""
+    key = f"{kind}/{encode_key_part(venue)}/{encode_key_part(symbol)}"
     return f"{key}/{suffix}" if suffix else key
 
 

@@ -3,8 +3,10 @@
 Writes are append-only files (zstd, dictionary-encoded strings, row-group statistics);
 the same candle may be written more than once (revisions, replays, restarts). Reads are
 **upsert-by-revision**: for each ``(venue, symbol, interval, start)`` the reader returns the
-highest revision (ties: the latest ``ts_final``). Reads prune by the ``interval`` and
-``date`` directories and push the symbol/time filter down to row groups.
+highest revision; among equal revisions the one with more trades (a replay of a sub-range
+recomputes its boundary windows from fewer trades and must not replace the complete
+candle), then the latest ``ts_final``. Reads prune by the ``interval`` and ``date``
+directories and push the symbol/time filter down to row groups.
 """
 
 from __future__ import annotations
@@ -102,7 +104,11 @@ class CandleStore:
             for c in candles:
                 key = (c.venue, c.symbol, c.interval, c.start)
                 cur = best.get(key)
-                if cur is None or (c.revision, c.ts_final) > (cur.revision, cur.ts_final):
+                if cur is None or (c.revision, c.trades, c.ts_final) > (
+                    cur.revision,
+                    cur.trades,
+                    cur.ts_final,
+                ):
                     best[key] = c
             candles = list(best.values())
         candles.sort(key=lambda c: (c.venue, c.symbol, c.interval, c.start, c.revision))

@@ -30,13 +30,15 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import msgspec
 
+from flows.logs import get_logger
 from schemas.ids import stable_bucket
 from schemas.records import Event, EventType
+from sinks.compression import decode_stored_body, dictionary_loader
 from sinks.sqlite import connect
 
 SCHEMA = (
@@ -73,8 +75,43 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS rare_by_type ON rare_events(type, ts_event)",
     "CREATE INDEX IF NOT EXISTS rare_by_batch ON rare_events(batch_id, pos)",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+    # The archive (sinks.archive): one row per archive object; a unit is the rows sharing
+    # (first_row, last_row). ``state`` goes planned -> verified; ``deleted_at`` is set
+    # when retention deleted the unit's local bodies.
+    """CREATE TABLE IF NOT EXISTS archive_units (
+        key TEXT PRIMARY KEY,
+        partition INTEGER NOT NULL,
+        stream TEXT NOT NULL,
+        first_row INTEGER NOT NULL,
+        last_row INTEGER NOT NULL,
+        first_batch INTEGER NOT NULL,
+        last_batch INTEGER NOT NULL,
+        rows INTEGER NOT NULL,
+        raw_bytes INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('planned', 'verified')),
+        size INTEGER,
+        sha256 TEXT,
+        planned_at INTEGER NOT NULL,
+        verified_at INTEGER,
+        deleted_at INTEGER,
+        compressed_at INTEGER
+    )""",
+    "CREATE INDEX IF NOT EXISTS archive_units_by_row ON archive_units(first_row)",
+    # Local compression of archived-but-retained bodies (sinks.compression).
+    "CREATE TABLE IF NOT EXISTS zstd_dicts (id INTEGER PRIMARY KEY, created INTEGER NOT NULL, bytes BLOB NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS compression_stats (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        batches INTEGER NOT NULL,
+        rows INTEGER NOT NULL,
+        raw_bytes INTEGER NOT NULL,
+        compressed_bytes INTEGER NOT NULL,
+        last_run INTEGER NOT NULL,
+        last_codec TEXT NOT NULL,
+        dictionary_gain REAL
+    )""",
 )
 
+log = get_logger("eventlog")
 _enc = msgspec.msgpack.Encoder()
 _dec = msgspec.msgpack.Decoder(list[Event])
 
@@ -113,9 +150,11 @@ class EventLogPartition:
         background: bool = False,
         max_queue: int = 64,
         max_coalesce: int = 50_000,
+        after_write: Callable[[], object] | None = None,
     ) -> None:
         self.path = path
         self.max_coalesce = max_coalesce
+        self.after_write = after_write
         self._db = connect(path, synchronous=synchronous)
         self._db.execute("PRAGMA cache_size=-65536")
         with self._db:
@@ -191,8 +230,14 @@ class EventLogPartition:
             ).fetchall()
             for batch_id, min_id, max_id in rows:
                 if batch_id not in bodies:
-                    body = self._db.execute("SELECT body FROM batches WHERE id = ?", (batch_id,)).fetchone()
-                    bodies[batch_id] = decode_body(body[0]) if body and body[0] is not None else None
+                    body = self._db.execute(
+                        "SELECT body, codec FROM batches WHERE id = ?", (batch_id,)
+                    ).fetchone()
+                    bodies[batch_id] = (
+                        decode_body(decode_stored_body(body[1], body[0], dictionary_loader(self._db)))
+                        if body and body[0] is not None
+                        else None
+                    )
                 stored = bodies[batch_id]
                 if stored is None:  # archived and deleted: the whole id range is taken
                     known.update(
@@ -274,6 +319,11 @@ class EventLogPartition:
                     q.task_done()
             if any(item is None for item in items):
                 return
+            if self.after_write is not None and q.empty() and self._error is None:
+                try:
+                    self.after_write()
+                except Exception:  # housekeeping (snapshots) must never fail the writer
+                    log.warning("after-write hook of %s failed", self.path.name, exc_info=True)
 
     def flush(self) -> None:
         """Block until every appended event is committed."""

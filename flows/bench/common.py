@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from connectors.synthetic import SyntheticGenerator
+from connectors.synthetic import DEFAULT_START_NS, SyntheticGenerator
 
 
 class Measurement(msgspec.Struct):
@@ -42,11 +42,16 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else 0.0
 
 
-def synthetic_messages(n: int, symbols: int, partitions: int = 1, seed: int = 7) -> dict[str, list[bytes]]:
-    """``n`` generic-JSON trades over ``symbols`` symbols, split into partitions."""
+def synthetic_messages(
+    n: int, symbols: int, partitions: int = 1, seed: int = 7, start_ns: int = DEFAULT_START_NS
+) -> dict[str, list[bytes]]:
+    """``n`` generic-JSON trades over ``symbols`` symbols (100k trades per second of event
+    time from ``start_ns``), split into partitions."""
     out: dict[str, list[bytes]] = {}
     for p in range(partitions):
-        gen = SyntheticGenerator(p, partitions, symbols, rate=100_000.0, total=n, seed=seed)
+        gen = SyntheticGenerator(
+            p, partitions, symbols, rate=100_000.0, total=n, seed=seed, start_ns=start_ns
+        )
         out[f"bench/{p}"] = gen.take(n)
     return out
 

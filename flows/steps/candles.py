@@ -30,11 +30,13 @@ from schemas.durations import Duration
 from schemas.records import BUY, SELL, Candle, Tick
 
 NS = 1_000_000_000
-# Sums are kept as integers in units of 2**-100: each tick's contribution is rounded the
-# same way whatever the order, and integer addition is exact, so volume and notional do
-# not depend on arrival order (float addition is not associative).
-_SCALE = float(2**100)
-_UNIT = 2**100
+# Sums are kept as integers in units of 2**-64: each tick contributes floor(x * 2**64)
+# (exact: scaling by a power of two is exact, int() truncates), and integer addition is
+# exact, so volume and notional do not depend on arrival order (float addition is not
+# associative). The vectorized backfill path computes the same integers with int64 limbs.
+SCALE_BITS = 64
+_SCALE = float(2**SCALE_BITS)
+_UNIT = 2**SCALE_BITS
 
 
 class CandleConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -19,7 +19,7 @@ from flows.steps.candles import CandleConfig, CandleEngine
 from flows.steps.dedupe import BELOW_WINDOW, NEW, KeyWindow, TradeWindow
 from schemas.decoding import dead_letter_event
 from schemas.errors import RejectError
-from schemas.ids import event_id
+from schemas.ids import candle_event_id, event_id, price_event_id
 from schemas.records import (
     Candle,
     DeadLetter,
@@ -213,7 +213,7 @@ class ShardProcessor:
             updates.append(update)
             st.ev_seq += 1
             events.append(Event(
-                event_id(t.ts_event, "P", t.venue, t.symbol, t.trade_id or causation), EventType.PRICE_UPDATED,
+                price_event_id(update), EventType.PRICE_UPDATED,
                 st.agg, st.ev_seq, t.ts_event, 0, _enc.encode(update), causation,
             ))  # fmt: skip
             counts[src][0] += 1
@@ -233,8 +233,7 @@ class ShardProcessor:
         for c in closed:
             st = self._state(c.venue, c.symbol)
             typ = EventType.CANDLE_CLOSED if c.revision == 0 else EventType.CANDLE_REVISED
-            ident = event_id(c.end, "C", c.venue, c.symbol, c.interval, c.start, c.revision)
-            events.append(self._event(st, typ, ident, c.end, c, f"candle/{c.interval}"))
+            events.append(self._event(st, typ, candle_event_id(c), c.end, c, f"candle/{c.interval}"))
         candles.extend(closed)
         closed.clear()
 

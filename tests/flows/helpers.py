@@ -69,11 +69,11 @@ def run_collect(cfg: Config, source: Any, *, workers: int = 1) -> Collected:
     """Run the live flow with TestingSinks on every output."""
     raw_events: list[tuple[str, list[Event]]] = []
     raw_dead: list[tuple[str, list[DeadLetter]]] = []
-    prices: list[list[PriceUpdate]] = []
-    candles: list[list[Candle]] = []
+    prices: list[tuple[str, list[PriceUpdate]]] = []
+    candles: list[tuple[str, list[Candle]]] = []
     outputs = Outputs(
-        events=TestingSink(raw_events),  # type: ignore[arg-type]
-        dead_letters=TestingSink(raw_dead),  # type: ignore[arg-type]
+        events=[TestingSink(raw_events)],
+        dead_letters=[TestingSink(raw_dead)],
         prices=[TestingSink(prices)],
         candles=[TestingSink(candles)],
     )
@@ -86,7 +86,7 @@ def run_collect(cfg: Config, source: Any, *, workers: int = 1) -> Collected:
     return Collected(
         events=[e for _, batch in raw_events for e in batch],
         dead=[d for _, batch in raw_dead for d in batch],
-        updates=[u for batch in prices for u in batch],
-        candles=[c for batch in candles for c in batch],
+        updates=[u for _, batch in prices for u in batch],
+        candles=[c for _, batch in candles for c in batch],
         stats=stats,
     )

@@ -79,7 +79,9 @@ def test_demo_progress_view_renders(tmp_path):
 
 def test_events_query_pages_and_filters(demo_dir):
     data, _ = demo_dir
-    first = ticktape("events", "--data-dir", str(data), "--type", "PriceUpdated", "--limit", "5", "--json")
+    first = ticktape(
+        "events", "query", "--data-dir", str(data), "--type", "PriceUpdated", "--limit", "5", "--json"
+    )
     assert first.returncode == 0, first.stderr
     docs = [json.loads(line) for line in first.stdout.splitlines()]
     assert len(docs) == 6
@@ -87,6 +89,7 @@ def test_events_query_pages_and_filters(demo_dir):
     assert all(d["type"] == "PriceUpdated" for d in docs[:-1])
     second = ticktape(
         "events",
+        "query",
         "--data-dir",
         str(data),
         "--type",
@@ -100,15 +103,54 @@ def test_events_query_pages_and_filters(demo_dir):
     docs2 = [json.loads(line) for line in second.stdout.splitlines()]
     assert {d["event_id"] for d in docs[:-1]}.isdisjoint(d.get("event_id") for d in docs2)
     agg = docs[0]["aggregate"]
-    by_agg = ticktape("events", "--data-dir", str(data), "--aggregate", agg, "--limit", "3", "--json")
+    by_agg = ticktape(
+        "events", "query", "--data-dir", str(data), "--aggregate", agg, "--limit", "3", "--json"
+    )
     seqs = [json.loads(line)["seq"] for line in by_agg.stdout.splitlines() if "seq" in line]
     assert seqs == sorted(seqs)
     assert len(seqs) == 3
-    dead = ticktape("events", "--data-dir", str(data), "--type", "DeadLettered")
+    dead = ticktape("events", "query", "--data-dir", str(data), "--type", "DeadLettered")
     assert dead.returncode == 0
     assert "DeadLettered" in dead.stdout
-    stats = ticktape("events", "--data-dir", str(data), "--stats")
+    stats = ticktape("events", "query", "--data-dir", str(data), "--stats")
     assert json.loads(stats.stdout)["events"] > 0
+
+
+def test_events_snapshot_state_replay_export_stats(demo_dir, tmp_path):
+    from sinks.aggregate_state import fold, state_json
+    from sinks.eventexport import read_export
+
+    data, _ = demo_dir
+    agg = "S0001-USD@synthetic"
+    snap = ticktape("events", "snapshot", "--every", "50", "--data-dir", str(data))
+    assert snap.returncode == 0, snap.stderr
+    assert "events/s" in snap.stdout
+    replay = ticktape("events", "replay", agg, "--json", "--data-dir", str(data))
+    docs = [json.loads(line) for line in replay.stdout.splitlines()]
+    assert [d["seq"] for d in docs] == sorted(d["seq"] for d in docs)
+    assert {d["aggregate"] for d in docs} == {agg}
+    at = docs[len(docs) // 2]["ts_event"]
+    state = ticktape("events", "state", agg, "--at", str(at), "--json", "--data-dir", str(data))
+    assert state.returncode == 0, state.stderr
+    got = json.loads(state.stdout)
+    exported = tmp_path / "agg.jsonl"
+    export = ticktape(
+        "events", "export", str(exported), "--zstd", "--aggregate", agg, "--data-dir", str(data)
+    )
+    assert export.returncode == 0, export.stderr
+    events = list(read_export(tmp_path / "agg.jsonl.zst"))
+    assert [e.event_id for e in events] == [d["event_id"] for d in docs]
+    assert got == {
+        "at": at,
+        **json.loads(json.dumps(state_json(fold(e for e in events if e.ts_event <= at)))),
+    }
+    table = ticktape("events", "state", agg, "--at", "2100-01-01", "--data-dir", str(data))
+    assert "last candle per interval" in table.stdout  # candles close at their window end
+    stats = ticktape("events", "stats", "--json", "--data-dir", str(data))
+    doc = json.loads(stats.stdout)
+    assert doc["snapshots"] > 0
+    assert doc["aggregates"] > 0
+    assert sum(doc["types"].values()) == doc["events"]
 
 
 def test_cache_get_and_stats(demo_dir):
@@ -145,7 +187,7 @@ def test_demo_replays_a_history_file(tmp_path):
     ("args", "message"),
     [
         (["run", "-c", "does-not-exist.toml"], "config file not found"),
-        (["events", "--data-dir", "nowhere-at-all"], "no event log"),
+        (["events", "query", "--data-dir", "nowhere-at-all"], "no event log"),
         (["run", "--set", "run.nope=1"], "nope"),
         (["run", "--set", "run.epoch_interval=soon"], "duration"),
     ],
@@ -172,6 +214,7 @@ def test_help_everywhere():
         ["demo", "--help"],
         ["run", "--help"],
         ["events", "--help"],
+        ["events", "query", "--help"],
         ["cache", "get", "--help"],
         ["bench", "--help"],
     ):

@@ -471,7 +471,10 @@ def test_missing_or_empty_directory(tmp_path: Path) -> None:
             assert store.query() == EventPage([], None)
             assert store.query(aggregate="A@v") == EventPage([], None)
             assert list(store.latest_per_aggregate(EventType.PRICE_UPDATED)) == []
-            assert store.stats() == {"partitions": [], "events": 0, "types": {}}
+            assert store.stats() == {
+                "partitions": [], "events": 0, "types": {},
+                "aggregates": 0, "first_ts": None, "last_ts": None, "snapshots": 0, "bytes": 0,
+            }  # fmt: skip
 
 
 def test_latest_per_aggregate(store_dir: Path) -> None:

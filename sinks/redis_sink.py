@@ -1,0 +1,50 @@
+"""Bytewax sink for the Redis cache: latest price, metadata and candles per symbol.
+
+:class:`RedisCacheSink` mirrors :class:`~sinks.embedded.EmbeddedCacheSink` and shares its
+partition code (:class:`~sinks.embedded.CacheSinkPartition`: the same writes from
+:func:`~sinks.embedded.cache_writes`, the same ``proc_to_sink``/``recv_to_sink`` latency).
+
+* Unit of parallelism: the sink partitions (items keyed by shard, so a symbol always
+  reaches the same partition). Each partition owns a :class:`~sinks.redis_cache.RedisCache`
+  with its own connection and bounded buffer; the partitions of a process share one set
+  of counters (``ticktape_cache_*`` metrics, registered with :class:`RunStats`).
+* Delivery: at-least-once input, idempotent by version in Redis (effectively once).
+* Resume state: none. Before every snapshot the partition delivers its buffered writes;
+  with ``on_unavailable="fail"`` the snapshot fails while Redis is away, so nothing is
+  lost; with ``"buffer"`` (default) the job goes on and only the documented buffer
+  overflow can drop writes, each counted (``ticktape_cache_buffer_dropped_total{type}``).
+"""
+
+from __future__ import annotations
+
+from schemas.records import Candle, PriceUpdate
+from sinks.embedded import CacheSinkPartition
+from sinks.metrics import RunStats
+from sinks.partitioned import PartitionedSink
+from sinks.redis_buffer import RedisCacheStats
+from sinks.redis_cache import RedisCache
+from sinks.redis_config import RedisConfig
+
+
+class RedisCacheSink(PartitionedSink[tuple[list[PriceUpdate], list[Candle]], None]):
+    """Latest prices, metadata and candles into Redis (``[cache.redis]``)."""
+
+    def __init__(
+        self,
+        cfg: RedisConfig,
+        ttls_ns: dict[str, int],
+        *,
+        partitions: int = 4,
+        stats: RunStats | None = None,
+    ) -> None:
+        super().__init__(partitions)
+        self.cfg = cfg
+        self.ttls_ns = ttls_ns
+        self.stats = stats
+        self.counters = RedisCacheStats()
+        if stats is not None:
+            stats.collectors.append(self.counters.collect)
+
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> CacheSinkPartition:
+        cache = RedisCache(self.cfg, self.ttls_ns, stats=self.counters)
+        return CacheSinkPartition(cache, self.stats, name="redis_cache", owned=True)

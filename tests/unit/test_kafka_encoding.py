@@ -1,0 +1,133 @@
+"""sinks.kafka without a broker: message values, the ids in the ``event_id`` header
+(equal to what the keyed step puts in the event log) and the config section."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import msgspec
+import pytest
+
+from flows.steps.candles import CandleConfig
+from flows.steps.shard import ShardProcessor, ShardSettings
+from schemas.durations import Duration
+from schemas.errors import ConfigError
+from schemas.ids import candle_event_id, price_event_id
+from schemas.records import Candle, DeadLetter, Event, EventType, PriceUpdate, Tick
+from schemas.validation import ValidationRules
+from sinks.kafka import (
+    KafkaOutputConfig,
+    candle_value,
+    candles_sink,
+    dead_letter_value,
+    dead_letters_sink,
+    event_value,
+    events_sink,
+    price_value,
+    prices_sink,
+)
+
+S = 1_000_000_000
+T0 = 1_700_000_000 * S
+UPDATE = PriceUpdate(
+    "binance", "BTC-USDT", 65000.5, 0.25, "buy", "42", T0, T0 + 1, T0 + 2, T0 + 3, 7, "trades/0", 99
+)
+CANDLE = Candle(
+    "binance", "BTC-USDT", 60, T0, T0 + 60 * S, 1.0, 2.0, 0.5, 1.5, 10.0, 12.5, 1.25, 4, 6.0, 4.0, "1", "4", 1, T0 + 61 * S
+)  # fmt: skip
+
+
+def test_price_and_candle_values_are_objects_with_every_field() -> None:
+    assert json.loads(price_value(UPDATE)) == msgspec.structs.asdict(UPDATE)
+    assert json.loads(candle_value(CANDLE)) == msgspec.structs.asdict(CANDLE)
+    assert next(iter(json.loads(price_value(UPDATE)))) == "venue"  # field order kept
+
+
+def test_event_value_embeds_the_payload_as_json() -> None:
+    payload = msgspec.json.encode({"first": 3, "last": 5, "nested": [1.5, "x"]})
+    e = Event("00ab", EventType.SEQUENCE_GAP, "BTC-USDT@binance", 3, T0, T0 + 9, payload, "trades/0@7")
+    doc = json.loads(event_value(e))
+    assert doc == {
+        "event_id": "00ab", "type": "SequenceGap", "aggregate": "BTC-USDT@binance", "seq": 3,
+        "ts_event": T0, "ts_logged": T0 + 9, "payload": {"first": 3, "last": 5, "nested": [1.5, "x"]},
+        "causation": "trades/0@7",
+    }  # fmt: skip
+    empty = Event("00ac", EventType.SYMBOL_STALE, "a@b", 1, 0, 0, b"", "")
+    assert json.loads(event_value(empty))["payload"] is None
+
+
+def test_dead_letter_value_text_or_base64() -> None:
+    text = DeadLetter(
+        "dl1", "BAD_PRICE", "field `price`: expected > 0, got -1", b'{"p": -1}', "trades/1", 5, T0
+    )
+    doc = json.loads(dead_letter_value(text))
+    assert (doc["raw"], doc["raw_encoding"], doc["dl_id"], doc["src"]) == (
+        '{"p": -1}',
+        "utf-8",
+        "dl1",
+        "trades/1",
+    )
+    binary = DeadLetter("dl2", "DECODE_ERROR", "not JSON", b"\xff\x00\xfe", "trades/1", 6, T0)
+    doc = json.loads(dead_letter_value(binary))
+    assert doc["raw_encoding"] == "base64"
+    assert base64.b64decode(doc["raw"]) == b"\xff\x00\xfe"
+
+
+def _tick(trade_id: str, trade_no: int, ts: int, price: float, offset: int) -> Tick:
+    return Tick(
+        "binance", "BTC-USDT", price, 1.0, "buy", trade_id, ts, ts, "trades/0", offset, 0, trade_no, ts
+    )
+
+
+def test_ids_equal_the_event_log_ids_of_the_keyed_step() -> None:
+    settings = ShardSettings(
+        rules=ValidationRules(max_jump_pct=0.0, zscore_threshold=0.0), window=64, reorder=4,
+        contiguous_venues=frozenset({"binance"}), stale_after=3600 * S, stale_overrides={}, live=False,
+        candles=CandleConfig(intervals=(Duration.parse("1m"),), grace=Duration.parse("0s")),
+    )  # fmt: skip
+    proc = ShardProcessor(settings)
+    ticks = [_tick(str(i), i, T0 + i * 20 * S, 100.0 + i, i) for i in range(1, 8)]
+    ticks += [_tick("", -1, T0 + 200 * S, 99.0, 50)]  # no trade id: source coordinates
+    outs = [proc.process(ticks[:4]), proc.process(ticks[4:]), proc.flush()]
+    updates = [u for o in outs for u in o.updates]
+    candles = [c for o in outs for c in o.candles]
+    events = [e for o in outs for e in o.events]
+    price_ids = [e.event_id for e in events if e.type == EventType.PRICE_UPDATED]
+    candle_ids = [e.event_id for e in events if e.type in (EventType.CANDLE_CLOSED, EventType.CANDLE_REVISED)]
+    assert len(updates) == 8
+    assert len(candles) >= 3
+    assert [price_event_id(u) for u in updates] == price_ids
+    assert [candle_event_id(c) for c in candles] == candle_ids
+
+
+def test_config_section_defaults_and_validation() -> None:
+    cfg = msgspec.convert({"enabled": True, "producer": {"linger.ms": 20}}, KafkaOutputConfig)
+    assert (cfg.partitions, cfg.topic_partitions, cfg.on_delivery_error) == (4, 3, "fail")
+    conf = cfg.producer_config(env={"TICKTAPE_KAFKA_SASL_PASSWORD": "s3cret"})
+    assert conf["acks"] == "all"
+    assert conf["enable.idempotence"] is True
+    assert conf["linger.ms"] == 20
+    assert conf["sasl.password"] == "s3cret"
+    with pytest.raises(msgspec.ValidationError, match="unknown field"):
+        msgspec.convert({"topic": "x"}, KafkaOutputConfig)
+    with pytest.raises(msgspec.ValidationError, match="partitions"):
+        msgspec.convert({"partitions": 0}, KafkaOutputConfig)
+    with pytest.raises(ConfigError, match="acks"):
+        KafkaOutputConfig(producer={"acks": 1}).producer_config(env={})
+    with pytest.raises(ConfigError, match=r"enable\.idempotence"):
+        KafkaOutputConfig().producer_config(env={"TICKTAPE_KAFKA_ENABLE_IDEMPOTENCE": "false"})
+    with pytest.raises(ConfigError, match="TICKTAPE_KAFKA_SASL_PASSWORD"):
+        KafkaOutputConfig(producer={"sasl.password": "x"}).producer_config(env={})
+
+
+def test_factories_are_off_when_disabled_or_topic_empty() -> None:
+    off = KafkaOutputConfig()
+    assert [f(off) for f in (prices_sink, candles_sink, events_sink, dead_letters_sink)] == [None] * 4
+    some = KafkaOutputConfig(enabled=True, candles_topic="", partitions=2)
+    assert candles_sink(some) is None
+    sink = prices_sink(some)
+    assert sink is not None
+    assert (sink.topic, sink.list_parts(), sink.part_fn("7")) == ("ticktape.prices", ["0", "1"], 1)
+    assert events_sink(some) is not None
+    assert dead_letters_sink(some) is not None
