@@ -157,9 +157,7 @@ def test_bounded_run_stops_by_itself_and_dead_letters_reach_the_dlq_topic(tmp_pa
     got = outputs.all_outputs(tmp_path / "d")
     dead = [json.loads(line) for line in got["dead_letters"]]
     assert dead
-    assert all(
-        d["code"] == "DECODE_ERROR" and d["src"].startswith(f"{topic['name']}/") for d in dead
-    )
+    assert all(d["code"] == "DECODE_ERROR" and d["src"].startswith(f"{topic['name']}/") for d in dead)
     dlq = consume_all(str(topic["servers"]), "bounded.dlq")
     assert sorted(json.loads(v)["dl_id"] for _, v, _ in dlq) == sorted(d["dl_id"] for d in dead)
     prices = consume_all(str(topic["servers"]), "bounded.prices")
