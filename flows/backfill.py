@@ -94,7 +94,7 @@ def _jump_blocker(table: pa.Table, accepted: np.ndarray, max_jump_pct: float) ->
     return "a price jump the streaming rules would reject" if np.any(same & (move > max_jump_pct)) else ""
 
 
-def _write_candles(cfg: Config, candles: list[Candle], stats: RunStats) -> None:
+def write_candles(cfg: Config, candles: list[Candle], stats: RunStats) -> None:
     """Through the live job's candle and cache sinks (a small Bytewax flow)."""
     import bytewax.operators as op
     from bytewax.dataflow import Dataflow, Stream
@@ -161,7 +161,7 @@ def backfill(
             reason = jump
         else:
             candles, adm = result
-            _write_candles(cfg, candles, stats)
+            write_candles(cfg, candles, stats)
             if progress:
                 progress(rows, rows)
             return BackfillReport(

@@ -67,6 +67,11 @@ class _RowsPerSecond(TextColumn):
     is_flag=True,
     help="Use the streaming steps even when the vectorized path applies (writes every output, incl. the event log).",
 )
+@click.option(
+    "--repair-gaps",
+    is_flag=True,
+    help="Instead of a backfill: refill the windows of the event log's SequenceGap events from --source and emit candle revisions.",
+)
 def backfill(
     sources: tuple[str, ...],
     is_archive: bool,
@@ -78,6 +83,7 @@ def backfill(
     venue: str,
     symbol: str,
     exact_streaming: bool,
+    repair_gaps: bool,
     **common: Any,
 ) -> None:
     """Rebuild candles (and, on the streaming path, every output) from history files or
@@ -99,6 +105,18 @@ def backfill(
             raise InputError(f"history file not found: {f}")
     fcfg = FileSourceConfig(format=fmt, venue=venue, symbol=symbol)
     out = console()
+    if repair_gaps:
+        from flows.backfill_repair import repair_gaps as run_repair
+
+        fixed = run_repair(
+            cfg, files=files, archive=archive, file_cfg=fcfg, since=parse_time(since), until=parse_time(until),
+            symbols=[s.strip() for s in symbols.split(",") if s.strip()],
+        )  # fmt: skip
+        out.print(
+            f"gap repair: {fixed.gaps} gaps ({fixed.missing_ids:,} missing trade ids); recovered {fixed.recovered_trades:,} "
+            f"trades from the source; {fixed.windows_revised} candle windows revised; {fixed.unrecoverable_gaps} gaps not in the source"
+        )
+        return
     with Progress(
         TextColumn("backfill"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(), _RowsPerSecond(), TimeRemainingColumn(),
         console=out, transient=False,

@@ -18,7 +18,6 @@ from flows.config import Config
 from schemas.errors import InputError
 from schemas.records import Event
 from schemas.timeparse import ns_to_iso
-from sinks.eventstore import EventStore
 
 _TIME_HELP = "ns, YYYY-MM-DD, RFC 3339 or now-5m"
 
@@ -78,7 +77,7 @@ def query(
     directory = wiring.events_dir(cfg)
     if not directory.is_dir():
         raise InputError(f"no event log at {directory} (run `ticktape demo` first, or pass --data-dir)")
-    with EventStore(directory) as store:
+    with wiring.open_event_store(cfg) as store:
         if show_stats:
             click.echo(json.dumps(store.stats(), indent=2))
             return
@@ -125,7 +124,8 @@ def replay(aggregate: str, since_seq: int, until: str | None, as_json: bool, **c
     """Replay every event of AGGREGATE in seq order, streamed (AGGREGATE: SYMBOL@venue or source:SRC)."""
     cfg, _ = load(**common)
     n = 0
-    with EventStore(_events_dir(cfg)) as store:
+    _events_dir(cfg)
+    with wiring.open_event_store(cfg) as store:
         for e in store.replay(aggregate, since_seq=since_seq, until=parse_time(until)):
             n += 1
             if as_json:
@@ -150,7 +150,8 @@ def state(aggregate: str, at: str, as_json: bool, **common: Any) -> None:
     at_ns = parse_time(at)
     assert at_ns is not None
     t0 = time.perf_counter()
-    with EventStore(_events_dir(cfg)) as store:
+    _events_dir(cfg)
+    with wiring.open_event_store(cfg) as store:
         st = store.state_at(aggregate, at_ns)
         took = time.perf_counter() - t0
         if not st.events and not store.query(aggregate=aggregate, limit=1).events:
@@ -210,7 +211,8 @@ def export(
 
     cfg, _ = load(**common)
     t0 = time.perf_counter()
-    with EventStore(_events_dir(cfg)) as store:
+    _events_dir(cfg)
+    with wiring.open_event_store(cfg) as store:
         rows = store.export(
             path, format=fmt, compress=compress, aggregate=aggregate, type=type_,
             since=parse_time(since), until=parse_time(until),
@@ -226,7 +228,8 @@ def export(
 def stats(as_json: bool, **common: Any) -> None:
     """Events per type and per partition, aggregates, time range, snapshots, bytes."""
     cfg, _ = load(**common)
-    with EventStore(_events_dir(cfg)) as store:
+    _events_dir(cfg)
+    with wiring.open_event_store(cfg) as store:
         doc: dict[str, Any] = store.stats()
     if as_json:
         click.echo(json.dumps(doc, indent=2))

@@ -116,10 +116,24 @@ class EventLogConfig(_Section, frozen=True, forbid_unknown_fields=True):
 
 
 class MetricsConfig(_Section, frozen=True, forbid_unknown_fields=True):
+    """``[metrics]``: the Prometheus endpoint (``port`` + process id in a cluster).
+    ``symbol_labels``: at most 100 symbols that get ``ticktape_symbol_ticks_total{symbol,venue}``;
+    no other metric has a symbol label (bounded cardinality)."""
+
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 9464
     latency_window: int = 100_000
+    symbol_labels: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.symbol_labels) > 100 or len(set(self.symbol_labels)) != len(self.symbol_labels):
+            raise ValueError(
+                f"symbol_labels: expected at most 100 distinct symbols, got {len(self.symbol_labels)} "
+                f"({len(set(self.symbol_labels))} distinct)"
+            )
+        if any(not s for s in self.symbol_labels):
+            raise ValueError("symbol_labels: expected non-empty symbols, got ''")
 
 
 class LogConfig(_Section, frozen=True, forbid_unknown_fields=True):

@@ -111,6 +111,7 @@ def build_flow(
         cfg = load_config(os.environ.get("TICKTAPE_CONFIG"))
     if stats is None:
         stats = RunStats(cfg.metrics.latency_window)
+    stats.configure(live=cfg.run.mode == "live", symbol_labels=cfg.metrics.symbol_labels)
     if source is None:
         source = wiring.make_source(cfg, stats)
     if outputs is None:
@@ -193,6 +194,8 @@ def _count_out(stats: RunStats) -> Any:
             stats.latency.record(
                 "recv_to_proc", [u.ts_proc for u in out.updates], [u.ts_recv for u in out.updates]
             )
+            if stats.symbol_labels:  # [metrics] symbol_labels: a bounded allow-list
+                stats.count_symbols(out.updates)
         return item
 
     return count

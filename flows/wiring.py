@@ -22,10 +22,11 @@ from flows.config import Config
 from flows.live import Outputs
 from schemas.errors import ConfigError
 from schemas.records import Candle, PriceUpdate, TickBatch
-from sinks.archive_config import ArchiveConfig, with_default_store
+from sinks.archive_config import ArchiveConfig, open_archive_store, with_default_store
 from sinks.cache import HISTORY, METADATA, PRICE, EmbeddedCache
 from sinks.cache_api import CacheBackend
 from sinks.embedded import EmbeddedCacheSink, EventLogSink
+from sinks.eventstore import EventStore
 from sinks.files import DeadLetterFileSink, ParquetCandleSink
 from sinks.metrics import RunStats
 
@@ -80,6 +81,17 @@ def make_source(cfg: Config, stats: RunStats | None = None, *, pace: bool | None
 def archive_config(cfg: Config) -> ArchiveConfig:
     """``[archive]`` with its store resolved (empty: ``<data_dir>/archive``)."""
     return with_default_store(cfg.archive, cfg.data_path)
+
+
+def open_event_store(cfg: Config) -> EventStore:
+    """The event store of ``cfg``; when archiving is on, queries also read batches whose
+    local body was deleted after archiving from the archive."""
+    if not cfg.archive.enabled:
+        return EventStore(events_dir(cfg))
+    from sinks.archive_read import ArchiveReader
+
+    archive = archive_config(cfg)
+    return EventStore(events_dir(cfg), ArchiveReader(open_archive_store(archive), archive.prefix))
 
 
 def cache_sink(

@@ -22,6 +22,7 @@ from bytewax.outputs import StatefulSinkPartition
 
 from schemas.records import Candle, Event, PriceUpdate
 from sinks import cache as cache_mod
+from sinks import cache_metrics
 from sinks.archive_config import ArchiveConfig, make_archiver
 from sinks.cache import HISTORY, METADATA, PRICE, Write, cache_key
 from sinks.cache_api import CacheBackend
@@ -60,6 +61,8 @@ class _EventLogPart(StatefulSinkPartition[list[Event], None]):
 
     def snapshot(self) -> None:
         self.part.flush()
+        if self.stats is not None:
+            self.stats.count_snapshot()
 
     def close(self) -> None:
         self.part.close()
@@ -136,9 +139,10 @@ def cache_writes(updates: list[PriceUpdate], candles: list[Candle]) -> list[Writ
 
 class CacheSinkPartition(StatefulSinkPartition[tuple[list[PriceUpdate], list[Candle]], None]):
     """One cache sink partition over any :class:`~sinks.cache_api.CacheBackend`: builds the
-    writes (:func:`cache_writes`), records ``proc_to_sink``/``recv_to_sink`` latency and
-    flushes before every snapshot. ``owned``: the partition closes the backend at the end
-    (else it only flushes it: the embedded cache is shared by the process's partitions)."""
+    writes (:func:`cache_writes`), records ``proc_to_sink``/``recv_to_sink`` latency (and
+    ``venue_to_sink`` in live runs) and flushes before every snapshot. ``owned``: the
+    partition closes the backend at the end (else it only flushes it: the embedded cache
+    is shared by the process's partitions)."""
 
     def __init__(
         self, cache: CacheBackend, stats: RunStats | None, *, name: str = "cache", owned: bool = False
@@ -158,6 +162,8 @@ class CacheSinkPartition(StatefulSinkPartition[tuple[list[PriceUpdate], list[Can
             now = time.time_ns()
             self.stats.latency.record_since("proc_to_sink", now, [u.ts_proc for u in updates])
             self.stats.latency.record_since("recv_to_sink", now, [u.ts_recv for u in updates])
+            if self.stats.live:  # event time is wall-clock time only in live runs
+                self.stats.latency.record_since("venue_to_sink", now, [u.ts_event for u in updates])
             self.stats.count_sink(self.name, len(writes), time.perf_counter() - t0)
 
     def snapshot(self) -> None:
@@ -192,4 +198,5 @@ class EmbeddedCacheSink(PartitionedSink[tuple[list[PriceUpdate], list[Candle]], 
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> CacheSinkPartition:
         cache = cache_mod.shared(self.path, self.ttls_ns, self.max_entries, self.max_bytes)
+        cache_metrics.register(self.stats, cache)  # ticktape_cache_*, once per process
         return CacheSinkPartition(cache, self.stats)

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from itertools import chain, count
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -28,6 +28,9 @@ from sinks.eventexport import export_events
 from sinks.eventlog import decode_body
 from sinks.sqlite import connect
 
+if TYPE_CHECKING:
+    from sinks.archive_read import ArchiveReader
+
 Position = tuple[int, int]  # (batch id, index in batch)
 _START: Position = (-1, -1)
 
@@ -38,12 +41,16 @@ class EventPage(msgspec.Struct, frozen=True):
 
 
 class EventStore:
-    """Read access to ``<data_dir>/events``."""
+    """Read access to ``<data_dir>/events``; with ``archive`` (an ``ArchiveReader``),
+    batches whose local body was deleted after archiving are read from the archive, so
+    queries span local and archived data."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, archive: ArchiveReader | None = None) -> None:
         self.directory = directory
+        self.archive = archive
         self.paths = sorted(directory.glob("part-*.sqlite")) if directory.is_dir() else []
         self._conns: dict[Path, sqlite3.Connection] = {}
+        self._live = "body IS NOT NULL OR archived_key IS NOT NULL" if archive is not None else "body IS NOT NULL"
 
     def _conn(self, path: Path) -> sqlite3.Connection:
         conn = self._conns.get(path)
@@ -64,12 +71,21 @@ class EventStore:
 
     def _batch(self, path: Path, batch_id: int) -> list[Event]:
         conn = self._conn(path)
-        row = conn.execute("SELECT body, ts_logged, codec FROM batches WHERE id = ?", (batch_id,)).fetchone()
-        if row is None or row[0] is None:
+        row = conn.execute(
+            "SELECT body, ts_logged, codec, archived_key, first_row, rows FROM batches WHERE id = ?", (batch_id,)
+        ).fetchone()
+        if row is None:
             return []
-        logged = row[1]
-        body = decode_stored_body(row[2], row[0], dictionary_loader(conn))
-        return [msgspec.structs.replace(e, ts_logged=logged) for e in decode_body(body)]
+        body, logged, codec, archived_key, first_row, rows = row
+        if body is not None:
+            events = decode_body(decode_stored_body(codec, body, dictionary_loader(conn)))
+        elif archived_key is not None and self.archive is not None:
+            from sinks.archive_read import unit_keys
+
+            events = self.archive.events_of_batches(unit_keys(conn, archived_key), [(first_row, rows)])[0]
+        else:
+            return []
+        return [msgspec.structs.replace(e, ts_logged=logged) for e in events]
 
     # -- queries ------------------------------------------------------------------
     def query(
@@ -143,7 +159,7 @@ class EventStore:
                 if pos < len(cached[1]):
                     yield (batch_id, pos), cached[1][pos]
             return
-        sql = "SELECT id FROM batches WHERE id >= ? AND body IS NOT NULL"
+        sql = f"SELECT id FROM batches WHERE id >= ? AND ({self._live})"
         params = [after[0]]
         if since is not None:
             sql += " AND max_ts >= ?"

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-STAGES = ("venue_to_recv", "kafka_to_recv", "recv_to_proc", "proc_to_sink", "recv_to_sink")
+#: ``recv_to_sink`` and ``venue_to_sink`` are end to end (``venue_to_sink`` in live runs only:
+#: in replays and backfills event times are history, not a clock reading).
+STAGES = ("venue_to_recv", "kafka_to_recv", "recv_to_proc", "proc_to_sink", "recv_to_sink", "venue_to_sink")
 
 # Upper bounds in seconds: 10us .. 60s, roughly x2.5 per step (Prometheus adds +Inf).
 BUCKETS_S: tuple[float, ...] = (

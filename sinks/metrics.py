@@ -4,11 +4,13 @@
 (``read == accepted + rejected + duplicate``), dead letters by code, events by type and
 sink counters. Bytewax workers in one process are threads, so updates take a lock (once
 per batch, not per tick). :func:`serve_metrics` exposes it on 127.0.0.1 through a custom
-collector, so the hot path never touches prometheus-client objects.
+collector, so the hot path never touches prometheus-client objects. Every metric is listed
+with its type, labels and meaning in ``infra/METRICS.md``.
 """
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from collections import Counter, defaultdict, deque
@@ -24,6 +26,12 @@ from prometheus_client.registry import Collector
 from sinks.latency import BUCKETS_S, LatencyBook
 
 OUTCOMES = ("accepted", "rejected", "duplicate")
+#: ``ticktape_sink_write_latency_seconds`` upper bounds (Prometheus adds +Inf): 100us .. 30s.
+SINK_BUCKETS_S: tuple[float, ...] = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
+#: Most symbols ``[metrics] symbol_labels`` may name (bounded label cardinality).
+MAX_SYMBOL_LABELS = 100
 
 
 class PartitionCounts:
@@ -64,9 +72,27 @@ class RunStats:
         self.sink_writes: Counter[str] = Counter()
         self.sink_errors: Counter[str] = Counter()
         self.sink_seconds: dict[str, float] = defaultdict(float)
+        self.sink_latency: dict[str, list[int]] = {}  # per sink: bucket counts, +Inf last
         self.latency = LatencyBook(latency_window)
         self.recent_candles: deque[object] = deque(maxlen=6)
         self.collectors: list[Callable[[], Iterable[Metric]]] = []
+        self.snapshots = 0
+        self.last_snapshot: float | None = None
+        #: Live mode: event times are wall-clock times, so ``venue_to_sink`` is meaningful.
+        self.live = False
+        #: ``[metrics] symbol_labels``: the only symbols that get a ``symbol`` label.
+        self.symbol_labels: frozenset[str] = frozenset()
+        self.symbol_ticks: Counter[tuple[str, str]] = Counter()
+
+    def configure(self, *, live: bool = False, symbol_labels: Iterable[str] = ()) -> None:
+        """Set what the flow knows about the run (``build_flow`` calls this)."""
+        symbols = frozenset(symbol_labels)
+        if len(symbols) > MAX_SYMBOL_LABELS:
+            raise ValueError(
+                f"symbol_labels: expected at most {MAX_SYMBOL_LABELS} symbols, got {len(symbols)}"
+            )
+        self.live = live
+        self.symbol_labels = symbols
 
     def count_source(self, src: str, read: int, rejected: int) -> None:
         with self._lock:
@@ -97,11 +123,37 @@ class RunStats:
             self.duplicates_below_window += below_window
 
     def count_sink(self, sink: str, rows: int, seconds: float, *, failed: bool = False) -> None:
+        """One sink write of ``rows`` that took ``seconds``; also one observation of
+        ``ticktape_sink_write_latency_seconds{sink}``, except for error notifications
+        without a duration (``failed`` and ``seconds == 0``: a rejected row, say)."""
         with self._lock:
             self.sink_writes[sink] += rows
             self.sink_seconds[sink] += seconds
             if failed:
                 self.sink_errors[sink] += 1
+                if seconds == 0.0:
+                    return
+            counts = self.sink_latency.get(sink)
+            if counts is None:
+                counts = self.sink_latency[sink] = [0] * (len(SINK_BUCKETS_S) + 1)
+            counts[bisect.bisect_left(SINK_BUCKETS_S, seconds)] += 1
+
+    def count_snapshot(self) -> None:
+        """A sink partition took its epoch snapshot (flushed for recovery)."""
+        now = time.time()
+        with self._lock:
+            self.snapshots += 1
+            self.last_snapshot = now
+
+    def count_symbols(self, ticks: Iterable[Any]) -> None:
+        """Accepted ticks (``.symbol``/``.venue``) of the ``symbol_labels`` symbols."""
+        allowed = self.symbol_labels
+        if not allowed:
+            return
+        seen = Counter((t.symbol, t.venue) for t in ticks if t.symbol in allowed)
+        if seen:
+            with self._lock:
+                self.symbol_ticks.update(seen)
 
     def totals(self) -> PartitionCounts:
         total = PartitionCounts()
@@ -147,6 +199,9 @@ class _StatsCollector(Collector):
             events = dict(s.events)
             writes, errors, seconds = dict(s.sink_writes), dict(s.sink_errors), dict(s.sink_seconds)
             missing = s.missing_trades
+            sink_latency = {sink: list(counts) for sink, counts in s.sink_latency.items()}
+            snapshots, last_snapshot = s.snapshots, s.last_snapshot
+            symbols = dict(s.symbol_ticks)
         for src, counts in parts.items():
             read.add_metric([src], counts["read"])
             for name in OUTCOMES:
@@ -176,7 +231,31 @@ class _StatsCollector(Collector):
         yield sw
         yield se
         yield ss
+        yield _histogram(
+            "ticktape_sink_write_latency_seconds",
+            "Duration of one sink write (a write_batch call or a flush).",
+            "sink", SINK_BUCKETS_S, {k: (v, seconds.get(k, 0.0)) for k, v in sink_latency.items()},
+        )  # fmt: skip
         yield from self._latency()
+        yield CounterMetricFamily(
+            "ticktape_recovery_snapshots",
+            "Epoch snapshots taken by event-log sink partitions (one per partition per epoch).",
+            value=snapshots,
+        )
+        if last_snapshot is not None:
+            yield GaugeMetricFamily(
+                "ticktape_recovery_last_snapshot_timestamp_seconds",
+                "Unix time of the last epoch snapshot of a sink partition.",
+                value=last_snapshot,
+            )
+        sym = CounterMetricFamily(
+            "ticktape_symbol_ticks",
+            "Accepted ticks of the [metrics] symbol_labels symbols.",
+            labels=["symbol", "venue"],
+        )
+        for (symbol, venue), n in sorted(symbols.items()):
+            sym.add_metric([symbol, venue], n)
+        yield sym
         yield GaugeMetricFamily(
             "ticktape_run_start_time_seconds", "Unix time the run started.", value=s.started
         )
@@ -197,6 +276,24 @@ class _StatsCollector(Collector):
                     buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
                 hist.add_metric([name], buckets, stage.total_ns / 1e9)
         yield hist
+
+
+def _histogram(
+    name: str,
+    doc: str,
+    label: str,
+    bounds: tuple[float, ...],
+    series: dict[str, tuple[list[int], float]],
+) -> HistogramMetricFamily:
+    """A histogram family from per-label ``(bucket counts with +Inf last, sum)``."""
+    hist = HistogramMetricFamily(name, doc, labels=[label])
+    for value, (counts, total) in sorted(series.items()):
+        cumulative, buckets = 0, []
+        for bound, count in zip((*bounds, float("inf")), counts, strict=True):
+            cumulative += count
+            buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+        hist.add_metric([value], buckets, total)
+    return hist
 
 
 def serve_metrics(stats: RunStats, host: str = "127.0.0.1", port: int = 9464) -> Callable[[], None]:

@@ -5,7 +5,7 @@ the last ``window`` ids below it (bit ``i`` set = id ``hwm - i`` seen). An id in
 window is new exactly once; an id below the window cannot be told apart from a replay and
 is counted as a duplicate (``BELOW_WINDOW``). A missing id becomes part of a gap once the
 high-water mark is ``reorder`` ids past it, so trades that arrive slightly out of order
-are not reported as gaps. Non-numeric ids (UUIDs, source coordinates) use a bounded
+are not reported as gaps; a run of missing ids is reported as one range. Non-numeric ids (UUIDs, source coordinates) use a bounded
 first-in-first-out set. Memory per symbol is O(window) bits, whatever the run length.
 """
 
@@ -19,12 +19,13 @@ BELOW_WINDOW = 2
 class TradeWindow:
     """Anti-replay window over contiguous numeric trade ids."""
 
-    __slots__ = ("bits", "hwm", "matured")
+    __slots__ = ("bits", "hwm", "matured", "pending")
 
     def __init__(self) -> None:
         self.hwm = -1
         self.bits = 0
         self.matured = -1  # highest id whose gap check is done
+        self.pending = -1  # first id of a run of matured missing ids not reported yet
 
     def check(self, n: int, window: int, reorder: int, gaps: list[tuple[int, int]] | None) -> int:
         """Classify id ``n`` and record it. Matured gaps are appended to ``gaps`` as
@@ -55,32 +56,30 @@ class TradeWindow:
             self._mature(self.hwm, gaps)
 
     def _mature(self, upto: int, gaps: list[tuple[int, int]]) -> None:
+        """Check ids up to ``upto``. A run of missing ids is reported as one range when
+        the first id after it that was seen matures (so a hole of ten ids is one gap)."""
         lo = self.matured + 1
         if upto < lo:
             return
         hwm, bits = self.hwm, self.bits
-        start = -1
+        start = self.pending
         for ident in range(lo, min(upto, hwm) + 1):
-            d = hwm - ident
-            missing = not (bits >> d) & 1
+            missing = not (bits >> (hwm - ident)) & 1
             if missing and start < 0:
                 start = ident
             elif not missing and start >= 0:
                 gaps.append((start, ident - 1))
                 start = -1
-        if upto > hwm:  # ids above the old high-water mark were never seen
-            if start < 0:
-                start = hwm + 1
-            gaps.append((start, upto))
-        elif start >= 0:
-            gaps.append((start, upto))
+        if upto > hwm and start < 0:  # ids above the old high-water mark were never seen
+            start = hwm + 1
+        self.pending = start
         self.matured = upto
 
-    def __getstate__(self) -> tuple[int, int, int]:
-        return (self.hwm, self.bits, self.matured)
+    def __getstate__(self) -> tuple[int, int, int, int]:
+        return (self.hwm, self.bits, self.matured, self.pending)
 
-    def __setstate__(self, state: tuple[int, int, int]) -> None:
-        self.hwm, self.bits, self.matured = state
+    def __setstate__(self, state: tuple[int, int, int, int]) -> None:
+        self.hwm, self.bits, self.matured, self.pending = state
 
 
 class KeyWindow:

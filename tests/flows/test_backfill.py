@@ -88,3 +88,42 @@ def test_dirty_input_takes_the_streaming_path_and_still_matches(tmp_path):
     fast, fast_data = run(tmp_path, "clean", files=[clean], file_cfg=fcfg)
     assert fast.path == "fast"
     assert stored(data) == stored(fast_data)
+
+
+def test_repair_gaps_refills_windows_from_a_history_source(tmp_path):
+    import gzip
+    import json
+
+    from connectors.files import FileSource
+    from flows import wiring
+    from flows.backfill_repair import repair_gaps
+    from flows.runner import run as run_flow
+    from sinks import cache as cache_mod
+    from sinks.eventstore import EventStore
+    from sinks.metrics import RunStats
+
+    rows = json.loads(gzip.decompress(XRP.read_bytes()))
+    holes = set(range(3000, 3010)) | set(range(7000, 7003)) | {9500}
+    gappy = tmp_path / "XRP_ETH-trades.json.gz"
+    gappy.write_bytes(gzip.compress(json.dumps([r for i, r in enumerate(rows) if i not in holes]).encode()))
+    cfg = config(tmp_path / "live", candles={"intervals": ["1m", "5m", "1h"]})
+    stats = RunStats()
+    run_flow(cfg, source=FileSource(FileSourceConfig(paths=(str(gappy),))), outputs=wiring.make_outputs(cfg, stats), stats=stats, serve=False)
+    cache_mod.release(wiring.cache_path(cfg))
+    with EventStore(wiring.events_dir(cfg)) as store:
+        gaps = list(store.iter_events(type="SequenceGap"))
+    assert len(gaps) == 3
+    report = repair_gaps(cfg, files=[XRP])
+    assert report.gaps == 3
+    assert report.missing_ids == len(holes)
+    assert report.recovered_trades == len(holes)
+    assert report.unrecoverable_gaps == 0
+    assert report.windows_revised >= 3
+    complete, complete_dir = run(tmp_path, "complete", files=[XRP])
+    repaired = stored(cfg.data_path)
+    assert [msgspec.structs.replace(c, revision=0) for c in repaired] == stored(complete_dir)
+    assert any(c.revision == 1 for c in repaired)
+    with EventStore(wiring.events_dir(cfg)) as store:
+        revised = list(store.iter_events(type="CandleRevised"))
+    assert len(revised) == report.windows_revised
+    assert repair_gaps(cfg, files=[XRP]).windows_revised == 0  # idempotent: nothing left to fix

@@ -103,9 +103,18 @@ def test_gap_matures_only_once_the_high_water_mark_is_reorder_past_it() -> None:
     feed(w, [1, 2, 3, 5, 6, 7], 64, 4, gaps)
     assert gaps == []  # 4 may still arrive: hwm 7 - reorder 4 = 3
     w.check(8, 64, 4, gaps)
-    assert gaps == [(4, 4)]  # 8 - 4 = 4: now it is a gap
+    assert gaps == []  # 8 - 4 = 4: 4 is missing now, reported when the run of missing ids ends
     w.check(9, 64, 4, gaps)
+    assert gaps == [(4, 4)]  # 5 matured and was seen: the run [4, 4] is complete
+    w.check(10, 64, 4, gaps)
     assert gaps == [(4, 4)], "a gap is reported once"
+
+
+def test_a_hole_of_several_ids_is_one_gap() -> None:
+    w = TradeWindow()
+    gaps: Gaps = []
+    feed(w, [*range(1, 11), *range(21, 60)], 64, 4, gaps)
+    assert gaps == [(11, 20)]
 
 
 def test_late_id_inside_the_reorder_tolerance_is_no_gap() -> None:
@@ -168,12 +177,13 @@ def test_huge_jump_is_one_range_and_costs_no_loop_over_it() -> None:
     big = 10**15
     feed(w, [1, 2, 3], 4096, 256, gaps)
     assert w.check(big, 4096, 256, gaps) == NEW  # returns at once despite 1e15 missing ids
-    assert gaps == [(4, big - 256)]
+    assert gaps == []  # the hole is open until the id after it matures
+    assert w.pending == 4
     assert w.bits == 1
     assert w.check(big - 1, 4096, 256, gaps) == NEW
     assert w.check(3, 4096, 256, gaps) == BELOW_WINDOW
     w.flush(gaps)
-    assert gaps == [(4, big - 256), (big - 255, big - 2)]
+    assert gaps == [(4, big - 2)]  # one hole, one range (big - 1 arrived late but in time)
     assert sum(last - first + 1 for first, last in gaps) == big - 1 - 3 - 1
 
 
@@ -310,10 +320,10 @@ def test_getstate_setstate_round_trip_and_copy() -> None:
     w = TradeWindow()
     feed(w, [3, 5, 9], 32, 2, [])
     state = w.__getstate__()
-    assert state == (9, 0b101_0001, 7)
+    assert state == (9, 0b101_0001, 7, 6)  # 6..7 missing and matured: the run is still open
     other = TradeWindow()
     other.__setstate__(state)
-    assert (other.hwm, other.bits, other.matured) == (9, 0b101_0001, 7)
+    assert (other.hwm, other.bits, other.matured, other.pending) == (9, 0b101_0001, 7, 6)
     clone = copy.deepcopy(w)
     assert clone.check(9, 32, 2, []) == DUPLICATE
     assert clone.check(8, 32, 2, []) == NEW
@@ -371,12 +381,14 @@ def test_key_window_pickle_round_trip(keys: list[str]) -> None:
     assert copy.deepcopy(back).check("new", 10) == DUPLICATE
 
 
-def test_reorder_zero_reports_a_jump_at_once_but_never_the_arriving_id() -> None:
+def test_reorder_zero_reports_a_jump_on_the_next_id_but_never_the_arriving_id() -> None:
     w = TradeWindow()
     gaps: Gaps = []
     feed(w, [1, 2, 3], 64, 0, gaps)
     assert gaps == [], "an id that is arriving is not missing"
     w.check(6, 64, 0, gaps)
+    assert gaps == []  # 4..5 matured missing; the run ends when the next seen id matures
+    w.check(7, 64, 0, gaps)
     assert gaps == [(4, 5)]
     w.flush(gaps)
     assert gaps == [(4, 5)]

@@ -217,24 +217,24 @@ def test_sequence_gap_events_for_contiguous_venues() -> None:
     ticks = with_wmarks([tick(n, T0 + n * MS) for n in (1, 2, 6, 7, 8)])
     out = proc.process(ticks)
     gaps = of_type(out.events, EventType.SEQUENCE_GAP)
-    # Ids mature one by one as the high-water mark moves on: tick 6 settles 3..4
-    # (6 - reorder 2), tick 7 settles 5. The hole is reported in two pieces.
+    # Ids mature one by one as the high-water mark moves on (tick 6 settles 3..4, tick 7
+    # settles 5); the hole is reported as one range when its end is settled: tick 8
+    # settles 6, which was seen.
     assert [payload(g) for g in gaps] == [
-        {"venue": "binance", "symbol": "BTC-USDT", "first_missing": 3, "last_missing": 4, "count": 2},
-        {"venue": "binance", "symbol": "BTC-USDT", "first_missing": 5, "last_missing": 5, "count": 1},
+        {"venue": "binance", "symbol": "BTC-USDT", "first_missing": 3, "last_missing": 5, "count": 3},
     ]
     agg = aggregate_of("binance", "BTC-USDT")
-    for gap, matured_by, (first, last) in zip(gaps, ticks[2:4], [(3, 4), (5, 5)], strict=True):
-        assert gap.event_id == event_id(matured_by.ts_event, "G", agg, first, last)
-        assert (gap.aggregate, gap.ts_event) == (agg, matured_by.ts_event)
-        assert gap.causation == f"{SRC}@{matured_by.offset}"
+    revealed_by = ticks[4]
+    assert gaps[0].event_id == event_id(revealed_by.ts_event, "G", agg, 3, 5)
+    assert (gaps[0].aggregate, gaps[0].ts_event) == (agg, revealed_by.ts_event)
+    assert gaps[0].causation == f"{SRC}@{revealed_by.offset}"
     assert out.missing == 3
     # A gap precedes the PriceUpdated of the tick that revealed it; seqs are contiguous.
     assert [e.type for e in out.events] == [
-        EventType.PRICE_UPDATED, EventType.PRICE_UPDATED, EventType.SEQUENCE_GAP, EventType.PRICE_UPDATED,
-        EventType.SEQUENCE_GAP, EventType.PRICE_UPDATED, EventType.PRICE_UPDATED,
+        EventType.PRICE_UPDATED, EventType.PRICE_UPDATED, EventType.PRICE_UPDATED, EventType.PRICE_UPDATED,
+        EventType.SEQUENCE_GAP, EventType.PRICE_UPDATED,
     ]  # fmt: skip
-    assert [e.seq for e in out.events] == [1, 2, 3, 4, 5, 6, 7]
+    assert [e.seq for e in out.events] == [1, 2, 3, 4, 5, 6]
 
 
 def test_no_gap_events_for_other_venues() -> None:
@@ -420,10 +420,11 @@ def test_stale_event_precedes_gap_events_of_the_same_tick() -> None:
     agg = aggregate_of("binance", "A-X")
     a1 = [(e.type, e.seq, e.event_id) for e in retro.events if e.aggregate == agg]
     a2 = [(e.type, e.seq, e.event_id) for e in scanned if e.aggregate == agg]
-    assert [t for t, _, _ in a1] == [
-        EventType.PRICE_UPDATED, EventType.SYMBOL_STALE, EventType.SEQUENCE_GAP, EventType.PRICE_UPDATED,
-    ]  # fmt: skip
+    # the hole 2..49 stays open until id 50 itself is settled (2 ids later): no gap yet
+    assert [t for t, _, _ in a1] == [EventType.PRICE_UPDATED, EventType.SYMBOL_STALE, EventType.PRICE_UPDATED]
     assert a1 == a2
+    flushed = [e.type for e in one.flush().events if e.aggregate == agg]
+    assert flushed == [EventType.SEQUENCE_GAP]
 
 
 # -- shard output and state --------------------------------------------------------
