@@ -119,7 +119,7 @@ def test_repair_gaps_refills_windows_from_a_history_source(tmp_path):
     assert report.recovered_trades == len(holes)
     assert report.unrecoverable_gaps == 0
     assert report.windows_revised >= 3
-    complete, complete_dir = run(tmp_path, "complete", files=[XRP])
+    _, complete_dir = run(tmp_path, "complete", files=[XRP])
     repaired = stored(cfg.data_path)
     assert [msgspec.structs.replace(c, revision=0) for c in repaired] == stored(complete_dir)
     assert any(c.revision == 1 for c in repaired)
