@@ -118,6 +118,7 @@ def _register() -> None:
     from flows.cli_archive import archive
     from flows.cli_backfill import backfill
     from flows.cli_cache import cache
+    from flows.cli_chart import chart
     from flows.cli_demo import demo
     from flows.cli_events import events
     from flows.cli_kafka import produce, questdb, replay
@@ -132,6 +133,7 @@ def _register() -> None:
     cli.add_command(backfill)
     cli.add_command(archive)
     cli.add_command(load_command)
+    cli.add_command(chart)
     cli.add_command(produce)
     cli.add_command(replay)
     cli.add_command(questdb)

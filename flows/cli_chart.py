@@ -14,22 +14,14 @@ from typing import Any
 import click
 
 from flows import wiring
-from flows.cli_common import common_options, load, parse_time
-from schemas.durations import Duration, format_duration
+from flows.cli_common import common_options, interval_seconds, load, parse_time
+from schemas.durations import format_duration
 from schemas.errors import InputError
 from schemas.records import Candle
 from schemas.timeparse import ns_to_iso
 from sinks.candlestore import CandleStore
 
 _NS = 1_000_000_000
-
-
-def interval_seconds(text: str) -> int:
-    """Whole seconds of an ``--interval`` such as ``1m`` (candles exist from 1s to 1d)."""
-    ns = int(Duration.parse(text))
-    if ns < _NS or ns % _NS:
-        raise InputError(f"--interval must be whole seconds from 1s to 1d, got {text!r}")
-    return ns // _NS
 
 
 def _minute(ns: int) -> str:

@@ -105,3 +105,11 @@ def parse_time(text: str | None) -> int | None:
         return rfc3339_to_ns(text.replace(" ", "T"))
     except ValueError:
         raise InputError(f"cannot read time {text!r}: use ns, YYYY-MM-DD, RFC 3339 or now-5m") from None
+
+
+def interval_seconds(text: str) -> int:
+    """Whole seconds of an ``--interval`` such as ``1m`` (candles exist from 1s to 1d)."""
+    ns = int(Duration.parse(text))
+    if ns < 1_000_000_000 or ns % 1_000_000_000:
+        raise InputError(f"--interval must be whole seconds from 1s to 1d, got {text!r}")
+    return ns // 1_000_000_000

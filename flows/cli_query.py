@@ -10,8 +10,7 @@ import msgspec
 from rich.table import Table
 
 from flows import wiring
-from flows.cli_common import common_options, console, load, parse_time
-from schemas.durations import Duration
+from flows.cli_common import common_options, console, interval_seconds, load, parse_time
 from schemas.timeparse import ns_to_iso
 from sinks.candlestore import CandleStore
 
@@ -39,7 +38,7 @@ def candles(
 ) -> None:
     """Print stored OHLCV candles of SYMBOL (latest revision of each window)."""
     cfg, _ = load(**common)
-    seconds = int(Duration.parse(interval)) // 1_000_000_000
+    seconds = interval_seconds(interval)
     store = CandleStore(wiring.candles_dir(cfg))
     rows = store.read(
         symbol=symbol,

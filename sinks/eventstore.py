@@ -50,7 +50,9 @@ class EventStore:
         self.archive = archive
         self.paths = sorted(directory.glob("part-*.sqlite")) if directory.is_dir() else []
         self._conns: dict[Path, sqlite3.Connection] = {}
-        self._live = "body IS NOT NULL OR archived_key IS NOT NULL" if archive is not None else "body IS NOT NULL"
+        self._live = (
+            "body IS NOT NULL OR archived_key IS NOT NULL" if archive is not None else "body IS NOT NULL"
+        )
 
     def _conn(self, path: Path) -> sqlite3.Connection:
         conn = self._conns.get(path)
@@ -72,7 +74,8 @@ class EventStore:
     def _batch(self, path: Path, batch_id: int) -> list[Event]:
         conn = self._conn(path)
         row = conn.execute(
-            "SELECT body, ts_logged, codec, archived_key, first_row, rows FROM batches WHERE id = ?", (batch_id,)
+            "SELECT body, ts_logged, codec, archived_key, first_row, rows FROM batches WHERE id = ?",
+            (batch_id,),
         ).fetchone()
         if row is None:
             return []

@@ -107,7 +107,9 @@ class Window:
 class SeriesState:
     """One symbol at one interval: open windows, recently closed ones, last close."""
 
-    __slots__ = ("closed", "last_close", "last_close_start", "next_start", "open", "src")
+    __slots__ = (
+        "closed", "cur", "cur_end", "cur_start", "last_close", "last_close_start", "next_start", "open", "src",
+    )  # fmt: skip
 
     def __init__(self, src: str) -> None:
         self.src = src
@@ -116,6 +118,10 @@ class SeriesState:
         self.last_close = 0.0
         self.last_close_start = -(1 << 62)
         self.next_start = -1  # first window start not yet emitted (fill_empty)
+        # the newest open window: ticks inside [cur_start, cur_end) take the fast path
+        self.cur: Window | None = None
+        self.cur_start = 0
+        self.cur_end = 0
 
     def __getstate__(self) -> tuple[object, ...]:
         return tuple(getattr(self, n) for n in self.__slots__)
@@ -136,6 +142,7 @@ class CandleEngine:
         self.live = live
         self.intervals = tuple(int(i) for i in cfg.intervals)
         self.series: dict[SeriesKey, SeriesState] = {}
+        self._by_symbol: dict[str, dict[str, list[SeriesState]]] = {}  # venue -> symbol -> per interval
         self.wm: dict[str, int] = {}  # partition -> watermark (grace applied)
         self.last_input_wall: dict[str, int] = {}
         self._closing: dict[
@@ -187,6 +194,8 @@ class CandleEngine:
     ) -> None:
         window.revision = 0
         series.closed[start] = window
+        if series.cur is window:
+            series.cur = None
         if start >= series.last_close_start:
             series.last_close, series.last_close_start = window.close, start
         heapq.heappush(self._expiry.setdefault(src, []), (start + interval, venue, symbol, interval, start))
@@ -212,6 +221,35 @@ class CandleEngine:
     def add(self, t: Tick, out: list[Candle]) -> bool:
         """Add an accepted tick; returns False if it is too late for some interval (the
         caller rejects it; nothing was changed)."""
+        by_symbol = self._by_symbol.get(t.venue)
+        series_list = by_symbol.get(t.symbol) if by_symbol is not None else None
+        if series_list is not None:  # fast path: the tick is inside every current open window
+            ts = t.ts_event
+            for series in series_list:
+                if series.cur is None or ts < series.cur_start or ts >= series.cur_end:
+                    break
+            else:
+                if self.live:
+                    self.last_input_wall[t.src] = time.time_ns()
+                key = (ts, t.trade_no, t.trade_id)
+                size_u = int(t.size * _SCALE)
+                notional_u = int(t.price * t.size * _SCALE)
+                for series in series_list:
+                    series.cur.add(t, key, size_u, notional_u)  # type: ignore[union-attr]
+                return True
+        return self._add_slow(t, out)
+
+    def _series_of(self, t: Tick) -> list[SeriesState]:
+        by_symbol = self._by_symbol.setdefault(t.venue, {})
+        series_list = by_symbol.get(t.symbol)
+        if series_list is None:
+            series_list = by_symbol[t.symbol] = []
+            for interval in self.intervals:
+                series = self.series.setdefault((t.venue, t.symbol, interval), SeriesState(t.src))
+                series_list.append(series)
+        return series_list
+
+    def _add_slow(self, t: Tick, out: list[Candle]) -> bool:
         wm = self.wm.get(t.src, -(1 << 62))
         horizon = self.cfg.revision_horizon
         starts = []
@@ -225,32 +263,30 @@ class CandleEngine:
         key = (t.ts_event, t.trade_no, t.trade_id)
         size_u = int(t.size * _SCALE)
         notional_u = int(t.price * t.size * _SCALE)
-        for interval, start in zip(self.intervals, starts, strict=True):
-            skey = (t.venue, t.symbol, interval)
-            series = self.series.get(skey)
-            if series is None:
-                series = self.series[skey] = SeriesState(t.src)
+        for interval, start, series in zip(self.intervals, starts, self._series_of(t), strict=True):
             window = series.open.get(start)
             if window is not None:
                 window.add(t, key, size_u, notional_u)
-                continue
-            window = series.closed.get(start)
-            if window is not None:  # late, within the horizon: a revision
+            elif (window := series.closed.get(start)) is not None:  # late, within the horizon: a revision
                 window.add(t, key, size_u, notional_u)
                 window.revision += 1
                 out.append(self._candle(t.venue, t.symbol, interval, start, window))
                 continue
-            window = Window(t.price)
-            window.add(t, key, size_u, notional_u)
-            if series.next_start < 0:
-                series.next_start = start
-            if start + interval <= wm:  # its window already closed without trades: emit now
-                self._close(t.src, series, t.venue, t.symbol, interval, start, window, out)
-                continue
-            series.open[start] = window
-            heapq.heappush(
-                self._closing.setdefault(t.src, []), (start + interval, t.venue, t.symbol, interval, start)
-            )
+            else:
+                window = Window(t.price)
+                window.add(t, key, size_u, notional_u)
+                if series.next_start < 0:
+                    series.next_start = start
+                if start + interval <= wm:  # its window already closed without trades: emit now
+                    self._close(t.src, series, t.venue, t.symbol, interval, start, window, out)
+                    continue
+                series.open[start] = window
+                heapq.heappush(
+                    self._closing.setdefault(t.src, []),
+                    (start + interval, t.venue, t.symbol, interval, start),
+                )
+            if series.cur is None or start >= series.cur_start:
+                series.cur, series.cur_start, series.cur_end = window, start, start + interval
         return True
 
     def tick_clock(self, out: list[Candle], now_ns: int | None = None) -> None:

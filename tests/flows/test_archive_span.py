@@ -24,7 +24,9 @@ def live_run(data_dir):
     """A recorded stream with duplicates, out-of-order and late trades, through the live
     flow with the embedded outputs."""
     cfg = config(data_dir, archive={"enabled": False, "store": str(data_dir / "archive"), "retention": "0s"})
-    gen = SyntheticGenerator(0, 1, 20, 100.0, 20_000, seed=9, duplicate_rate=0.01, out_of_order_rate=0.02, malformed_rate=0.002)
+    gen = SyntheticGenerator(
+        0, 1, 20, 100.0, 20_000, seed=9, duplicate_rate=0.01, out_of_order_rate=0.02, malformed_rate=0.002
+    )
     msgs = gen.take(20_000)
     for i in range(400, len(msgs) - 1000, 400):  # late trades: arrive 10 s (1,000 trades) late
         msgs.insert(i + 1000, msgs.pop(i))
@@ -53,7 +55,9 @@ def test_queries_span_local_and_archived_events(tmp_path):
         assert [e.event_id for e in store.replay(agg)] == agg_before
         page = store.query(type="DeadLettered", limit=1000)
         assert page.events
-        assert {e.event_id for e in page.events} == {e["event_id"] for e in before if e["type"] == "DeadLettered"}
+        assert {e.event_id for e in page.events} == {
+            e["event_id"] for e in before if e["type"] == "DeadLettered"
+        }
 
 
 def test_backfill_from_the_archive_equals_the_live_run(tmp_path):

@@ -108,7 +108,13 @@ def test_repair_gaps_refills_windows_from_a_history_source(tmp_path):
     gappy.write_bytes(gzip.compress(json.dumps([r for i, r in enumerate(rows) if i not in holes]).encode()))
     cfg = config(tmp_path / "live", candles={"intervals": ["1m", "5m", "1h"]})
     stats = RunStats()
-    run_flow(cfg, source=FileSource(FileSourceConfig(paths=(str(gappy),))), outputs=wiring.make_outputs(cfg, stats), stats=stats, serve=False)
+    run_flow(
+        cfg,
+        source=FileSource(FileSourceConfig(paths=(str(gappy),))),
+        outputs=wiring.make_outputs(cfg, stats),
+        stats=stats,
+        serve=False,
+    )
     cache_mod.release(wiring.cache_path(cfg))
     with EventStore(wiring.events_dir(cfg)) as store:
         gaps = list(store.iter_events(type="SequenceGap"))

@@ -6,6 +6,7 @@ geometry :func:`flows.chart.render_candles` reports (pixel x, body and wick rows
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import struct
@@ -14,6 +15,7 @@ import sys
 import zlib
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -35,14 +37,14 @@ TITLE = "BTC-USD test chart"
 Image = npt.NDArray[np.int_]
 
 
-def candle(i: int, o: float, h: float, lo: float, c: float, v: float, *, trades: int = 5, **kw: object) -> Candle:
-    fields: dict[str, object] = dict(
-        venue="binance", symbol="BTC-USD", interval=60, start=T0 + i * M, end=T0 + (i + 1) * M,
-        open=o, high=h, low=lo, close=c, volume=v, notional=v * c, vwap=c, trades=trades,
-        buy_volume=v / 2, sell_volume=v / 2, first_trade_id="1", last_trade_id="2", revision=0, ts_final=0,
+def candle(
+    i: int, o: float, h: float, lo: float, c: float, v: float, *, trades: int = 5, **kw: object
+) -> Candle:
+    base = Candle(
+        "binance", "BTC-USD", 60, T0 + i * M, T0 + (i + 1) * M, o, h, lo, c, v, v * c, c, trades,
+        v / 2, v / 2, "1", "2", 0, 0,
     )  # fmt: skip
-    fields.update(kw)
-    return Candle(**fields)  # type: ignore[arg-type]
+    return msgspec.structs.replace(base, **kw)
 
 
 def series() -> tuple[list[Candle], list[Candle]]:
@@ -93,7 +95,8 @@ def png_size(path: Path) -> tuple[int, int]:
         assert struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])[0] == zlib.crc32(kind + body)
         chunks.append((kind, body))
         pos += 12 + length
-    assert chunks[0][0] == b"IHDR" and chunks[-1][0] == b"IEND"
+    assert chunks[0][0] == b"IHDR"
+    assert chunks[-1][0] == b"IEND"
     width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
     assert (depth, interlace) == (8, 0)
     raw = zlib.decompress(b"".join(body for kind, body in chunks if kind == b"IDAT"))
@@ -102,7 +105,8 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 def decode(path: Path) -> Image:
-    return np.rint(imread(path)[:, :, :3] * 255).astype(int)
+    pixels: Image = np.rint(imread(path)[:, :, :3] * 255).astype(int)
+    return pixels
 
 
 def rgb(color: str) -> tuple[int, ...]:
@@ -132,7 +136,7 @@ def check_chart(path: Path, info: ChartInfo, candles: list[Candle], size: tuple[
     assert slope < 0
     assert np.abs(prices * slope + offset - rows).max() < 1e-6
     xs = [b.x for b in info.candles]
-    assert all(b - a > 2 * info.candles[0].half_width for a, b in zip(xs, xs[1:], strict=False))
+    assert all(b - a > 2 * info.candles[0].half_width for a, b in itertools.pairwise(xs))
 
     measured_close = []
     vol_heights = []
@@ -145,11 +149,12 @@ def check_chart(path: Path, info: ChartInfo, candles: list[Candle], size: tuple[
         centre = round((box.body_top + box.body_bottom) / 2)
         if box.body_bottom - box.body_top < 3:  # doji / empty: a one-pixel line
             centre = next(r for r in range(centre - 1, centre + 2) if colour[r, side])
-        assert colour[centre, col] and colour[centre, side], (c, centre)  # body fill, off the wick
+        assert colour[centre, col], (c, centre)  # on the wick
+        assert colour[centre, side], (c, centre)  # body fill, off the wick
         body = run_of(colour[:, side], centre)
-        assert abs(body[0] - box.body_top) <= 2 and abs(body[1] - box.body_bottom) <= 2, (c, body, box)
+        assert np.allclose(body, (box.body_top, box.body_bottom), rtol=0, atol=2), (c, body, box)
         wick = run_of(colour[:, col - 1 : col + 2].any(axis=1), centre)
-        assert abs(wick[0] - box.wick_top) <= 2 and abs(wick[1] - box.wick_bottom) <= 2, (c, wick, box)
+        assert np.allclose(wick, (box.wick_top, box.wick_bottom), rtol=0, atol=2), (c, wick, box)
         if c.trades == 0:
             assert wick[1] - wick[0] <= 2  # flat tick, no wick
         measured_close.append(body[0] if c.close >= c.open else body[1])
@@ -183,7 +188,7 @@ def test_render_candles_draws_every_candle(store: tuple[Path, list[Candle]], tmp
         path, info = reference(tmp_path, latest, size)
         check_chart(path, info, latest, size)
     kinds = [b.kind for b in info.candles]
-    assert kinds[DOJI] == "up" and kinds[EMPTY] == "empty" and kinds[REVISED] == "down"
+    assert (kinds[DOJI], kinds[EMPTY], kinds[REVISED]) == ("up", "empty", "down")
     assert {"up", "down"} <= set(kinds)
 
 
@@ -219,13 +224,17 @@ def test_runner_user_mistakes(store: tuple[Path, list[Candle]], tmp_path: Path) 
 
     assert "no 1m candles for DOGE-USD in" in fails("DOGE-USD")
     msg = fails("BTC-USD", "--venue", "binance", "--interval", "1h")
-    assert "no 1h candles for BTC-USD@binance" in msg and "stored intervals for BTC-USD@binance: 1m, 5m" in msg
-    assert "from 2030-01-01 00:00:00 to the end" in fails("BTC-USD", "--venue", "binance", "--from", "2030-01-01")
+    assert "no 1h candles for BTC-USD@binance" in msg
+    assert "stored intervals for BTC-USD@binance: 1m, 5m" in msg
+    assert "from 2030-01-01 00:00:00 to the end" in fails(
+        "BTC-USD", "--venue", "binance", "--from", "2030-01-01"
+    )
     assert "several venues (binance, coinbase): pick one with --venue" in fails("BTC-USD")
     assert "whole seconds" in fails("BTC-USD", "--interval", "500ms")
     assert not (tmp_path / "x.png").exists()
     result = runner.invoke(chart, ["BTC-USD", "--width", "10"])
-    assert result.exit_code == 2 and "--width" in result.output
+    assert result.exit_code == 2
+    assert "--width" in result.output
 
 
 def test_render_candles_rejects_mixed_input(store: tuple[Path, list[Candle]], tmp_path: Path) -> None:
