@@ -127,13 +127,14 @@ class MetricsConfig(_Section, frozen=True, forbid_unknown_fields=True):
     symbol_labels: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if len(self.symbol_labels) > 100 or len(set(self.symbol_labels)) != len(self.symbol_labels):
+        symbols = self.symbol_labels
+        if len(symbols) > 100:
+            raise ValueError(f"symbol_labels: expected at most 100 symbols, got {len(symbols)}")
+        twice = sorted({s for s in symbols if symbols.count(s) > 1})
+        if twice or "" in symbols:
             raise ValueError(
-                f"symbol_labels: expected at most 100 distinct symbols, got {len(self.symbol_labels)} "
-                f"({len(set(self.symbol_labels))} distinct)"
+                f"symbol_labels: expected distinct non-empty symbols, got {twice or ['']!r} twice or empty"
             )
-        if any(not s for s in self.symbol_labels):
-            raise ValueError("symbol_labels: expected non-empty symbols, got ''")
 
 
 class LogConfig(_Section, frozen=True, forbid_unknown_fields=True):

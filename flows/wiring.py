@@ -65,6 +65,7 @@ def make_source(cfg: Config, stats: RunStats | None = None, *, pace: bool | None
             batch_size=run.batch_size,
             rules=cfg.validation,
             check_clock=paced,
+            stats=stats,
         )
     if src.kind == "file":
         return FileSource(src.file, batch_size=run.batch_size, rules=cfg.validation)

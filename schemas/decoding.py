@@ -109,7 +109,8 @@ class BatchDecoder:
                 except DataError as exc:
                     dead.append(self._dead(exc, raw, offset, ts_recv, ts_kafka, index, len(decoded), tick))
                     continue
-                wmark = max(wmark, tick.ts_event)
+                if tick.ts_event > wmark:
+                    wmark = tick.ts_event
                 tick.wmark = wmark
                 ticks.append(tick)
         self.wmark = wmark

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from hashlib import blake2b
 from typing import TYPE_CHECKING
+from zlib import adler32, crc32
 
 if TYPE_CHECKING:
     from schemas.records import Candle, PriceUpdate
@@ -16,23 +17,30 @@ def stable_id(*parts: object) -> str:
     return blake2b("\x1f".join(map(str, parts)).encode(), digest_size=16).hexdigest()
 
 
+def _id(ts_ns: int, data: bytes) -> str:
+    """32 hex digits: the time (big-endian, so ids sort by time) and 64 bits from two
+    independent checksums of ``data`` (CRC-32, Adler-32). Not cryptographic: a collision
+    also needs the same nanosecond; this runs once per tick, where BLAKE2b cost more."""
+    ts = ts_ns if ts_ns > 0 else 0
+    return (ts.to_bytes(8, "big") + crc32(data).to_bytes(4, "big") + adler32(data).to_bytes(4, "big")).hex()
+
+
 def event_id(ts_ns: int, *parts: object) -> str:
-    """A time-ordered event id: 16 hex digits of ``ts_ns`` then a 64-bit hash of ``parts``.
+    """A time-ordered event id: 16 hex digits of ``ts_ns`` then a 64-bit digest of
+    ``parts`` (joined with a unit separator, so ("a", "bc") and ("ab", "c") differ).
 
     ``ts_ns`` must itself be deterministic (event time, or 0 when there is none). Ids of
-    a live stream then sort by time, so the event log's unique index grows at its right
-    edge instead of at random places (measured: 2.5x faster inserts than random ids).
+    a live stream then sort by time, so indexes on them grow at their right edge.
     """
-    digest = blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).hexdigest()
-    return f"{max(ts_ns, 0):016x}{digest}"
+    return _id(ts_ns, "\x1f".join(map(str, parts)).encode())
 
 
 def price_event_id(update: PriceUpdate) -> str:
     """The id of the ``PriceUpdated`` event of ``update`` (also the ``event_id`` header of
-    the update on Kafka): the venue's trade id, or the source coordinates without one."""
-    return event_id(
-        update.ts_event, "P", update.venue, update.symbol, update.trade_id or f"{update.src}@{update.offset}"
-    )
+    the update on Kafka): the venue's trade id, or the source coordinates without one.
+    Equal to ``event_id(ts_event, "P", venue, symbol, trade_id or "src@offset")``."""
+    ident = update.trade_id or f"{update.src}@{update.offset}"
+    return _id(update.ts_event, f"P\x1f{update.venue}\x1f{update.symbol}\x1f{ident}".encode())
 
 
 def candle_event_id(candle: Candle) -> str:

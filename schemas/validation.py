@@ -160,15 +160,26 @@ class PriceGuard:
             return 0.0
         return (math.log(price / self.last) - self.mean) / math.sqrt(var)
 
-    def observe(self, price: float) -> None:
+    def observe(self, price: float, want_z: bool = False) -> float:
+        """Record an accepted ``price``; with ``want_z``, return the z-score it had against
+        the statistics before it (0.0 otherwise). The log return is computed once."""
         last = self.last
-        if last > 0.0:
-            x = math.log(price / last)
-            self.n += 1
-            delta = x - self.mean
-            self.mean += delta / self.n
-            self.m2 += delta * (x - self.mean)
         self.last = price
+        if last <= 0.0:
+            return 0.0
+        x = math.log(price / last)
+        z = 0.0
+        n = self.n
+        if want_z and n >= 2:
+            var = self.m2 / (n - 1)
+            if var > 0.0:
+                z = (x - self.mean) / math.sqrt(var)
+        n += 1
+        self.n = n
+        delta = x - self.mean
+        self.mean += delta / n
+        self.m2 += delta * (x - self.mean)
+        return z
 
     def __getstate__(self) -> tuple[float, int, float, float]:
         return (self.last, self.n, self.mean, self.m2)

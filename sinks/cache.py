@@ -84,7 +84,7 @@ class EmbeddedCache:
         flush_interval_ns: int = 250_000_000,
     ) -> None:
         self.flush_interval_ns = flush_interval_ns
-        self._dirty: dict[str, tuple[str, str, bytes, int, int, int, int]] = {}
+        self._dirty: dict[str, Entry] = {}  # written to memory, not yet to the file
         self._last_flush = 0
         self.ttls = {t: ttls_ns.get(t, 0) for t in TYPES}
         self.max_entries = max_entries
@@ -109,32 +109,40 @@ class EmbeddedCache:
     def put_many(self, writes: Sequence[Write], now_ns: int | None = None) -> int:
         """Apply ``writes`` (newest version wins); returns how many landed in memory."""
         now = time.time_ns() if now_ns is None else now_ns
-        landed = 0
+        landed: Counter[str] = Counter()
+        stale: Counter[str] = Counter()
         with self._lock:
-            mem = self._mem
+            mem, dirty, ttls = self._mem, self._dirty, self.ttls
             missing = [w.key for w in writes if w.key not in mem]
             persisted = self._persisted_versions(missing) if missing else {}
-            for w in writes:
-                cur = mem.get(w.key)
-                cur_v = (cur.v1, cur.v2) if cur is not None else persisted.get(w.key)
-                if cur_v is not None and (w.v1, w.v2) <= cur_v:
-                    self.stale_writes[w.type] += 1
-                    continue
-                expires = now + self.ttls.get(w.type, 0)
+            delta = 0
+            for w in writes:  # per write: compares and dict operations only (hot path)
+                key, v1, v2 = w.key, w.v1, w.v2
+                cur = mem.get(key)
                 if cur is not None:
-                    self._bytes -= len(w.key) + len(cur.value)
-                mem[w.key] = Entry(w.type, w.value, w.v1, w.v2, expires)
-                mem.move_to_end(w.key)
-                self._bytes += len(w.key) + len(w.value)
-                persisted[w.key] = (w.v1, w.v2)
-                self.writes[w.type] += 1
-                self._dirty[w.key] = (w.key, w.type, w.value, w.v1, w.v2, expires, now)
-                landed += 1
+                    if v1 < cur.v1 or (v1 == cur.v1 and v2 <= cur.v2):
+                        stale[w.type] += 1
+                        continue
+                    delta -= len(cur.value)
+                    mem.move_to_end(key)
+                else:
+                    old = persisted.get(key)
+                    if old is not None and (v1, v2) <= old:
+                        stale[w.type] += 1
+                        continue
+                    delta += len(key)
+                entry = mem[key] = Entry(w.type, w.value, v1, v2, now + ttls.get(w.type, 0))
+                delta += len(w.value)
+                dirty[key] = entry
+                landed[w.type] += 1
+            self._bytes += delta
+            self.writes.update(landed)
+            self.stale_writes.update(stale)
             # A pending write evicted from memory must reach the file now: versions of
             # keys not in memory are read from the file, and must never go backwards.
             if self._evict() or now - self._last_flush >= self.flush_interval_ns:
                 self._flush(now)
-        return landed
+        return sum(landed.values())
 
     def flush(self) -> None:
         """Write pending entries to the file (also done every ``flush_interval_ns``)."""
@@ -146,7 +154,7 @@ class EmbeddedCache:
         if self._db is None or not self._dirty:
             self._dirty.clear()
             return
-        rows = list(self._dirty.values())
+        rows = [(k, e.type, e.value, e.v1, e.v2, e.expires_at, now) for k, e in self._dirty.items()]
         self._dirty.clear()
         with self._db:
             self._db.executemany(_UPSERT, rows)

@@ -255,20 +255,30 @@ class EventLogPartition:
         seqs: dict[str, list[int]] = {}
         ids: dict[str, list[str]] = {}
         rare = []
-        min_ts = min(e.ts_event for e in new)
-        max_ts = max(e.ts_event for e in new)
-        for pos, e in enumerate(new):
-            agg = e.aggregate
+        min_ts = max_ts = new[0].ts_event
+        price_updated = EventType.PRICE_UPDATED
+        for pos, e in enumerate(new):  # per event: compares only, no calls (hot path)
+            agg, seq, eid, ts = e.aggregate, e.seq, e.event_id, e.ts_event
+            if ts < min_ts:
+                min_ts = ts
+            elif ts > max_ts:
+                max_ts = ts
             span = seqs.get(agg)
             if span is None:
-                seqs[agg] = [e.seq, e.seq]
-                ids[agg] = [e.event_id, e.event_id]
+                seqs[agg] = [seq, seq]
+                ids[agg] = [eid, eid]
             else:
-                span[0], span[1] = min(span[0], e.seq), max(span[1], e.seq)
+                if seq < span[0]:
+                    span[0] = seq
+                elif seq > span[1]:
+                    span[1] = seq
                 idr = ids[agg]
-                idr[0], idr[1] = min(idr[0], e.event_id), max(idr[1], e.event_id)
-            if e.type != EventType.PRICE_UPDATED:
-                rare.append((e.event_id, e.type, agg, e.seq, e.ts_event, pos))
+                if eid < idr[0]:
+                    idr[0] = eid
+                elif eid > idr[1]:
+                    idr[1] = eid
+            if e.type != price_updated:
+                rare.append((eid, e.type, agg, seq, ts, pos))
         first_row = self.next_row
         db = self._db
         with db:

@@ -2,7 +2,8 @@
 
 Each stage keeps (a) cumulative histogram bucket counts for Prometheus and (b) a ring of
 the last ``window`` samples for exact percentiles (p50/p95/p99/max) in reports and
-benches. Samples arrive per batch as integer nanoseconds; the work per batch is a few
+benches (a bench sizes the ring for its whole measured interval and starts that interval
+with :meth:`LatencyBook.reset_window`, so its percentiles are over every sample). Samples arrive per batch as integer nanoseconds; the work per batch is a few
 vectorized numpy calls, so recording costs well under a microsecond per tick.
 """
 
@@ -35,6 +36,7 @@ class StageLatency:
         self._ring = np.zeros(max(window, 1), dtype=np.int64)
         self._pos = 0
         self._filled = 0
+        self._n_at_reset = 0
 
     def add(self, samples_ns: np.ndarray) -> None:
         if samples_ns.size == 0:
@@ -62,6 +64,18 @@ class StageLatency:
 
     def recent(self) -> np.ndarray:
         return self._ring[: self._filled].copy()
+
+    def reset_window(self) -> None:
+        """Start a new measured interval: forget the recent samples (the histogram
+        counts, sum and count keep accumulating for Prometheus)."""
+        self._pos = self._filled = 0
+        self._n_at_reset = self.n
+
+    @property
+    def window_lost(self) -> int:
+        """Samples since the last :meth:`reset_window` that the ring no longer holds
+        (0 means :meth:`recent` is every sample of the interval, exactly)."""
+        return self.n - self._n_at_reset - self._filled
 
     def percentiles(self) -> dict[str, float]:
         """Exact p50/p95/p99/p99.9/max over the recent window, in milliseconds."""
@@ -110,3 +124,18 @@ class LatencyBook:
     def report(self) -> dict[str, dict[str, float]]:
         with self._lock:
             return {name: s.percentiles() for name, s in self.stages.items() if s.n}
+
+    def reset_window(self) -> None:
+        """Start a new measured interval on every stage (benches: after a warm-up)."""
+        with self._lock:
+            for stage in self.stages.values():
+                stage.reset_window()
+
+    def window(self, stage: str) -> tuple[np.ndarray, int]:
+        """Every sample of ``stage`` (ns, in arrival order) since the last
+        :meth:`reset_window` that the ring still holds, and how many it lost."""
+        with self._lock:
+            s = self.stages[stage]
+            ring, pos, filled = s._ring, s._pos, s._filled
+            data = np.concatenate((ring[pos:filled], ring[:pos])) if filled == ring.size else ring[:filled].copy()
+            return data, s.window_lost

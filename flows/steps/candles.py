@@ -82,12 +82,14 @@ class Window:
             self.open_key = self.close_key = key
             self.first_id = self.last_id = t.trade_id
         else:
-            self.high = max(self.high, price)
-            self.low = min(self.low, price)
-            if key < self.open_key:
-                self.open, self.open_key, self.first_id = price, key, t.trade_id
-            if key > self.close_key:
+            if price > self.high:
+                self.high = price
+            elif price < self.low:
+                self.low = price
+            if key > self.close_key:  # the usual case: trades arrive in order
                 self.close, self.close_key, self.last_id = price, key, t.trade_id
+            elif key < self.open_key:
+                self.open, self.open_key, self.first_id = price, key, t.trade_id
         self.trades += 1
         self.volume += size_u
         self.notional += notional_u

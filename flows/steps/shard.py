@@ -11,7 +11,6 @@ processor pickles itself (symbol states are ``__slots__`` objects with explicit 
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 
 import msgspec
 
@@ -130,93 +129,95 @@ class ShardProcessor:
     def process(self, ticks: list[Tick]) -> ShardOut:
         s = self.settings
         rules, window, reorder = s.rules, s.window, s.reorder
+        max_jump, z_threshold, z_min = rules.max_jump_pct, rules.zscore_threshold, rules.zscore_min_samples
         contiguous = s.contiguous_venues
         now = time.time_ns()
         updates: list[PriceUpdate] = []
         events: list[Event] = []
         dead: list[DeadLetter] = []
-        counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+        counts: dict[str, list[int]] = {}
         gaps: list[tuple[int, int]] = []
         below = missing = 0
-        wmarks = self.wmarks
+        wmarks, symbols, engine = self.wmarks, self.symbols, self.candles
         candles: list[Candle] = []
         closed: list[Candle] = []
         grace = s.candles.grace
+        encode, price_updated = _enc.encode, EventType.PRICE_UPDATED
+        cur_src, cnt, cur_wm, engine_wm = "", [0, 0, 0], 0, 0
         for t in ticks:
             src = t.src
-            if t.wmark > wmarks.get(src, 0):
-                wmarks[src] = t.wmark
-            st = self._state(t.venue, t.symbol)
+            if src != cur_src:  # batches usually hold one source partition: look it up once
+                cur_src, cur_wm = src, wmarks.get(src, 0)
+                cnt = counts.get(src) or counts.setdefault(src, [0, 0, 0])
+                engine_wm = engine.wm.get(src, -(1 << 62)) if engine is not None else 0
+            wmark = t.wmark
+            if wmark > cur_wm:
+                cur_wm = wmarks[src] = wmark
+            by_symbol = symbols.get(t.venue)
+            st = by_symbol.get(t.symbol) if by_symbol is not None else None
+            if st is None:
+                st = self._state(t.venue, t.symbol)
             if t.trade_no >= 0:
                 verdict = st.ids.check(t.trade_no, window, reorder, gaps if t.venue in contiguous else None)
             else:
                 key = t.trade_id or f"{src}@{t.offset}:{t.ts_event}:{t.price!r}:{t.size!r}"
                 verdict = st.keys.check(key, window)
             if verdict != NEW:
-                counts[src][2] += 1
+                cnt[2] += 1
                 below += verdict == BELOW_WINDOW
                 continue
+            ts, price = t.ts_event, t.price
             causation = f"{src}@{t.offset}"
             # Staleness first: a scan between batches would have flagged it before this
             # tick, so the symbol's event order (and seq) must not depend on batching.
-            if st.last_ts and not st.stale and t.wmark - st.last_ts > st.stale_after:
+            if st.last_ts and not st.stale and wmark - st.last_ts > st.stale_after:
                 events.append(self._stale_event(st))
             st.src = src
             if gaps:
-                missing += self._gap_events(st, gaps, t.ts_event, causation, events)
-            try:
-                st.guard.check_jump(t.price, rules.max_jump_pct)
-            except RejectError as exc:
-                dl = DeadLetter(
-                    event_id(t.ts_event, "DL", src, t.offset, t.trade_id), exc.code, exc.describe(),
-                    msgspec.json.encode(t), src, t.offset, t.ts_recv, t.venue, t.symbol, t.ts_kafka,
-                )  # fmt: skip
-                dead.append(dl)
-                st.ev_seq += 1
-                events.append(dead_letter_event(dl, st.agg, st.ev_seq, t.ts_event))
-                counts[src][1] += 1
-                continue
-            engine = self.candles
-            if engine is not None:
-                engine.advance(src, t.wmark - grace, closed)
-                if closed:
-                    self._candle_events(closed, candles, events)
-                if not engine.add(t, closed):
-                    dl = DeadLetter(
-                        event_id(t.ts_event, "LT", src, t.offset, t.trade_id), DLCode.LATE_TICK,
-                        f"field `ts_event`: expected a time inside an open window or within the revision "
-                        f"horizon ({engine.cfg.revision_horizon.seconds:g}s) of a closed one, got "
-                        f"{t.ts_event} ({(engine.wm[src] - t.ts_event) / 1e9:.3f}s behind the watermark)",
-                        msgspec.json.encode(t), src, t.offset, t.ts_recv, t.venue, t.symbol, t.ts_kafka,
-                    )  # fmt: skip
+                missing += self._gap_events(st, gaps, ts, causation, events)
+            guard = st.guard
+            last = guard.last
+            # a cheap, slightly wider pre-check; the exact rule decides in _jump_dead_letter
+            if max_jump and last > 0.0 and abs(price - last) * 100.0 > last * max_jump * 0.999999:
+                dl = self._jump_dead_letter(st, t, max_jump, events)
+                if dl is not None:
                     dead.append(dl)
-                    events.append(self._event(st, EventType.LATE_TICK, dl.dl_id, t.ts_event, dl, causation))
-                    counts[src][1] += 1
+                    cnt[1] += 1
+                    continue
+            if engine is not None:
+                if wmark - grace > engine_wm:
+                    engine.advance(src, wmark - grace, closed)
+                    engine_wm = wmark - grace
+                    if closed:
+                        self._candle_events(closed, candles, events)
+                if not engine.add(t, closed):
+                    dead.append(self._late_dead_letter(st, t, engine, causation, events))
+                    cnt[1] += 1
                     continue
                 if closed:
                     self._candle_events(closed, candles, events)
-            if rules.zscore_threshold and st.guard.n >= rules.zscore_min_samples:
-                z = st.guard.zscore(t.price)
-                if abs(z) > rules.zscore_threshold:
-                    events.append(self._event(
-                        st, EventType.ANOMALY, event_id(t.ts_event, "A", st.agg, t.trade_id, src, t.offset),
-                        t.ts_event, {"price": t.price, "zscore": z, "trade_id": t.trade_id}, causation,
-                    ))  # fmt: skip
-            st.guard.observe(t.price)
+            z = guard.observe(price, z_threshold > 0.0 and guard.n >= z_min)
+            if z and abs(z) > z_threshold:
+                events.append(self._event(
+                    st, EventType.ANOMALY, event_id(ts, "A", st.agg, t.trade_id, src, t.offset),
+                    ts, {"price": price, "zscore": z, "trade_id": t.trade_id}, causation,
+                ))  # fmt: skip
             st.seq += 1
             st.stale = False
-            st.last_ts = max(st.last_ts, t.ts_event)
+            if ts > st.last_ts:
+                st.last_ts = ts
             update = PriceUpdate(
-                t.venue, t.symbol, t.price, t.size, t.side, t.trade_id, t.ts_event,
+                t.venue, t.symbol, price, t.size, t.side, t.trade_id, ts,
                 t.ts_kafka, t.ts_recv, now, st.seq, src, t.offset,
             )  # fmt: skip
             updates.append(update)
             st.ev_seq += 1
-            events.append(Event(
-                price_event_id(update), EventType.PRICE_UPDATED,
-                st.agg, st.ev_seq, t.ts_event, 0, _enc.encode(update), causation,
-            ))  # fmt: skip
-            counts[src][0] += 1
+            events.append(
+                Event(
+                    price_event_id(update), price_updated, st.agg, st.ev_seq, ts, 0, encode(update), causation
+                )
+            )
+            cnt[0] += 1
         self._scan_stale(events, now)
         return ShardOut(
             updates,
@@ -227,6 +228,36 @@ class ShardProcessor:
             below,
             missing,
         )
+
+    def _jump_dead_letter(
+        self, st: SymbolState, t: Tick, max_jump: float, events: list[Event]
+    ) -> DeadLetter | None:
+        """The dead letter of a price jump (None if the exact rule lets the price pass)."""
+        try:
+            st.guard.check_jump(t.price, max_jump)
+        except RejectError as exc:
+            dl = DeadLetter(
+                event_id(t.ts_event, "DL", t.src, t.offset, t.trade_id), exc.code, exc.describe(),
+                msgspec.json.encode(t), t.src, t.offset, t.ts_recv, t.venue, t.symbol, t.ts_kafka,
+            )  # fmt: skip
+            st.ev_seq += 1
+            events.append(dead_letter_event(dl, st.agg, st.ev_seq, t.ts_event))
+            return dl
+        return None
+
+    def _late_dead_letter(
+        self, st: SymbolState, t: Tick, engine: CandleEngine, causation: str, events: list[Event]
+    ) -> DeadLetter:
+        behind = (engine.wm[t.src] - t.ts_event) / 1e9
+        dl = DeadLetter(
+            event_id(t.ts_event, "LT", t.src, t.offset, t.trade_id), DLCode.LATE_TICK,
+            f"field `ts_event`: expected a time inside an open window or within the revision "
+            f"horizon ({engine.cfg.revision_horizon.seconds:g}s) of a closed one, got "
+            f"{t.ts_event} ({behind:.3f}s behind the watermark)",
+            msgspec.json.encode(t), t.src, t.offset, t.ts_recv, t.venue, t.symbol, t.ts_kafka,
+        )  # fmt: skip
+        events.append(self._event(st, EventType.LATE_TICK, dl.dl_id, t.ts_event, dl, causation))
+        return dl
 
     def _candle_events(self, closed: list[Candle], candles: list[Candle], events: list[Event]) -> None:
         """Candles just emitted -> CandleClosed/CandleRevised events on their symbols."""

@@ -49,15 +49,16 @@ class GenericTick(msgspec.Struct, frozen=True):
 
     def to_ticks(self, src: str, offset: int, ts_recv: int, ts_kafka: int) -> list[Tick]:
         """The normalized tick."""
-        venue = self.venue.lower()
         tid = self.trade_id
         if isinstance(tid, int):
             trade_id, trade_no = str(tid), (tid if tid >= 0 else -1)
         else:
             trade_id, trade_no = tid, trade_no_of(tid)
         if self.id_type is None:
-            symbol, instrument_id = normalize(venue, self.symbol), ""
+            venue, symbol = _names(self.venue, self.symbol)
+            instrument_id = ""
         else:
+            venue = self.venue.lower()
             symbol, instrument_id = self.symbol.strip().upper(), self.symbol
         return [
             Tick(
@@ -80,6 +81,23 @@ class GenericTick(msgspec.Struct, frozen=True):
 
 
 _decoder = msgspec.json.Decoder(GenericTick, strict=False)
+_name_cache: dict[str, dict[str, tuple[str, str]]] = {}
+
+
+def _names(venue: str, symbol: str) -> tuple[str, str]:
+    """(lowercase venue, normalized symbol), memoized (bounded) per raw pair."""
+    by_symbol = _name_cache.get(venue)
+    if by_symbol is None:
+        if len(_name_cache) > 1000:
+            _name_cache.clear()
+        by_symbol = _name_cache[venue] = {}
+    names = by_symbol.get(symbol)
+    if names is None:
+        if len(by_symbol) > 100_000:
+            by_symbol.clear()
+        low = venue.lower()
+        names = by_symbol[symbol] = (low, normalize(low, symbol))
+    return names
 
 
 def decode_tick(raw: bytes, src: str, offset: int, ts_recv: int, ts_kafka: int) -> list[Tick]:
