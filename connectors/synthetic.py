@@ -5,8 +5,9 @@ Unit of parallelism: a partition (``synthetic/<i>``); symbol ``k`` lives in part
 symbol. Messages are generic JSON ticks (``schemas.venues.generic``), so the decode path
 is exercised exactly as for real feeds.
 
-Paced mode (``pace=True``, the live demo) emits in real time with ``ts_event`` = wall
-clock; unpaced mode (tests, benches) emits as fast as it is polled with synthetic
+Paced mode (``pace=True``, the live demo) is an open-loop feed at a fixed offered rate
+(``connectors.pacing``: ``ts_event`` is each message's due time, a backlog is metered);
+unpaced mode (tests, benches) emits as fast as it is polled with synthetic
 event times starting at ``start_ns`` and spaced ``1/rate`` apart, fully deterministic
 for a given seed. Delivery: exactly the generated sequence. Resume state: the
 generator's RNG state and counters plus the batch decoder's state.
@@ -18,16 +19,21 @@ import copy
 import random
 import time
 from collections import deque
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 import msgspec
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
+from connectors.pacing import Pacer, backlog_metrics
 from schemas.decoding import BatchDecoder
 from schemas.durations import Duration
 from schemas.records import TickBatch
 from schemas.validation import TickValidator, ValidationRules
 from schemas.venues import generic
+
+if TYPE_CHECKING:
+    from sinks.metrics import RunStats
 
 DEFAULT_START_NS = 1_704_067_200_000_000_000  # 2024-01-01T00:00:00Z
 _enc = msgspec.json.Encoder()
@@ -195,16 +201,12 @@ class _SyntheticPartition(
         self.decoder = decoder
         self.offset = offset
         self.batch_size = batch_size
-        self.pace = pace
-        self._next_at = time.monotonic()
+        self.pacer = Pacer(gen.step_ns, batch_size) if pace else None
 
     def next_batch(self) -> list[TickBatch]:
-        if self.pace:
-            now = time.monotonic()
-            due = int((now - self._next_at) * 1e9 / self.gen.step_ns) + 1
-            n = min(self.batch_size, max(due, 0))
-            self._next_at += n * self.gen.step_ns / 1e9
-            msgs = self.gen.take(n, now_ns=time.time_ns()) if n else []
+        if self.pacer is not None:
+            n, first_due_ns = self.pacer.take()
+            msgs = self.gen.take(n, now_ns=first_due_ns) if n else []
         else:
             msgs = self.gen.take(self.batch_size)
         if not msgs:
@@ -218,10 +220,7 @@ class _SyntheticPartition(
         return [batch]
 
     def next_awake(self) -> datetime | None:
-        if not self.pace:
-            return None
-        wait = max(self._next_at - time.monotonic(), 0.0)
-        return datetime.now(UTC) + timedelta(seconds=min(wait, 0.05))
+        return self.pacer.wake_at() if self.pacer is not None else None
 
     def snapshot(self) -> tuple[SyntheticGenerator, tuple[int, int], int]:
         return (copy.deepcopy(self.gen), self.decoder.state(), self.offset)
@@ -251,7 +250,7 @@ class SyntheticConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class SyntheticSource(FixedPartitionedSource[TickBatch, tuple[SyntheticGenerator, tuple[int, int], int]]):
     """The synthetic feed as a Bytewax source (see the module docstring); ``pace`` emits
-    in real time, otherwise as fast as the flow polls."""
+    in real time (``stats`` then gets the backlog metrics), otherwise as fast as polled."""
 
     def __init__(
         self,
@@ -261,12 +260,25 @@ class SyntheticSource(FixedPartitionedSource[TickBatch, tuple[SyntheticGenerator
         batch_size: int = 2000,
         rules: ValidationRules | None = None,
         check_clock: bool = False,
+        stats: RunStats | None = None,
     ) -> None:
         self.cfg = cfg
         self.pace = pace
         self.batch_size = batch_size
         self.rules = rules or ValidationRules()
         self.check_clock = check_clock
+        self._parts: dict[str, _SyntheticPartition] = {}
+        if stats is not None and pace:
+            stats.collectors.append(backlog_metrics(self.pacers))
+
+    def pacers(self) -> list[tuple[str, Pacer, int]]:
+        """Paced partitions built in this process: ``(partition, pacer, messages left)``."""
+        parts = list(self._parts.items())
+        return [(s, p.pacer, p.gen.remaining + len(p.gen.pending)) for s, p in parts if p.pacer is not None]
+
+    def backlog(self) -> dict[str, int]:
+        """Paced mode: per partition built in this process, messages due but not read yet."""
+        return {src: pacer.backlog(left) for src, pacer, left in self.pacers()}
 
     def list_parts(self) -> list[str]:
         return [f"synthetic/{i}" for i in range(self.cfg.partitions)]
@@ -281,12 +293,15 @@ class SyntheticSource(FixedPartitionedSource[TickBatch, tuple[SyntheticGenerator
         if resume_state is not None:
             gen, (wmark, dl_seq), offset = resume_state
             decoder = BatchDecoder(for_part, generic.decode_tick, validator, wmark=wmark, dl_seq=dl_seq)
-            return _SyntheticPartition(for_part, gen, decoder, offset, self.batch_size, self.pace)
-        c = self.cfg
-        gen = SyntheticGenerator(
-            int(for_part.rsplit("/", 1)[1]), c.partitions, c.symbols, c.rate, c.total,
-            venue=c.venue, seed=c.seed, start_ns=c.start_ns, duplicate_rate=c.duplicate_rate,
-            out_of_order_rate=c.out_of_order_rate, gap_rate=c.gap_rate, malformed_rate=c.malformed_rate,
-        )  # fmt: skip
-        decoder = BatchDecoder(for_part, generic.decode_tick, validator)
-        return _SyntheticPartition(for_part, gen, decoder, 0, self.batch_size, self.pace)
+        else:
+            c = self.cfg
+            gen = SyntheticGenerator(
+                int(for_part.rsplit("/", 1)[1]), c.partitions, c.symbols, c.rate, c.total,
+                venue=c.venue, seed=c.seed, start_ns=c.start_ns, duplicate_rate=c.duplicate_rate,
+                out_of_order_rate=c.out_of_order_rate, gap_rate=c.gap_rate, malformed_rate=c.malformed_rate,
+            )  # fmt: skip
+            decoder, offset = BatchDecoder(for_part, generic.decode_tick, validator), 0
+        part = self._parts[for_part] = _SyntheticPartition(
+            for_part, gen, decoder, offset, self.batch_size, self.pace
+        )
+        return part

@@ -8,6 +8,7 @@ first use and resumed from afterwards (at-least-once input, idempotent outputs).
 
 from __future__ import annotations
 
+import fcntl
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -80,10 +81,13 @@ def warm_cache(cfg: Config, *, shared: bool = True) -> int:
 
 
 def init_recovery(recovery_dir: Path, partitions: int = 1) -> RecoveryConfig:
-    """Use ``recovery_dir``, creating its partitions on first use."""
+    """Use ``recovery_dir``, creating its partitions on first use (under a file lock, so
+    the processes of a cluster that share the directory create them once)."""
     recovery_dir.mkdir(parents=True, exist_ok=True)
-    if not any(recovery_dir.glob("part-*.sqlite3")):
-        init_db_dir(recovery_dir, partitions)  # type: ignore[no-untyped-call]
+    with (recovery_dir / ".init.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not any(recovery_dir.glob("part-*.sqlite3")):
+            init_db_dir(recovery_dir, partitions)  # type: ignore[no-untyped-call]
     return RecoveryConfig(str(recovery_dir))  # type: ignore[no-untyped-call]
 
 
@@ -108,14 +112,15 @@ def run(
         if warmed:
             log.info("warmed the cache with %d prices from the event log", warmed)
     stop_metrics = None
-    port = None
+    port: int | None = None
     if serve:
         base = cfg.metrics.port
+        port = base + (process_id or 0) if base else 0  # each cluster process: base + process id
         try:
-            stop_metrics = serve_metrics(stats, cfg.metrics.host, base + (process_id or 0) if base else 0)
+            stop_metrics = serve_metrics(stats, cfg.metrics.host, port)
         except OSError as exc:
             raise ConfigError(
-                f"cannot serve metrics on {cfg.metrics.host}:{base}: {exc} (set [metrics] port, or 0 for any)"
+                f"cannot serve metrics on {cfg.metrics.host}:{port}: {exc} (set [metrics] port, or 0 for any)"
             ) from None
         port = stop_metrics.port  # type: ignore[attr-defined]
         log.info("metrics on http://%s:%s/metrics", cfg.metrics.host, port)

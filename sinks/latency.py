@@ -137,5 +137,9 @@ class LatencyBook:
         with self._lock:
             s = self.stages[stage]
             ring, pos, filled = s._ring, s._pos, s._filled
-            data = np.concatenate((ring[pos:filled], ring[:pos])) if filled == ring.size else ring[:filled].copy()
+            data = (
+                np.concatenate((ring[pos:filled], ring[:pos]))
+                if filled == ring.size
+                else ring[:filled].copy()
+            )
             return data, s.window_lost

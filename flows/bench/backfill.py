@@ -90,13 +90,13 @@ def duckdb_path(path: Path) -> float:
     t0 = time.perf_counter()
     con = duckdb.connect()
     for interval in INTERVALS:
-        con.execute(
+        con.sql(
             f"""SELECT symbol, timestamp // {interval} * {interval} AS start,
                    arg_min(price, (timestamp, CAST(trade_id AS BIGINT))) AS open, max(price) AS high, min(price) AS low,
                    arg_max(price, (timestamp, CAST(trade_id AS BIGINT))) AS close, sum(size) AS volume,
                    sum(price * size) AS notional, count(*) AS trades
                 FROM read_parquet(?) GROUP BY ALL""",
-            [str(path)],
+            params=[str(path)],
         ).to_arrow_table()
     rows = con.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchone()
     con.close()

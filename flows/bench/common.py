@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from importlib import metadata
 from typing import Any
 
 import msgspec
@@ -56,10 +59,41 @@ def synthetic_messages(
     return out
 
 
-def machine() -> dict[str, str]:
+#: Packages whose versions go into every result file.
+VERSIONED = ("ticktape", "bytewax", "pyarrow", "msgspec", "numpy", "zstandard")
+
+
+def _proc_field(path: str, key: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                name, _, value = line.partition(":")
+                if name.strip() == key:
+                    return value.strip()
+    except OSError:
+        pass
+    return "-"
+
+
+def machine() -> dict[str, Any]:
+    """Where and when a bench ran: CPU model, cores, memory, load, Python and versions."""
+    versions = {}
+    for pkg in VERSIONED:
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = "-"
     return {
-        "python": platform.python_version(),
+        "cpu_model": _proc_field("/proc/cpuinfo", "model name"),
+        "cpu_mhz": _proc_field("/proc/cpuinfo", "cpu MHz"),
+        "cores": os.cpu_count() or 0,
+        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "memory_total": _proc_field("/proc/meminfo", "MemTotal"),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "os": platform.platform(),
         "machine": platform.machine(),
-        "processor": platform.processor() or "-",
-        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "versions": versions,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "when": time.strftime("%Y-%m-%d %H:%M:%S %z"),
     }
