@@ -79,9 +79,13 @@ def print_report(result: RunResult, console: Console, extra_outputs: dict[str, s
         table.add_row(name, where)
     console.print(table)
     rate = report["ticks_per_s"]
-    console.print(
-        f"{stats.totals().read:,} records in {result.elapsed:.2f}s ({rate:,.0f}/s); accounting balanced: {report['accounting']['balanced']}"
-    )
+    if result.processes > 1:
+        balance = (
+            f"accounting: this process's share of a {result.processes}-process cluster (sum the run reports)"
+        )
+    else:
+        balance = f"accounting balanced: {report['accounting']['balanced']}"
+    console.print(f"{stats.totals().read:,} records in {result.elapsed:.2f}s ({rate:,.0f}/s); {balance}")
 
 
 def report_json(result: RunResult) -> dict[str, Any]:

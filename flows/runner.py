@@ -39,11 +39,15 @@ class RunResult:
     elapsed: float
     outputs: dict[str, str] = field(default_factory=dict)
     metrics_port: int | None = None
+    #: Processes in the cluster. With more than one, ticks read here may be processed in
+    #: another process, so this process's accounting balances only summed over all of them.
+    processes: int = 1
 
     def report(self) -> dict[str, Any]:
         totals = self.stats.totals()
         return {
             "run_id": self.run_id,
+            "processes": self.processes,
             "elapsed_s": round(self.elapsed, 3),
             "ticks_per_s": round(totals.read / self.elapsed, 1) if self.elapsed > 0 else 0.0,
             "accounting": self.stats.accounting(),
@@ -147,4 +151,4 @@ def run(
     }
     if cfg.candles.enabled:
         outs["candles"] = str(wiring.candles_dir(cfg))
-    return RunResult(run_id, stats, elapsed, outs, port)
+    return RunResult(run_id, stats, elapsed, outs, port, len(addresses) if addresses else 1)

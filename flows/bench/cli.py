@@ -28,7 +28,8 @@ from flows.cli_common import console
 from schemas.durations import Duration
 
 SCENARIOS = (
-    "flow", "candles", "kafka", "archive", "redis", "questdb", "backfill", "loader", "latency", "soak",
+    "flow", "cluster", "candles", "kafka", "archive", "redis", "questdb", "backfill", "loader", "latency",
+    "soak",
 )  # fmt: skip
 #: What ``all`` runs: everything but the long soak (name it to run it).
 ALL = tuple(s for s in SCENARIOS if s != "soak")
@@ -82,6 +83,10 @@ def run_scenario(name: str, opts: BenchOptions) -> Measurement:
         from flows.bench.loader import loader_scenario
 
         return loader_scenario(rows=max(ticks * 10, 2_000_000), repeats=repeats)
+    if name == "cluster":
+        from flows.bench.cluster import cluster_scenario
+
+        return cluster_scenario(ticks=max(ticks * 2, 100_000), symbols=symbols, repeats=repeats)
     if name == "latency":
         from flows.bench.latency import DEFAULT_RATES, latency_scenario
 

@@ -1,4 +1,4 @@
-"""Throughput scenarios with small sizes: flow, candles, backfill, loader.
+"""Throughput scenarios with small sizes: flow, cluster, candles, backfill, loader.
 
 The benchmarked call is the scenario's core (``rounds=3``); the scenario itself runs
 once more for its baseline and ratio, which go into ``extra_info``.
@@ -14,6 +14,7 @@ import pytest
 
 from flows.bench.backfill import backfill_scenario, fast_path, write_trades
 from flows.bench.candles import bench_ticks, candles_scenario, run_engine
+from flows.bench.cluster import cluster_scenario
 from flows.bench.common import synthetic_messages
 from flows.bench.flow import flow_scenario, run_flow_once
 from flows.bench.loader import loader_scenario
@@ -39,6 +40,11 @@ def test_flow(benchmark: Any, tmp_path: Path) -> None:
     m = check(flow_scenario(ticks=5_000, symbols=50, repeats=1), "flow")
     assert m.extra["latency_ms"]["recv_to_sink"]["p99_ms"] > 0
     record(benchmark, m)
+
+
+def test_cluster(benchmark: Any) -> None:
+    m = pedantic_scenario(benchmark, cluster_scenario, "cluster", ticks=40_000, symbols=50, repeats=1)
+    assert m.extra["processes"] == 2
 
 
 def test_candles(benchmark: Any) -> None:

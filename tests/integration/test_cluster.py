@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from infra.ports import free_port
@@ -24,3 +26,12 @@ def test_two_process_cluster_equals_one_process(tmp_path):
     got, want = outputs.all_outputs(cluster_dir), outputs.all_outputs(single_dir)
     assert got == want, outputs.diff_summary(got, want)
     assert len(want["events"]) > 30_000
+    # each process reads its own source partitions, but the keyed steps run where the
+    # symbol's shard lives: only the sum of the processes' reports balances
+    reports = [json.loads(p.read_text()) for p in (cluster_dir / "reports").glob("run-*.json")]
+    assert [r["processes"] for r in reports] == [2, 2]
+    keys = ("read", "accepted", "rejected", "duplicate")
+    summed = {k: sum(r["accounting"]["total"][k] for r in reports) for k in keys}
+    assert summed["read"] == summed["accepted"] + summed["rejected"] + summed["duplicate"] > 30_000
+    single_report = next((single_dir / "reports").glob("run-*.json"))
+    assert json.loads(single_report.read_text())["accounting"]["total"] == summed

@@ -213,15 +213,21 @@ def test_replay_from_offsets_and_time_reproduces_the_range(tmp_path, topic):
 
 def test_kill_9_three_times_with_kafka_equals_a_clean_run(tmp_path, topic):
     clean = tmp_path / "clean"
+    t0 = time.monotonic()
     finish(cli("run", "-c", str(config(tmp_path / "clean.toml", clean, topic, kafka_out="clean"))))
+    clean_seconds = time.monotonic() - t0
     cfg = config(tmp_path / "crash.toml", tmp_path / "crash", topic, kafka_out="crash")
     recovery = tmp_path / "recovery"
     rng = random.Random(int(os.environ.get("CRASH_SEED", "5")))
     kills = 0
     while True:
+        started = time.time()
         proc = cli("run", "-c", str(cfg), "-r", str(recovery))
         if kills < 3:
-            time.sleep(rng.uniform(1.5, 3.0))
+            # mid-run: once it writes events, within 5-20% of a clean run's time (so the
+            # three kills happen before the job could end, however fast the machine is)
+            outputs.wait_for_event_writes(tmp_path / "crash", started)
+            time.sleep(rng.uniform(0.05, 0.2) * clean_seconds)
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=30)

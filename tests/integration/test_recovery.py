@@ -57,17 +57,23 @@ def start(cfg: Path, recovery: Path | None, *extra: str) -> subprocess.Popen[byt
 def test_kill_9_three_times_then_resume_equals_a_clean_run(tmp_path):
     seconds = 200  # 200k trades of event time: several seconds of work per run
     clean_dir, crash_dir = tmp_path / "clean", tmp_path / "crash"
+    t0 = time.monotonic()
     clean = start(write_config(tmp_path / "clean.toml", clean_dir, seconds), None)
     assert clean.wait(timeout=600) == 0, clean.stderr.read().decode() if clean.stderr else ""
+    clean_seconds = time.monotonic() - t0
 
     cfg = write_config(tmp_path / "crash.toml", crash_dir, seconds)
     recovery = tmp_path / "recovery"
     rng = random.Random(int(os.environ.get("CRASH_SEED", "11")))
     kills = 0
     while True:
+        started = time.time()
         proc = start(cfg, recovery)
         if kills < 3:
-            time.sleep(rng.uniform(1.0, 2.5))
+            # mid-run: once it writes events, within 5-20% of a clean run's time (so the
+            # three kills happen before the job could end, however fast the machine is)
+            outputs.wait_for_event_writes(crash_dir, started)
+            time.sleep(rng.uniform(0.05, 0.2) * clean_seconds)
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=30)
