@@ -45,7 +45,7 @@ unit: $(VENV)/.installed-dev
 	$(BIN)/pytest -q tests/unit tests/flows $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-dev
-	$(BIN)/ticktape bench --json bench-results.json
+	$(BIN)/ticktape bench --json bench-results/latest.json
 
 clean:
 	rm -rf $(VENV) ticktape-data .mypy_cache .ruff_cache
