@@ -58,9 +58,10 @@ class Outputs:
 class _ShardLogic(StatefulBatchLogic[list[Tick], ShardOut, bytes]):
     """Bytewax wrapper of :class:`ShardProcessor` (live mode: a wall-clock timer too)."""
 
-    def __init__(self, proc: ShardProcessor, live: bool) -> None:
+    def __init__(self, proc: ShardProcessor, live: bool, recoverable: bool) -> None:
         self.proc = proc
         self.live = live
+        self.recoverable = recoverable
 
     def on_batch(self, values: list[list[Tick]]) -> tuple[Iterable[ShardOut], bool]:
         ticks = values[0] if len(values) == 1 else [t for v in values for t in v]
@@ -79,6 +80,10 @@ class _ShardLogic(StatefulBatchLogic[list[Tick], ShardOut, bytes]):
         return datetime.now(UTC) + timedelta(seconds=1) if self.live else None
 
     def snapshot(self) -> bytes:
+        # Bytewax asks at every epoch even without recovery; pickling every symbol's
+        # state then is pure cost (it grows with the number of symbols)
+        if not self.recoverable:
+            return b""
         return pickle.dumps(self.proc, protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -102,9 +107,14 @@ def build_flow(
     source: Source[TickBatch] | None = None,
     outputs: Outputs | None = None,
     stats: RunStats | None = None,
+    recoverable: bool = True,
 ) -> Dataflow:
     """The live flow. Missing ``source``/``outputs`` come from the config (embedded
-    defaults); ``stats`` receives the accounting and latencies of the run."""
+    defaults); ``stats`` receives the accounting and latencies of the run.
+
+    ``recoverable=False`` promises the flow runs without a recovery store (``ticktape run``
+    without ``-r``): the keyed step then skips pickling its state at every epoch. Keep
+    the default whenever Bytewax may be given a recovery directory."""
     from flows import wiring  # local: wiring imports connectors/sinks, built only on demand
 
     if cfg is None:
@@ -141,7 +151,7 @@ def build_flow(
 
     keyed = op.flat_map("split_shards", batches, to_shards)
     processed = op.stateful_batch("process", keyed, lambda resume: _ShardLogic(
-        pickle.loads(resume) if resume is not None else ShardProcessor(settings), settings.live  # noqa: S301 - our own snapshot
+        pickle.loads(resume) if resume else ShardProcessor(settings), settings.live, recoverable  # noqa: S301 - our own snapshot
     ))  # fmt: skip
     outs: Stream[tuple[str, ShardOut]] = op.map("shard_out", processed, _count_out(stats))
 

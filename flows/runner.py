@@ -128,7 +128,7 @@ def run(
             ) from None
         port = stop_metrics.port  # type: ignore[attr-defined]
         log.info("metrics on http://%s:%s/metrics", cfg.metrics.host, port)
-    flow = build_flow(cfg, source=source, outputs=outputs, stats=stats)
+    flow = build_flow(cfg, source=source, outputs=outputs, stats=stats, recoverable=recovery_dir is not None)
     recovery = init_recovery(recovery_dir) if recovery_dir is not None else None
     t0 = time.perf_counter()
     try:

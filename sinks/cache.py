@@ -9,10 +9,19 @@ Guarantees:
   in this process or in a later one.
 * **Bounded memory**: at most ``max_entries`` entries and ``max_bytes`` bytes (key +
   value) in memory; the least recently used entries are evicted and counted.
-* **Persistence**: writes are flushed per batch to a SQLite file (WAL) with the same
-  compare-and-set in SQL, so ``ticktape cache get`` and other processes see them.
+* **Persistence**: writes are flushed every ``flush_interval_ns`` to a SQLite file (WAL)
+  with the same compare-and-set in SQL, so ``ticktape cache get`` and other processes
+  see them; :meth:`EmbeddedCache.flush` (called before every recovery snapshot) returns
+  once they are committed. With ``background=True`` (the flow's sinks) the SQLite writes
+  run on a writer thread (:mod:`sinks.background`); entries handed to it but not yet
+  committed are *in flight* and every read consults them before the file, so versions
+  never appear to go backwards.
 
 Thread-safe: one instance per file per process is shared by all workers (:func:`shared`).
+Locks: ``_lock`` (memory) may be held while taking ``_inflight_lock`` or ``_db_lock``;
+the writer thread takes only those two, one at a time, so a full queue cannot deadlock.
+Hot-path reads of the file (versions of keys not in memory) use a second connection
+under ``_lock``, so they never wait for the writer's transaction (WAL readers).
 """
 
 from __future__ import annotations
@@ -23,8 +32,9 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from sinks.background import BackgroundWriter
 from sinks.cache_api import encode_key_part
 from sinks.sqlite import connect
 
@@ -82,9 +92,14 @@ class EmbeddedCache:
         max_entries: int = 100_000,
         max_bytes: int = 64 * 1024 * 1024,
         flush_interval_ns: int = 250_000_000,
+        background: bool = False,
     ) -> None:
         self.flush_interval_ns = flush_interval_ns
         self._dirty: dict[str, Entry] = {}  # written to memory, not yet to the file
+        self._inflight: dict[str, Entry] = {}  # handed to the writer thread, not committed
+        self._inflight_lock = threading.Lock()
+        self._db_lock = threading.Lock()
+        self._writer: BackgroundWriter[tuple[int, list[tuple[str, Entry]]]] | None = None
         self._last_flush = 0
         self.ttls = {t: ttls_ns.get(t, 0) for t in TYPES}
         self.max_entries = max_entries
@@ -100,10 +115,14 @@ class EmbeddedCache:
         self.expirations: Counter[str] = Counter()
         self.path = path
         self._db: sqlite3.Connection | None = None
+        self._read_db: sqlite3.Connection | None = None  # background mode: reads under _lock
         if path is not None:
             self._db = connect(path, synchronous="NORMAL")
             self._db.execute(_SCHEMA)
             self._db.execute(_STATS_SCHEMA)
+            if background:
+                self._writer = BackgroundWriter(self._write_rows, f"ticktape-cache-writer:{path.name}")
+                self._read_db = connect(path, readonly=True)
 
     # -- writes -----------------------------------------------------------------
     def put_many(self, writes: Sequence[Write], now_ns: int | None = None) -> int:
@@ -145,30 +164,73 @@ class EmbeddedCache:
         return sum(landed.values())
 
     def flush(self) -> None:
-        """Write pending entries to the file (also done every ``flush_interval_ns``)."""
+        """Commit pending entries to the file (also started every ``flush_interval_ns``);
+        returns once they are committed."""
         with self._lock:
             self._flush(time.time_ns())
+            if self._writer is not None:
+                self._writer.drain()
 
     def _flush(self, now: int) -> None:
         self._last_flush = now
         if self._db is None or not self._dirty:
             self._dirty.clear()
             return
-        rows = [(k, e.type, e.value, e.v1, e.v2, e.expires_at, now) for k, e in self._dirty.items()]
+        items = list(self._dirty.items())
         self._dirty.clear()
-        with self._db:
-            self._db.executemany(_UPSERT, rows)
+        if self._writer is None:
+            self._write_rows((now, items))
+            return
+        with self._inflight_lock:
+            self._inflight.update(items)
+        self._writer.submit((now, items))
+
+    def _write_rows(self, batch: tuple[int, list[tuple[str, Entry]]]) -> None:
+        """Commit one flush (on the writer thread when there is one)."""
+        now, items = batch
+        rows = [(k, e.type, e.value, e.v1, e.v2, e.expires_at, now) for k, e in items]
+        with self._db_lock:
+            assert self._db is not None
+            with self._db:
+                self._db.executemany(_UPSERT, rows)
+        if self._writer is not None:
+            with self._inflight_lock:
+                inflight = self._inflight
+                for key, entry in items:
+                    if inflight.get(key) is entry:  # else a newer flush of the key is queued
+                        del inflight[key]
+
+    def _read(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+        """Rows of a query on the file; the caller holds ``_lock``."""
+        if self._read_db is not None:
+            return self._read_db.execute(sql, params).fetchall()
+        assert self._db is not None
+        with self._db_lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def _stored(self, key: str) -> Entry | None:
+        """``key`` from the in-flight writes, else from the file (not from memory)."""
+        with self._inflight_lock:
+            entry = self._inflight.get(key)
+        if entry is not None or self._db is None:
+            return entry
+        rows = self._read("SELECT type, value, v1, v2, expires_at FROM cache WHERE key = ?", (key,))
+        return Entry(*rows[0]) if rows else None
 
     def _persisted_versions(self, keys: list[str]) -> dict[str, tuple[int, int]]:
         if self._db is None:
             return {}
         found: dict[str, tuple[int, int]] = {}
-        for i in range(0, len(keys), 500):
-            chunk = keys[i : i + 500]
+        with self._inflight_lock:
+            for key in keys:
+                entry = self._inflight.get(key)
+                if entry is not None:
+                    found[key] = (entry.v1, entry.v2)
+        rest = [k for k in keys if k not in found]
+        for i in range(0, len(rest), 500):
+            chunk = rest[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            for key, v1, v2 in self._db.execute(
-                f"SELECT key, v1, v2 FROM cache WHERE key IN ({marks})", chunk
-            ):
+            for key, v1, v2 in self._read(f"SELECT key, v1, v2 FROM cache WHERE key IN ({marks})", chunk):
                 found[key] = (v1, v2)
         return found
 
@@ -194,11 +256,8 @@ class EmbeddedCache:
         kind = key.split("/", 1)[0]
         with self._lock:
             entry = self._mem.get(key)
-            if entry is None and self._db is not None:
-                row = self._db.execute(
-                    "SELECT type, value, v1, v2, expires_at FROM cache WHERE key = ?", (key,)
-                ).fetchone()
-                entry = Entry(*row) if row else None
+            if entry is None:
+                entry = self._stored(key)
             if entry is None:
                 self.misses[kind] += 1
                 return None
@@ -215,18 +274,13 @@ class EmbeddedCache:
         """The stored entry even if expired, without touching statistics (for the CLI)."""
         with self._lock:
             entry = self._mem.get(key)
-            if entry is None and self._db is not None:
-                row = self._db.execute(
-                    "SELECT type, value, v1, v2, expires_at FROM cache WHERE key = ?", (key,)
-                ).fetchone()
-                entry = Entry(*row) if row else None
-            return entry
+            return entry if entry is not None else self._stored(key)
 
     def keys(self, prefix: str = "") -> list[str]:
         with self._lock:
             if self._db is not None:
-                self._flush(time.time_ns())
-                rows = self._db.execute(
+                self.flush()
+                rows = self._read(
                     "SELECT key FROM cache WHERE key >= ? AND key < ? ORDER BY key",
                     (prefix, prefix + "\uffff"),
                 )
@@ -260,8 +314,10 @@ class EmbeddedCache:
             self._mem.clear()
             self._dirty.clear()  # else the next flush would write cleared entries back
             self._bytes = 0
+            if self._writer is not None:
+                self._writer.drain()
             if self._db is not None:
-                with self._db:
+                with self._db_lock, self._db:
                     n = max(n, self._db.execute("DELETE FROM cache").rowcount)
             return n
 
@@ -270,24 +326,26 @@ class EmbeddedCache:
         if self._db is None:
             return {}
         self.flush()
-        rows = self._db.execute(
-            "SELECT type, count(*), sum(expires_at > ?), sum(length(key) + length(value)) FROM cache GROUP BY type",
-            (now_ns,),
-        )
+        with self._db_lock:
+            rows = self._db.execute(
+                "SELECT type, count(*), sum(expires_at > ?), sum(length(key) + length(value)) FROM cache GROUP BY type",
+                (now_ns,),
+            ).fetchall()
         return {typ: (n, int(fresh or 0), int(size or 0)) for typ, n, fresh, size in rows}
 
     def persisted_counters(self) -> dict[str, dict[str, int]]:
         """Hit/miss/eviction counters accumulated by every process that used the file."""
         if self._db is None:
             return {}
-        rows = self._db.execute(f"SELECT type, {', '.join(_COUNTERS)} FROM cache_stats").fetchall()
+        with self._db_lock:
+            rows = self._db.execute(f"SELECT type, {', '.join(_COUNTERS)} FROM cache_stats").fetchall()
         return {row[0]: dict(zip(_COUNTERS, row[1:], strict=True)) for row in rows}
 
     def _save_counters(self) -> None:
         assert self._db is not None
         values = [(t, *(int(getattr(self, name)[t]) for name in _COUNTERS)) for t in TYPES]
         sets = ", ".join(f"{c} = {c} + excluded.{c}" for c in _COUNTERS)
-        with self._db:
+        with self._db_lock, self._db:
             self._db.executemany(
                 f"INSERT INTO cache_stats(type, {', '.join(_COUNTERS)}) VALUES (?, {', '.join('?' * len(_COUNTERS))})"
                 f" ON CONFLICT(type) DO UPDATE SET {sets}",
@@ -301,6 +359,12 @@ class EmbeddedCache:
         with self._lock:
             if self._db is not None:
                 self._flush(time.time_ns())
+                if self._writer is not None:
+                    self._writer.close()
+                    self._writer = None
+                if self._read_db is not None:
+                    self._read_db.close()
+                    self._read_db = None
                 self._save_counters()
                 self._db.close()
                 self._db = None
@@ -316,7 +380,9 @@ def shared(path: Path, ttls_ns: dict[str, int], max_entries: int, max_bytes: int
     with _shared_lock:
         cache = _shared.get(key)
         if cache is None or cache._db is None:
-            cache = _shared[key] = EmbeddedCache(path, ttls_ns, max_entries=max_entries, max_bytes=max_bytes)
+            cache = _shared[key] = EmbeddedCache(
+                path, ttls_ns, max_entries=max_entries, max_bytes=max_bytes, background=True
+            )
         return cache
 
 

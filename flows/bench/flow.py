@@ -39,7 +39,9 @@ def run_flow_once(messages: dict[str, list[bytes]], data_dir: Path) -> tuple[flo
     cfg = bench_config(data_dir)
     stats = RunStats(cfg.metrics.latency_window)
     source = MemorySource(messages, "generic", batch_size=cfg.run.batch_size, rules=cfg.validation)
-    flow = build_flow(cfg, source=source, outputs=wiring.make_outputs(cfg, stats), stats=stats)
+    flow = build_flow(
+        cfg, source=source, outputs=wiring.make_outputs(cfg, stats), stats=stats, recoverable=False
+    )
     t0 = time.perf_counter()
     run_main(flow)  # type: ignore[no-untyped-call]
     elapsed = time.perf_counter() - t0
@@ -57,7 +59,7 @@ def run_plain_loop(messages: dict[str, list[bytes]], data_dir: Path) -> float:
     logs = [
         EventLogPartition(partition_path(wiring.events_dir(cfg), i)) for i in range(cfg.eventlog.partitions)
     ]
-    cache = EmbeddedCache(wiring.cache_path(cfg), wiring.cache_ttls(cfg))
+    cache = EmbeddedCache(wiring.cache_path(cfg), wiring.cache_ttls(cfg), background=True)  # as the sink
     size = cfg.run.batch_size
     t0 = time.perf_counter()
     for src, msgs in messages.items():

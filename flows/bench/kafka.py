@@ -79,7 +79,11 @@ def _job(servers: str, topic: str, total: int) -> tuple[float, RunStats]:
         cfg = _config(servers, topic, tmp)
         stats = RunStats(cfg.metrics.latency_window)
         flow = build_flow(
-            cfg, source=wiring.make_source(cfg, stats), outputs=wiring.make_outputs(cfg, stats), stats=stats
+            cfg,
+            source=wiring.make_source(cfg, stats),
+            outputs=wiring.make_outputs(cfg, stats),
+            stats=stats,
+            recoverable=False,
         )
         t0 = time.perf_counter()
         cli_main(flow, workers_per_process=1)  # type: ignore[no-untyped-call]

@@ -231,7 +231,11 @@ def paced_run(
             check_clock=True, stats=stats,
         )  # fmt: skip
         flow = build_flow(
-            cfg, source=_StoppableSource(source, stop), outputs=wiring.make_outputs(cfg, stats), stats=stats
+            cfg,
+            source=_StoppableSource(source, stop),
+            outputs=wiring.make_outputs(cfg, stats),
+            stats=stats,
+            recoverable=False,
         )
         ctl = threading.Thread(
             target=_control,

@@ -26,6 +26,7 @@ import time
 
 import msgspec
 
+from flows.steps.slots import SlotState
 from schemas.durations import Duration
 from schemas.records import BUY, SELL, Candle, Tick
 
@@ -58,7 +59,7 @@ class CandleConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 raise ConfigError(f"candles.intervals: expected whole seconds between 1s and 1d, got {iv!r}")
 
 
-class Window:
+class Window(SlotState):
     """Accumulator of one candle window (``trades == 0``: an empty, filled window)."""
 
     __slots__ = (
@@ -98,15 +99,8 @@ class Window:
         elif t.side == SELL:
             self.sell += size_u
 
-    def __getstate__(self) -> tuple[object, ...]:
-        return tuple(getattr(self, n) for n in self.__slots__)
 
-    def __setstate__(self, state: tuple[object, ...]) -> None:
-        for name, value in zip(self.__slots__, state, strict=True):
-            setattr(self, name, value)
-
-
-class SeriesState:
+class SeriesState(SlotState):
     """One symbol at one interval: open windows, recently closed ones, last close."""
 
     __slots__ = (
@@ -124,13 +118,6 @@ class SeriesState:
         self.cur: Window | None = None
         self.cur_start = 0
         self.cur_end = 0
-
-    def __getstate__(self) -> tuple[object, ...]:
-        return tuple(getattr(self, n) for n in self.__slots__)
-
-    def __setstate__(self, state: tuple[object, ...]) -> None:
-        for name, value in zip(self.__slots__, state, strict=True):
-            setattr(self, name, value)
 
 
 SeriesKey = tuple[str, str, int]  # venue, symbol, interval

@@ -16,6 +16,7 @@ import msgspec
 
 from flows.steps.candles import CandleConfig, CandleEngine
 from flows.steps.dedupe import BELOW_WINDOW, NEW, KeyWindow, TradeWindow
+from flows.steps.slots import SlotState
 from schemas.decoding import dead_letter_event
 from schemas.errors import RejectError
 from schemas.ids import candle_event_id, event_id, price_event_id
@@ -62,7 +63,7 @@ class ShardOut(msgspec.Struct, gc=False):
         return not (self.updates or self.events or self.dead or self.candles or self.counts)
 
 
-class SymbolState:
+class SymbolState(SlotState):
     __slots__ = (
         "agg", "ev_seq", "guard", "ids", "keys", "last_ts", "seq", "src", "stale", "stale_after",
         "symbol", "venue",
@@ -81,13 +82,6 @@ class SymbolState:
         self.last_ts = 0
         self.stale = False
         self.stale_after = stale_after
-
-    def __getstate__(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self.__slots__)
-
-    def __setstate__(self, state: tuple[object, ...]) -> None:
-        for name, value in zip(self.__slots__, state, strict=True):
-            setattr(self, name, value)
 
 
 class ShardProcessor:

@@ -360,8 +360,9 @@ def test_keys_and_clear(db: Path) -> None:
 # -- threads -----------------------------------------------------------------------
 
 
-def test_thread_safety_smoke(db: Path) -> None:
-    cache = EmbeddedCache(db, TTLS, max_entries=16)
+@pytest.mark.parametrize("background", [False, True])
+def test_thread_safety_smoke(db: Path, background: bool) -> None:
+    cache = EmbeddedCache(db, TTLS, max_entries=16, flush_interval_ns=0, background=background)
     errors: list[BaseException] = []
     n_threads, rounds = 6, 150
     start = threading.Barrier(n_threads)
@@ -403,3 +404,73 @@ def test_thread_safety_smoke(db: Path) -> None:
     assert stats["hits"] + stats["misses"] == n_threads * rounds
     assert cache.bytes_used == sum(len(k) + len(e.value) for k, e in cache._mem.items())
     cache.close()
+
+
+# -- background writer ------------------------------------------------------------------
+
+
+def test_background_in_flight_writes_are_read_before_the_file(db: Path) -> None:
+    """With the writer thread stalled, evicted entries exist only in flight: reads and
+    version checks must see them, and they reach the file once it resumes."""
+    cache = EmbeddedCache(db, TTLS, max_entries=1, flush_interval_ns=0, background=True)
+    with cache._db_lock:  # the writer blocks on its first transaction
+        cache.put_many([price("A", 10)], now_ns=T0)  # flushed: in flight
+        cache.put_many([price("B", 10)], now_ns=T0 + 1)  # evicts A from memory
+        assert cache.put_many([price("A", 9)], now_ns=T0 + 2) == 0  # refused: A=10 is in flight
+        assert cache.get("price/binance/A", now_ns=T0 + 2) == b"A:10:0"
+        assert cache.put_many([price("A", 11)], now_ns=T0 + 3) == 1
+        assert cache.peek("price/binance/A") == Entry(PRICE, b"A:11:0", 11, 0, T0 + 3 + S)
+    cache.flush()  # returns once committed
+    assert cache._inflight == {}
+    reader = EmbeddedCache(db, TTLS)
+    assert reader.peek("price/binance/A") == Entry(PRICE, b"A:11:0", 11, 0, T0 + 3 + S)
+    assert reader.peek("price/binance/B") == Entry(PRICE, b"B:10:0", 10, 0, T0 + 1 + S)
+    reader.close()
+    cache.close()
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from("ABCDE"), st.integers(0, 5), st.integers(0, 3), st.booleans()),
+        max_size=60,
+    )
+)
+def test_property_background_writer_never_moves_versions_back(ops: list[tuple[str, int, int, bool]]) -> None:
+    """Every write flushed asynchronously, 2 entries in memory, restarts now and then:
+    what lands and what is stored is exactly what the synchronous cache would do."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "c.sqlite"
+        cache = EmbeddedCache(path, TTLS, max_entries=2, flush_interval_ns=0, background=True)
+        best: dict[str, tuple[int, int]] = {}
+        for i, (sym, v1, v2, restart) in enumerate(ops):
+            landed = cache.put_many([price(sym, v1, v2)], now_ns=T0 + i)
+            newer = (v1, v2) > best.get(sym, (-1, -1))
+            assert landed == int(newer)
+            if newer:
+                best[sym] = (v1, v2)
+            if restart:
+                cache.close()
+                cache = EmbeddedCache(path, TTLS, max_entries=2, flush_interval_ns=0, background=True)
+        cache.close()
+        reader = EmbeddedCache(path, TTLS)
+        for sym, version in best.items():
+            entry = reader.peek(cache_key(PRICE, "binance", sym))
+            assert entry is not None
+            assert (entry.v1, entry.v2) == version
+        reader.close()
+
+
+def test_background_write_errors_surface_in_the_caller(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = EmbeddedCache(db, TTLS, flush_interval_ns=0, background=True)
+    cache.put_many([price("A", 1)], now_ns=T0)
+    cache.flush()
+    monkeypatch.setattr("sinks.cache._UPSERT", "INSERT INTO no_such_table VALUES (?)")
+    cache.put_many([price("B", 1)], now_ns=T0 + 1)  # fails on the writer thread
+    with pytest.raises(RuntimeError, match="background write failed") as err:
+        cache.flush()
+    assert "no_such_table" in str(err.value.__cause__)
+    cache.put_many([price("C", 1)], now_ns=T0 + 2)
+    with pytest.raises(RuntimeError, match="background write failed"):
+        cache.flush()  # and stays failed: never silent
