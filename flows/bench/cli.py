@@ -99,7 +99,7 @@ def run_scenario(name: str, opts: BenchOptions) -> Measurement:
 
         return soak_scenario(
             rate=max(opts.rates, default=50_000.0), symbols=opts.symbols or 10_000,
-            duration=opts.duration or 600.0, warmup=360.0 if opts.warmup is None else opts.warmup,
+            duration=opts.duration or 600.0, warmup=660.0 if opts.warmup is None else opts.warmup,
             out_prefix=opts.out_prefix,
         )  # fmt: skip
     raise click.UsageError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
@@ -133,7 +133,7 @@ def _seconds(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
     "--warmup",
     callback=_seconds,
     default=None,
-    help="Warm-up of latency (default 3s) and soak (default 6m: past the 5m revision horizon).",
+    help="Warm-up of latency (default 3s) and soak (default 11m: closed 5m windows leave the 5m revision horizon).",
 )
 @click.option(
     "--rate", "rates", type=float, multiple=True,

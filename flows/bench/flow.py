@@ -19,7 +19,7 @@ from connectors.memory import MemorySource
 from flows import wiring
 from flows.bench.common import Measurement, median, repeat, synthetic_messages
 from flows.config import Config, from_dict
-from flows.live import build_flow, shard_settings
+from flows.live import build_flow, shard_settings, tune_gc
 from flows.routing import Router, split_events, split_ticks
 from flows.steps.shard import ShardProcessor
 from schemas.decoding import BatchDecoder, decoder_for
@@ -50,7 +50,8 @@ def run_flow_once(messages: dict[str, list[bytes]], data_dir: Path) -> tuple[flo
 
 
 def run_plain_loop(messages: dict[str, list[bytes]], data_dir: Path) -> float:
-    """The same steps, hand-wired, single-threaded."""
+    """The same steps, hand-wired, single-threaded (same GC thresholds as the flow)."""
+    tune_gc()
     cfg = bench_config(data_dir)
     validator = TickValidator(cfg.validation, check_clock=False)
     settings = shard_settings(cfg)

@@ -3,8 +3,9 @@
 Method: one paced live run (:func:`flows.bench.paced.paced_run`: the real flow with
 embedded outputs, one worker, this process) at ``rate`` ticks/s (default 50k) over
 ``symbols`` symbols (default 10,000) with every candle interval (1m, 5m, 1h) for
-``warmup + duration`` (default 6 + 10 minutes: the keyed state legitimately grows until
-closed windows start leaving the 5-minute revision horizon, so the warm-up outlasts it).
+``warmup + duration`` (default 11 + 10 minutes: the keyed state legitimately grows until
+closed windows leave the 5-minute revision horizon, which for 5m windows is 10 minutes
+after the start, so the warm-up outlasts that).
 A thread samples the process RSS every
 ``every`` seconds (psutil when installed, else ``VmRSS`` from ``/proc/self/status``).
 
@@ -128,7 +129,7 @@ def soak_scenario(
     rate: float = 50_000.0,
     symbols: int = 10_000,
     duration: float = 600.0,
-    warmup: float = 360.0,
+    warmup: float = 660.0,
     every: float = 5.0,
     tolerance: float = 0.10,
     out_prefix: Path | None = None,
