@@ -237,5 +237,5 @@ def demo(
         f"cache: {hit['hits']:,} hits, {hit['misses']:,} misses ({hit['hit_rate']:.1%}) for price reads"
     )
     out.print(
-        "next: [b]ticktape events --type SequenceGap[/b], [b]ticktape events --type DeadLettered[/b], [b]ticktape cache stats[/b]"
+        "next: [b]ticktape events query --type SequenceGap[/b], [b]ticktape events query --type DeadLettered[/b], [b]ticktape cache stats[/b]"
     )

@@ -237,3 +237,15 @@ def test_candles_command_prints_stored_candles(demo_dir):
     assert "S0001-USD 1m candles" in table.stdout
     cached = ticktape("cache", "get", "S0001-USD", "--kind", "candle", "--data-dir", str(data))
     assert json.loads(cached.stdout)["value"][1] == "S0001-USD"
+
+
+def test_the_demo_suggests_commands_that_work(demo_dir):
+    data, result = demo_dir
+    hints = result.stdout.split("next:", 1)[1].replace("\n", " ")
+    commands = [c.strip() for c in hints.split(",")]
+    assert len(commands) == 3
+    for command in commands:
+        args = command.split()
+        assert args[0] == "ticktape"
+        run = ticktape(*args[1:], "--data-dir", str(data))
+        assert run.returncode == 0, (command, run.stderr)
