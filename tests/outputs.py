@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
@@ -113,19 +112,3 @@ def diff_summary(a: dict[str, Any], b: dict[str, Any]) -> str:
                 f"{name}: {len(x)} vs {len(y)} rows; only in first {list(sx - sy)[:2]}; only in second {list(sy - sx)[:2]}"
             )
     return "; ".join(parts) or "identical"
-
-
-def wait_for_event_writes(data_dir: Path, since: float, timeout: float = 120.0) -> None:
-    """Block until the event log under ``data_dir`` was written after ``since``
-    (``time.time()``): the job is past start-up and processing."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for path in (data_dir / "events").rglob("*"):
-            try:
-                stat = path.stat()
-            except FileNotFoundError:
-                continue
-            if path.is_file() and stat.st_size > 0 and stat.st_mtime > since:
-                return
-        time.sleep(0.02)
-    raise AssertionError(f"no event-log writes under {data_dir} within {timeout}s")

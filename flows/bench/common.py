@@ -45,6 +45,14 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else 0.0
 
 
+def slope(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of ``(x, y)`` points (0 with fewer than two distinct x)."""
+    try:
+        return statistics.linear_regression([x for x, _ in points], [y for _, y in points]).slope
+    except statistics.StatisticsError:
+        return 0.0
+
+
 def synthetic_messages(
     n: int, symbols: int, partitions: int = 1, seed: int = 7, start_ns: int = DEFAULT_START_NS
 ) -> dict[str, list[bytes]]:

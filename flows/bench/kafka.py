@@ -64,13 +64,13 @@ def _source_only(servers: str, topic: str, total: int) -> float:
         cfg = _config(servers, topic, tmp)
         flow = Dataflow("bench-kafka-source")
         batches = op.input("kafka", flow, wiring.make_source(cfg, RunStats(1000)))
-        seen = [0]
-        op.inspect("count", batches, lambda _step, b: seen.__setitem__(0, seen[0] + len(b.ticks)))
+        sizes: list[int] = []
+        op.inspect("count", batches, lambda _step, b: sizes.append(len(b.ticks)))
         t0 = time.perf_counter()
         cli_main(flow, workers_per_process=1)  # type: ignore[no-untyped-call]
         elapsed = time.perf_counter() - t0
-    if seen[0] != total:
-        raise RuntimeError(f"the source decoded {seen[0]} of {total} ticks")
+    if sum(sizes) != total:
+        raise RuntimeError(f"the source decoded {sum(sizes)} of {total} ticks")
     return total / elapsed
 
 

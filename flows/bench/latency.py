@@ -33,27 +33,19 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from flows.bench.common import Measurement
-from flows.bench.paced import PacedResult, paced_run
+from flows.bench.common import Measurement, slope
+from flows.bench.paced import SUSTAINED, PacedResult, paced_run
 
 DEFAULT_RATES = (10_000.0, 50_000.0, 100_000.0)
 #: p99 recv->sink targets (ms) by offered rate.
 TARGETS_P99_MS = {10_000.0: 1.0, 100_000.0: 5.0}
-#: A rate is sustained when the flow read at least this share of what was offered.
-SUSTAINED = 0.97
 STAGES = ("recv_to_sink", "proc_to_sink", "recv_to_proc", "due_to_sink")
 
 
 def backlog_slope(run: PacedResult) -> float:
     """Backlog growth (messages/s) over the measured interval (least squares)."""
     t0 = run.measured_from - run.started
-    pts = [(t, b) for t, b in run.backlog if t >= t0]
-    if len(pts) < 2:
-        return 0.0
-    mt = statistics.fmean(t for t, _ in pts)
-    mb = statistics.fmean(b for _, b in pts)
-    den = sum((t - mt) ** 2 for t, _ in pts)
-    return sum((t - mt) * (b - mb) for t, b in pts) / den if den else 0.0
+    return slope([(t, float(b)) for t, b in run.backlog if t >= t0])
 
 
 def rate_row(rate: float, runs: list[PacedResult]) -> dict[str, Any]:
@@ -71,6 +63,7 @@ def rate_row(rate: float, runs: list[PacedResult]) -> dict[str, Any]:
     }
     achieved = med([r.achieved for r in runs])
     target = TARGETS_P99_MS.get(rate)
+    growth = [backlog_slope(r) for r in runs]
     return {
         "offered_per_s": rate,
         "achieved_per_s": achieved,
@@ -78,12 +71,14 @@ def rate_row(rate: float, runs: list[PacedResult]) -> dict[str, Any]:
         "latency_ms": latency,
         "backlog_end": int(statistics.median(r.backlog_end for r in runs)),
         "backlog_max": max(r.backlog_max for r in runs),
-        "backlog_growth_per_s": med([backlog_slope(r) for r in runs]),
+        "backlog_growth_per_s": med(growth),
         "mean_batch": med([r.mean_batch for r in runs]),
         "samples_lost": sum(r.lost for r in runs),
         "target_p99_ms": target,
         "meets_target": None if target is None else latency["recv_to_sink"]["p99_ms"] <= target,
-        "repetitions": [r.row() | {"backlog_growth_per_s": round(backlog_slope(r), 1)} for r in runs],
+        "repetitions": [
+            r.row() | {"backlog_growth_per_s": round(g, 1)} for r, g in zip(runs, growth, strict=True)
+        ],
     }
 
 

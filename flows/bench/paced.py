@@ -50,6 +50,8 @@ STAGES = {
     "due_to_sink": "venue_to_sink",
 }
 PERCENTILES = (50.0, 95.0, 99.0, 99.9)
+#: A rate is sustained when the flow read at least this share of what was offered.
+SUSTAINED = 0.97
 
 
 @dataclass

@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import importlib
 import json
-import statistics
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from flows.bench.common import Measurement
-from flows.bench.paced import PacedResult, paced_run
+from flows.bench.common import Measurement, slope
+from flows.bench.paced import SUSTAINED, PacedResult, paced_run
 from flows.steps.candles import CandleConfig
 
 MIB = 1024 * 1024
@@ -172,19 +171,15 @@ def soak_doc(
     """The JSON document: settings, RSS samples (s since the source started), verdict."""
     intervals = [int(iv) // 1_000_000_000 for iv in CandleConfig().intervals]
     samples = [(t - run.started, rss) for t, rss in sampler.samples]
-    post = [rss for t, rss in samples if t >= warmup]
-    slope = 0.0
-    post_t = [(t, rss) for t, rss in samples if t >= warmup]
-    if len(post_t) >= 2:
-        mt, mr = statistics.fmean(t for t, _ in post_t), statistics.fmean(r for _, r in post_t)
-        den = sum((t - mt) ** 2 for t, _ in post_t)
-        slope = sum((t - mt) * (r - mr) for t, r in post_t) / den if den else 0.0
+    post = [(t, float(rss)) for t, rss in samples if t >= warmup]
+    growth = slope(post)  # bytes per second
     return {
         "offered_per_s": run.offered, "achieved_per_s": round(run.achieved, 1),
-        "sustained": run.achieved >= 0.97 * run.offered, "symbols": symbols,
+        "sustained": run.achieved >= SUSTAINED * run.offered, "symbols": symbols,
         "intervals_s": intervals, "warmup_s": warmup, "duration_s": duration, "every_s": every,
         "rss_method": sampler.method,
-        "summary": verdict(post, tolerance) | {"slope_mib_per_min": round(slope * 60 / MIB, 3)},
+        "summary": verdict([int(rss) for _, rss in post], tolerance)
+        | {"slope_mib_per_min": round(growth * 60 / MIB, 3)},
         "latency_ms_last_200k": run.latency, "backlog_end": run.backlog_end, "backlog_max": run.backlog_max,
         "gc_pauses": run.gc_pauses,
         "samples": [{"t_s": round(t, 2), "rss_mib": round(rss / MIB, 2)} for t, rss in samples],

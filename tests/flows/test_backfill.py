@@ -4,14 +4,13 @@ equals an independent computation at 1m/5m/1h."""
 from __future__ import annotations
 
 import msgspec
-import pytest
 
 from connectors.files import FileSourceConfig
 from flows.backfill import backfill
 from sinks.candlestore import CandleStore
 from tests.conftest import TRADES
 from tests.flows.helpers import config
-from tests.flows.test_candles import polars_candles, xrp_ticks
+from tests.flows.test_candles import assert_candles_match_polars, xrp_ticks
 
 XRP = TRADES / "XRP_ETH-trades.json.gz"
 SEC = 1_000_000_000
@@ -44,20 +43,7 @@ def test_backfill_equals_an_independent_computation(tmp_path):
     candles = CandleStore(data / "candles").read()
     ticks = xrp_ticks()
     for interval in (60, 300, 3600):
-        expected = polars_candles(ticks, interval * SEC)
-        got = {c.start: c for c in candles if c.interval == interval}
-        assert set(got) == set(expected)
-        for start, e in expected.items():
-            c = got[start]
-            assert (c.open, c.high, c.low, c.close, c.trades) == (
-                e["open"],
-                e["high"],
-                e["low"],
-                e["close"],
-                e["trades"],
-            )
-            assert c.volume == pytest.approx(e["volume"], rel=1e-9)
-            assert c.notional == pytest.approx(e["notional"], rel=1e-9)
+        assert_candles_match_polars(candles, ticks, interval)
 
 
 def test_time_and_symbol_filters(tmp_path):

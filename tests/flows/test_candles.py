@@ -16,7 +16,7 @@ from connectors.files import FileSource, FileSourceConfig
 from flows.steps.candles import CandleConfig, CandleEngine
 from schemas.decoding import BatchDecoder
 from schemas.history import HistorySpec, open_history
-from schemas.records import DLCode, EventType, Tick, TickBatch
+from schemas.records import Candle, DLCode, EventType, Tick, TickBatch
 from schemas.validation import TickValidator, ValidationRules
 from schemas.venues import generic
 from tests.conftest import TRADES
@@ -103,6 +103,28 @@ def latest(candles):
     return best
 
 
+def assert_candles_match_polars(
+    candles: list[Candle], ticks: list[Tick], interval_s: int
+) -> tuple[dict[int, Candle], dict[int, dict[str, float]]]:
+    """The ``interval_s`` candles equal :func:`polars_candles` window by window (OHLC and
+    trades exactly, sums to 1e-9); returns both by window start."""
+    expected = polars_candles(ticks, interval_s * SEC)
+    got = {c.start: c for c in candles if c.interval == interval_s}
+    assert set(got) == set(expected)
+    for start, e in expected.items():
+        c = got[start]
+        assert (c.open, c.high, c.low, c.close, c.trades) == (
+            e["open"],
+            e["high"],
+            e["low"],
+            e["close"],
+            e["trades"],
+        )
+        assert c.volume == pytest.approx(e["volume"], rel=1e-9)
+        assert c.notional == pytest.approx(e["notional"], rel=1e-9)
+    return got, expected
+
+
 def test_real_binance_candles_match_polars(tmp_path):
     ticks = xrp_ticks()
     cfg = config(tmp_path, candles={"intervals": ["1m", "5m"]})
@@ -110,22 +132,10 @@ def test_real_binance_candles_match_polars(tmp_path):
     out = run_collect(cfg, source)
     assert all(c.revision == 0 for c in out.candles)  # ordered input: nothing late
     for interval_s in (60, 300):
-        expected = polars_candles(ticks, interval_s * SEC)
-        got = {c.start: c for c in out.candles if c.interval == interval_s}
-        assert set(got) == set(expected)
+        got, expected = assert_candles_match_polars(out.candles, ticks, interval_s)
         for start, e in expected.items():
-            c = got[start]
-            assert (c.open, c.high, c.low, c.close, c.trades) == (
-                e["open"],
-                e["high"],
-                e["low"],
-                e["close"],
-                e["trades"],
-            )
-            assert c.volume == pytest.approx(e["volume"], rel=1e-9)
-            assert c.notional == pytest.approx(e["notional"], rel=1e-9)
-            assert c.vwap == pytest.approx(e["notional"] / e["volume"], rel=1e-9)
-            assert c.end == start + interval_s * SEC
+            assert got[start].vwap == pytest.approx(e["notional"] / e["volume"], rel=1e-9)
+            assert got[start].end == start + interval_s * SEC
         assert sum(c.trades for c in got.values()) == len(ticks)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from connectors.kafka import end_offsets_at
 from connectors.produce import ensure_topic, produce_messages
 from infra.ports import free_port
 from tests import outputs
+from tests.crashes import kill_mid_run
 
 pytestmark = pytest.mark.integration
 T0 = time.time_ns()
@@ -219,22 +219,10 @@ def test_kill_9_three_times_with_kafka_equals_a_clean_run(tmp_path, topic):
     cfg = config(tmp_path / "crash.toml", tmp_path / "crash", topic, kafka_out="crash")
     recovery = tmp_path / "recovery"
     rng = random.Random(int(os.environ.get("CRASH_SEED", "5")))
-    kills = 0
-    while True:
-        started = time.time()
-        proc = cli("run", "-c", str(cfg), "-r", str(recovery))
-        if kills < 3:
-            # mid-run: once it writes events, within 5-20% of a clean run's time (so the
-            # three kills happen before the job could end, however fast the machine is)
-            outputs.wait_for_event_writes(tmp_path / "crash", started)
-            time.sleep(rng.uniform(0.05, 0.2) * clean_seconds)
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=30)
-                kills += 1
-                continue
-        finish(proc)
-        break
+    proc, kills = kill_mid_run(
+        lambda: cli("run", "-c", str(cfg), "-r", str(recovery)), tmp_path / "crash", clean_seconds, rng
+    )
+    finish(proc)
     assert kills == 3
     got, want = outputs.all_outputs(tmp_path / "crash"), outputs.all_outputs(clean)
     assert got == want, outputs.diff_summary(got, want)

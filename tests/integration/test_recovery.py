@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests import outputs
+from tests.crashes import kill_mid_run
 
 pytestmark = pytest.mark.integration
 
@@ -65,23 +65,9 @@ def test_kill_9_three_times_then_resume_equals_a_clean_run(tmp_path):
     cfg = write_config(tmp_path / "crash.toml", crash_dir, seconds)
     recovery = tmp_path / "recovery"
     rng = random.Random(int(os.environ.get("CRASH_SEED", "11")))
-    kills = 0
-    while True:
-        started = time.time()
-        proc = start(cfg, recovery)
-        if kills < 3:
-            # mid-run: once it writes events, within 5-20% of a clean run's time (so the
-            # three kills happen before the job could end, however fast the machine is)
-            outputs.wait_for_event_writes(crash_dir, started)
-            time.sleep(rng.uniform(0.05, 0.2) * clean_seconds)
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=30)
-                kills += 1
-                continue
-        rc = proc.wait(timeout=600)
-        assert rc == 0, proc.stderr.read().decode() if proc.stderr else ""
-        break
+    proc, kills = kill_mid_run(lambda: start(cfg, recovery), crash_dir, clean_seconds, rng)
+    rc = proc.wait(timeout=600)
+    assert rc == 0, proc.stderr.read().decode() if proc.stderr else ""
     assert kills == 3  # the job was really killed mid-run three times
     got, want = outputs.all_outputs(crash_dir), outputs.all_outputs(clean_dir)
     assert got == want, outputs.diff_summary(got, want)
