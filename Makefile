@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck unit bench install install-dev system-deps clean
+.PHONY: demo test lint typecheck imports unit bench install install-dev system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] < (3, 13), "ticktape needs Python 3.11 or 3.12 (bytewax 0.21.1 wheels)"'
@@ -18,8 +18,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev]'
+# The runtime (ticktape) and the developer tools (ticktape-devtools, infra/pyproject.toml).
+$(VENV)/.installed-dev: pyproject.toml infra/pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]' -e ./infra
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
@@ -35,10 +36,17 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# mypy resolves modules by path: .typecheck/ticktape is a link to this folder, so the
+# folders install-mapped under the `ticktape` namespace have a path mypy can follow.
 typecheck: $(VENV)/.installed-dev
+	mkdir -p .typecheck && ln -sfn .. .typecheck/ticktape
 	$(BIN)/mypy
 
-test: system-deps $(VENV)/.installed-dev lint typecheck
+# The layers of docs/architecture.md as import contracts (.importlinter).
+imports: $(VENV)/.installed-dev
+	$(BIN)/lint-imports
+
+test: system-deps $(VENV)/.installed-dev lint typecheck imports
 	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q $(PYTEST_ARGS)
 
 unit: $(VENV)/.installed-dev
@@ -48,4 +56,4 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/ticktape bench --json bench-results/latest.json
 
 clean:
-	rm -rf $(VENV) ticktape-data .mypy_cache .ruff_cache
+	rm -rf $(VENV) ticktape-data .mypy_cache .ruff_cache .typecheck

@@ -16,18 +16,18 @@ from typing import Any, Literal
 
 import msgspec
 
-from connectors.files import FileSourceConfig
-from connectors.kafka_config import KafkaSourceConfig
-from connectors.synthetic import SyntheticConfig
-from flows.loader_config import LoaderConfig
-from flows.steps.candles import CandleConfig
-from schemas.durations import Duration, dec_hook, enc_hook
-from schemas.errors import ConfigError
-from schemas.validation import ValidationRules
-from sinks.archive_config import ArchiveConfig
-from sinks.kafka_output_config import KafkaOutputConfig
-from sinks.questdb_conf import QuestDBConfig
-from sinks.redis_config import RedisConfig
+from ticktape.connectors.files.history import FileSourceConfig
+from ticktape.connectors.kafka.config import KafkaSourceConfig
+from ticktape.connectors.synthetic.feed import SyntheticConfig
+from ticktape.flows.loader.config import LoaderConfig
+from ticktape.flows.steps.candles import CandleConfig
+from ticktape.schemas.durations import Duration, dec_hook, enc_hook
+from ticktape.schemas.errors import ConfigError
+from ticktape.schemas.validation import ValidationRules
+from ticktape.sinks.archive.config import ArchiveConfig
+from ticktape.sinks.cache.redis.config import RedisConfig
+from ticktape.sinks.kafka.config import KafkaOutputConfig
+from ticktape.sinks.questdb.config import QuestDBConfig
 
 ENV_PREFIX = "TICKTAPE__"
 Mode = Literal["live", "replay", "backfill"]

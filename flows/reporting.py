@@ -9,8 +9,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from flows.runner import RunResult
-from sinks.metrics import RunStats
+from ticktape.flows.runner import RunResult
+from ticktape.infra.observability.metrics import RunStats
 
 
 def accounting_table(stats: RunStats) -> Table:

@@ -19,15 +19,16 @@ from bytewax.inputs import Source
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 
-from flows import wiring
-from flows.config import Config
-from flows.live import Outputs, build_flow
-from flows.logs import get_logger
-from schemas.errors import ConfigError
-from schemas.records import TickBatch
-from sinks import cache as cache_mod
-from sinks.cache_api import CacheBackend
-from sinks.metrics import RunStats, serve_metrics
+from ticktape.flows import wiring
+from ticktape.flows.config import Config
+from ticktape.flows.live.dataflow import build_flow
+from ticktape.flows.wiring import Outputs
+from ticktape.infra.observability.logs import get_logger
+from ticktape.infra.observability.metrics import RunStats, serve_metrics
+from ticktape.schemas.errors import ConfigError
+from ticktape.schemas.records import TickBatch
+from ticktape.sinks.cache import embedded as cache_mod
+from ticktape.sinks.cache.api import CacheBackend
 
 log = get_logger("runner")
 
@@ -64,7 +65,7 @@ def warm_cache(cfg: Config, *, shared: bool = True) -> int:
     candles (candle store, within the history TTL) into the configured cache; versions
     make it safe to warm a cache that already holds newer values. ``shared``: use the
     process-wide embedded cache the sinks will use (kept open)."""
-    from sinks.cache_warm import warm
+    from ticktape.sinks.cache.warm import warm
 
     if shared and cfg.cache.backend == "embedded":
         cache: CacheBackend = cache_mod.shared(

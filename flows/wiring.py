@@ -10,27 +10,47 @@ Output locations under ``run.data_dir``::
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
-from connectors.files import FileSource
-from connectors.synthetic import SyntheticSource
-from flows.config import Config
-from flows.live import Outputs
-from schemas.errors import ConfigError
-from schemas.records import Candle, PriceUpdate, TickBatch
-from sinks.archive_config import ArchiveConfig, open_archive_store, with_default_store
-from sinks.cache import HISTORY, METADATA, PRICE, EmbeddedCache
-from sinks.cache_api import CacheBackend
-from sinks.embedded import EmbeddedCacheSink, EventLogSink
-from sinks.eventstore import EventStore
-from sinks.files import DeadLetterFileSink, ParquetCandleSink
-from sinks.metrics import RunStats
+from ticktape.connectors.files.history import FileSource
+from ticktape.connectors.synthetic.feed import SyntheticSource
+from ticktape.flows.config import Config
+from ticktape.infra.observability.metrics import RunStats
+from ticktape.schemas.errors import ConfigError
+from ticktape.schemas.records import Candle, DeadLetter, Event, PriceUpdate, TickBatch
+from ticktape.sinks.archive.config import ArchiveConfig, open_archive_store, with_default_store
+from ticktape.sinks.cache.api import HISTORY, METADATA, PRICE, CacheBackend
+from ticktape.sinks.cache.embedded import EmbeddedCache
+from ticktape.sinks.cache.sink import EmbeddedCacheSink
+from ticktape.sinks.candles.sink import ParquetCandleSink
+from ticktape.sinks.deadletters import DeadLetterFileSink
+from ticktape.sinks.eventlog.sink import EventLogSink
+from ticktape.sinks.eventlog.store import EventStore
 
 R = TypeVar("R")
+
+
+Keyed = tuple[str, list[R]]
+
+
+@dataclass
+class Outputs:
+    """Where each output stream goes. Every sink receives keyed batches
+    ``(key, [records])`` (so partitioned sinks can flush before a recovery snapshot):
+    events and dead letters are keyed by event-log partition (``eventlog.partitions``),
+    prices, candles and cache items by shard (``run.shards``)."""
+
+    events: list[Sink[Keyed[Event]]] = field(default_factory=list)
+    dead_letters: list[Sink[Keyed[DeadLetter]]] = field(default_factory=list)
+    cache: list[Sink[tuple[str, tuple[list[PriceUpdate], list[Candle]]]]] = field(default_factory=list)
+    prices: list[Sink[Keyed[PriceUpdate]]] = field(default_factory=list)
+    candles: list[Sink[Keyed[Candle]]] = field(default_factory=list)
 
 
 def events_dir(cfg: Config) -> Path:
@@ -70,7 +90,7 @@ def make_source(cfg: Config, stats: RunStats | None = None, *, pace: bool | None
     if src.kind == "file":
         return FileSource(src.file, batch_size=run.batch_size, rules=cfg.validation)
     if src.kind == "kafka":
-        from connectors.kafka import KafkaSource
+        from ticktape.connectors.kafka.source import KafkaSource
 
         # the broker timestamp is the receive reference, so the clock rule works in replays too
         return KafkaSource(
@@ -89,7 +109,7 @@ def open_event_store(cfg: Config) -> EventStore:
     local body was deleted after archiving from the archive."""
     if not cfg.archive.enabled:
         return EventStore(events_dir(cfg))
-    from sinks.archive_read import ArchiveReader
+    from ticktape.sinks.archive.reader import ArchiveReader
 
     archive = archive_config(cfg)
     return EventStore(events_dir(cfg), ArchiveReader(open_archive_store(archive), archive.prefix))
@@ -100,7 +120,7 @@ def cache_sink(
 ) -> Sink[tuple[str, tuple[list[PriceUpdate], list[Candle]]]]:
     """The cache output of ``[cache] backend``."""
     if cfg.cache.backend == "redis":
-        from sinks.redis_sink import RedisCacheSink
+        from ticktape.sinks.cache.redis.sink import RedisCacheSink
 
         return RedisCacheSink(cfg.cache.redis, cache_ttls(cfg), stats=stats)
     return EmbeddedCacheSink(
@@ -111,7 +131,7 @@ def cache_sink(
 def open_cache(cfg: Config) -> CacheBackend:
     """A cache client for the CLI and warming (the caller closes it)."""
     if cfg.cache.backend == "redis":
-        from sinks.redis_cache import RedisCache
+        from ticktape.sinks.cache.redis.backend import RedisCache
 
         return RedisCache(cfg.cache.redis, cache_ttls(cfg))
     return EmbeddedCache(
@@ -122,12 +142,16 @@ def open_cache(cfg: Config) -> CacheBackend:
 def make_outputs(cfg: Config, stats: RunStats | None = None) -> Outputs:
     """The embedded outputs (event log, dead-letter files, cache, Parquet candles)."""
     parts = cfg.eventlog.partitions
-    archive = archive_config(cfg) if cfg.archive.enabled else None
+    archiver = None
+    if cfg.archive.enabled:
+        from ticktape.sinks.archive.archiver import make_archiver
+
+        archiver = functools.partial(make_archiver, cfg=archive_config(cfg), stats=stats)
     outputs = Outputs(
         events=[
             EventLogSink(
                 events_dir(cfg), parts, synchronous=cfg.eventlog.synchronous, stats=stats,
-                snapshot_every=cfg.eventlog.snapshot_every, archive=archive,
+                snapshot_every=cfg.eventlog.snapshot_every, maintainer=archiver,
             )
         ],
         dead_letters=[DeadLetterFileSink(dead_letters_dir(cfg), parts)],
@@ -143,7 +167,7 @@ def _add_production_outputs(cfg: Config, outputs: Outputs, stats: RunStats | Non
     """Kafka and QuestDB outputs when enabled (their client libraries load only then)."""
     kafka_cfg = cfg.outputs.kafka
     if kafka_cfg.enabled:
-        from sinks import kafka
+        from ticktape.sinks.kafka import sink as kafka
 
         kafka_cfg.producer_config()  # fail on a bad setting before the flow starts
         _append(outputs.prices, kafka.prices_sink(kafka_cfg, stats))
@@ -152,7 +176,7 @@ def _add_production_outputs(cfg: Config, outputs: Outputs, stats: RunStats | Non
         _append(outputs.dead_letters, kafka.dead_letters_sink(kafka_cfg, stats))
     qdb = cfg.outputs.questdb
     if qdb.enabled:
-        from sinks import questdb
+        from ticktape.sinks.questdb import sink as questdb
 
         _append(outputs.prices, questdb.prices_sink(qdb, stats))
         _append(outputs.candles, questdb.candles_sink(qdb, stats))

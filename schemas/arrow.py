@@ -12,7 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from schemas.records import Candle
+from ticktape.schemas.records import Candle
 
 TS = pa.timestamp("ns", tz="UTC")
 

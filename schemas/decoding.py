@@ -1,4 +1,4 @@
-"""From raw messages to a :class:`~schemas.records.TickBatch`, per source partition.
+"""From raw messages to a :class:`~ticktape.schemas.records.TickBatch`, per source partition.
 
 :class:`BatchDecoder` is the first step of every source: decode (venue wire format),
 apply the stateless validation rules, stamp each tick with the partition watermark, and
@@ -13,11 +13,11 @@ from collections.abc import Iterable
 
 import msgspec
 
-from schemas.errors import DataError, InputError
-from schemas.ids import event_id
-from schemas.records import DeadLetter, Event, EventType, Tick, TickBatch, source_aggregate
-from schemas.validation import TickValidator
-from schemas.venues import Decoder, binance, bybit, coinbase, generic, kraken
+from ticktape.schemas.errors import DataError, InputError
+from ticktape.schemas.ids import event_id
+from ticktape.schemas.records import DeadLetter, Event, EventType, Tick, TickBatch, source_aggregate
+from ticktape.schemas.validation import TickValidator
+from ticktape.schemas.venues import Decoder, binance, bybit, coinbase, generic, kraken
 
 FORMATS: dict[str, Decoder] = {
     "binance": binance.decode_any,

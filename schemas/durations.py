@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from schemas.errors import ConfigError
+from ticktape.schemas.errors import ConfigError
 
 _UNITS = {
     "ns": 1,

@@ -34,7 +34,7 @@ class MissingDependencyError(TicktapeError):
 class DataError(TicktapeError):
     """A message or record is unusable; becomes a dead-letter record, never a crash.
 
-    ``code`` is one of :class:`schemas.records.DLCode`; ``field``/``expected``/``got``
+    ``code`` is one of :class:`ticktape.schemas.records.DLCode`; ``field``/``expected``/``got``
     describe the offending value.
     """
 

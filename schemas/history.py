@@ -2,9 +2,9 @@
 
 :func:`open_history` returns the file's rows as ``(row_number, raw_row_bytes)`` (rows
 numbered from 0 in file order; the raw bytes are the row's own JSON or CSV text so a
-dead letter can show it) and a :data:`~schemas.venues.Decoder` that turns one raw row
+dead letter can show it) and a :data:`~ticktape.schemas.venues.Decoder` that turns one raw row
 into ``[Tick]``. A malformed row fails alone, when it is decoded; a file that cannot be
-read as its format at all raises :class:`~schemas.errors.InputError`.
+read as its format at all raises :class:`~ticktape.schemas.errors.InputError`.
 
 Formats (gzip-compressed or plain, detected from the content):
 
@@ -28,13 +28,13 @@ from typing import Literal
 
 import msgspec
 
-from schemas.errors import DecodeError, InputError
-from schemas.records import UNKNOWN, DLCode, Tick
-from schemas.symbols import normalize
-from schemas.timeparse import ms_to_ns, rfc3339_to_ns, unit_to_ns
-from schemas.venues import Decoder, side_of, trade_no_of
-from schemas.venues._errors import bad_value, map_decode_error, short_repr
-from schemas.venues.kraken import RestTradeRow, RestTradesReply
+from ticktape.schemas.errors import DecodeError, InputError
+from ticktape.schemas.records import UNKNOWN, DLCode, Tick
+from ticktape.schemas.symbols import normalize
+from ticktape.schemas.timeparse import ms_to_ns, rfc3339_to_ns, unit_to_ns
+from ticktape.schemas.venues import Decoder, side_of, trade_no_of
+from ticktape.schemas.venues._errors import bad_value, map_decode_error, short_repr
+from ticktape.schemas.venues.kraken import RestTradeRow, RestTradesReply
 
 Format = Literal["freqtrade", "csv", "kraken-rest"]
 FORMATS: tuple[Format, ...] = ("freqtrade", "csv", "kraken-rest")

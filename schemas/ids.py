@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from zlib import adler32, crc32
 
 if TYPE_CHECKING:
-    from schemas.records import Candle, PriceUpdate
+    from ticktape.schemas.records import Candle, PriceUpdate
 
 
 def stable_id(*parts: object) -> str:

@@ -3,8 +3,8 @@
 Stateless rules run in the source partition right after decoding (:class:`TickValidator`);
 the two rules that need per-symbol history, the price-jump check and the z-score anomaly
 flag, are small state machines here (:class:`PriceGuard`) used by the keyed step.
-Every rejection is a :class:`~schemas.errors.RejectError` naming the field, the
-expectation and the value, with a :class:`~schemas.records.DLCode`.
+Every rejection is a :class:`~ticktape.schemas.errors.RejectError` naming the field, the
+expectation and the value, with a :class:`~ticktape.schemas.records.DLCode`.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import re
 
 import msgspec
 
-from schemas.durations import Duration
-from schemas.errors import RejectError
-from schemas.instruments import standardize_cusip, standardize_isin
-from schemas.records import SIDES, DLCode, Tick
+from ticktape.schemas.durations import Duration
+from ticktape.schemas.errors import RejectError
+from ticktape.schemas.instruments.codes import standardize_cusip, standardize_isin
+from ticktape.schemas.records import SIDES, DLCode, Tick
 
 DEFAULT_SYMBOL_PATTERN = r"^[A-Z0-9][A-Z0-9._]{0,23}(-[A-Z0-9][A-Z0-9._]{0,23})?$"
 

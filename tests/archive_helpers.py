@@ -10,14 +10,14 @@ import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from schemas.durations import dec_hook
-from schemas.ids import event_id
-from schemas.records import Event, EventType, PriceUpdate, aggregate_of
-from sinks import archive_format as fmt
-from sinks.archive import ArchiveConfig
-from sinks.archive_read import KEY, ArchiveReader
-from sinks.eventlog import EventLogPartition
-from sinks.objectstore import ObjectStore
+from ticktape.schemas.durations import dec_hook
+from ticktape.schemas.ids import event_id
+from ticktape.schemas.records import Event, EventType, PriceUpdate, aggregate_of
+from ticktape.sinks.archive import format as fmt
+from ticktape.sinks.archive.config import ArchiveConfig
+from ticktape.sinks.archive.reader import KEY, ArchiveReader
+from ticktape.sinks.eventlog.log import EventLogPartition
+from ticktape.sinks.objectstore.base import ObjectStore
 
 S = 1_000_000_000
 T0 = 1_704_067_200 * S  # 2024-01-01T00:00:00Z

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import msgspec
 
-from schemas.decoding import dead_letter_event
-from schemas.ids import event_id
-from schemas.records import Candle, DeadLetter, DLCode, Event, EventType, PriceUpdate
-from sinks.eventlog import EventLogPartition, partition_of, partition_path
+from ticktape.schemas.decoding import dead_letter_event
+from ticktape.schemas.ids import event_id
+from ticktape.schemas.records import Candle, DeadLetter, DLCode, Event, EventType, PriceUpdate
+from ticktape.sinks.eventlog.log import EventLogPartition, partition_of, partition_path
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S

@@ -267,7 +267,7 @@ class FakeQuestDB:
 
 def sample_price(i: int = 0, **changes: Any) -> Any:
     """A PriceUpdate with distinct, exactly checkable values."""
-    from schemas.records import PriceUpdate
+    from ticktape.schemas.records import PriceUpdate
 
     base: dict[str, Any] = {
         "venue": "binance", "symbol": "BTC-USDT", "price": 64000.5 + i, "size": 0.25 * (i + 1),
@@ -280,7 +280,7 @@ def sample_price(i: int = 0, **changes: Any) -> Any:
 
 
 def sample_candle(revision: int = 0, **changes: Any) -> Any:
-    from schemas.records import Candle
+    from ticktape.schemas.records import Candle
 
     start = 1_700_000_040_000_000_000
     base: dict[str, Any] = {
@@ -297,7 +297,7 @@ def questdb_config(**values: Any) -> Any:
     """A QuestDBConfig decoded as from the config file (durations as text)."""
     import msgspec
 
-    from schemas.durations import dec_hook
-    from sinks.questdb_conf import QuestDBConfig
+    from ticktape.schemas.durations import dec_hook
+    from ticktape.sinks.questdb.config import QuestDBConfig
 
     return msgspec.convert({"enabled": True, **values}, QuestDBConfig, dec_hook=dec_hook)

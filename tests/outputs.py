@@ -14,8 +14,8 @@ from typing import Any
 
 import msgspec
 
-from sinks.candlestore import CandleStore
-from sinks.eventstore import EventStore
+from ticktape.sinks.candles.store import CandleStore
+from ticktape.sinks.eventlog.store import EventStore
 
 _WALL_CLOCK = ("ts_recv", "ts_proc", "ts_logged", "ts_final")
 

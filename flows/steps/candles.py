@@ -26,9 +26,9 @@ import time
 
 import msgspec
 
-from flows.steps.slots import SlotState
-from schemas.durations import Duration
-from schemas.records import BUY, SELL, Candle, Tick
+from ticktape.flows.steps.slots import SlotState
+from ticktape.schemas.durations import Duration
+from ticktape.schemas.records import BUY, SELL, Candle, Tick
 
 NS = 1_000_000_000
 # Sums are kept as integers in units of 2**-64: each tick contributes floor(x * 2**64)
@@ -52,7 +52,7 @@ class CandleConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     fill_empty: bool = False
 
     def check(self) -> None:
-        from schemas.errors import ConfigError
+        from ticktape.schemas.errors import ConfigError
 
         for iv in self.intervals:
             if not NS <= iv <= 86_400 * NS or iv % NS:

@@ -1,7 +1,7 @@
 """Vectorized candles for backfills (Arrow compute + numpy).
 
-Produces exactly the candles the streaming steps (``flows.steps.shard`` +
-``flows.steps.candles``) leave behind for the same trades in the same arrival order:
+Produces exactly the candles the streaming steps (``ticktape.flows.steps.shard`` +
+``ticktape.flows.steps.candles``) leave behind for the same trades in the same arrival order:
 open/close by ``(ts_event, trade_no, trade_id)``, volume/notional/buy/sell as exact sums of
 ``floor(x * 2**64)`` (three int64 limbs per value: integer part and two 32-bit fraction
 words, so no bit depends on summation order), duplicates dropped as the dedupe window
@@ -22,8 +22,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flows.steps.candles import SCALE_BITS
-from schemas.records import BUY, SELL, Candle
+from ticktape.flows.steps.candles import SCALE_BITS
+from ticktape.schemas.records import BUY, SELL, Candle
 
 NS = 1_000_000_000
 _TWO32 = float(2**32)

@@ -14,13 +14,13 @@ import time
 
 import msgspec
 
-from flows.steps.candles import CandleConfig, CandleEngine
-from flows.steps.dedupe import BELOW_WINDOW, NEW, KeyWindow, TradeWindow
-from flows.steps.slots import SlotState
-from schemas.decoding import dead_letter_event
-from schemas.errors import RejectError
-from schemas.ids import candle_event_id, event_id, price_event_id
-from schemas.records import (
+from ticktape.flows.steps.candles import CandleConfig, CandleEngine
+from ticktape.flows.steps.dedupe import BELOW_WINDOW, NEW, KeyWindow, TradeWindow
+from ticktape.flows.steps.slots import SlotState
+from ticktape.schemas.decoding import dead_letter_event
+from ticktape.schemas.errors import RejectError
+from ticktape.schemas.ids import candle_event_id, event_id, price_event_id
+from ticktape.schemas.records import (
     Candle,
     DeadLetter,
     DLCode,
@@ -30,7 +30,7 @@ from schemas.records import (
     Tick,
     aggregate_of,
 )
-from schemas.validation import PriceGuard, ValidationRules
+from ticktape.schemas.validation import PriceGuard, ValidationRules
 
 _enc = msgspec.json.Encoder()
 

@@ -3,12 +3,12 @@ module-level decoder function per message kind.
 
 Every decoder has the :data:`Decoder` signature
 ``(raw, src, offset, ts_recv, ts_kafka) -> list[Tick]`` and raises
-:class:`schemas.errors.DecodeError` (code from :class:`schemas.records.DLCode`) when the
+:class:`ticktape.schemas.errors.DecodeError` (code from :class:`ticktape.schemas.records.DLCode`) when the
 bytes are not a usable message. Venue time is converted to int ns here, at the parser.
 
 Modules: :mod:`.binance` (trade, aggTrade), :mod:`.coinbase` (market_trades),
 :mod:`.kraken` (WS v2 trade), :mod:`.bybit` (publicTrade), :mod:`.generic` (JSON tick).
-History files (freqtrade, CSV, Kraken REST) live in :mod:`schemas.history`.
+History files (freqtrade, CSV, Kraken REST) live in :mod:`ticktape.schemas.history`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeAlias
 
-from schemas.records import BUY, SELL, UNKNOWN, Tick
+from ticktape.schemas.records import BUY, SELL, UNKNOWN, Tick
 
 Decoder: TypeAlias = Callable[[bytes, str, int, int, int], list[Tick]]
 """``decode(raw, src, offset, ts_recv, ts_kafka) -> [Tick, ...]``."""

@@ -1,4 +1,4 @@
-"""Map msgspec decode failures to :class:`schemas.errors.DecodeError` (one place for all
+"""Map msgspec decode failures to :class:`ticktape.schemas.errors.DecodeError` (one place for all
 venue and history decoders, so dead letters read the same whatever the source).
 
 msgspec messages have a few stable shapes (the path suffix `` - at `$.data[0]` `` is
@@ -22,8 +22,8 @@ from typing import Any
 
 import msgspec
 
-from schemas.errors import DecodeError
-from schemas.records import DLCode
+from ticktape.schemas.errors import DecodeError
+from ticktape.schemas.records import DLCode
 
 _AT = " - at `"
 _MISSING = "Object missing required field `"

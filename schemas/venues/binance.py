@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import msgspec
 
-from schemas.records import BUY, SELL, Tick
-from schemas.symbols import normalize
-from schemas.venues._errors import kind_error
+from ticktape.schemas.records import BUY, SELL, Tick
+from ticktape.schemas.symbols import normalize
+from ticktape.schemas.venues._errors import kind_error
 
 VENUE = "binance"
 EVENTS = ("trade", "aggTrade")

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import msgspec
 
-from schemas.errors import DecodeError
-from schemas.records import Tick
-from schemas.symbols import normalize
-from schemas.timeparse import rfc3339_to_ns
-from schemas.venues import side_of, trade_no_of
-from schemas.venues._errors import bad_value, kind_error, unsupported
+from ticktape.schemas.errors import DecodeError
+from ticktape.schemas.records import Tick
+from ticktape.schemas.symbols import normalize
+from ticktape.schemas.timeparse import rfc3339_to_ns
+from ticktape.schemas.venues import side_of, trade_no_of
+from ticktape.schemas.venues._errors import bad_value, kind_error, unsupported
 
 VENUE = "coinbase"
 CHANNEL = "market_trades"

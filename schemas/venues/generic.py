@@ -29,10 +29,10 @@ from typing import Literal
 
 import msgspec
 
-from schemas.records import UNKNOWN, Tick
-from schemas.symbols import normalize
-from schemas.venues import side_of, trade_no_of
-from schemas.venues._errors import map_decode_error
+from ticktape.schemas.records import UNKNOWN, Tick
+from ticktape.schemas.symbols import normalize
+from ticktape.schemas.venues import side_of, trade_no_of
+from ticktape.schemas.venues._errors import map_decode_error
 
 
 class GenericTick(msgspec.Struct, frozen=True):

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from flows.bench.common import Measurement
+from ticktape.infra.bench.common import Measurement
 
 
 def check(m: Measurement, scenario: str) -> Measurement:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from flows.bench.cli import bench
+from ticktape.infra.bench.cli import bench
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(300)]
 

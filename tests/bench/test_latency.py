@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from flows.bench.cli import print_results
-from flows.bench.latency import latency_scenario
-from flows.bench.paced import paced_run
 from tests.bench.conftest import check, record
+from ticktape.infra.bench.cli import print_results
+from ticktape.infra.bench.latency import latency_scenario
+from ticktape.infra.bench.paced import paced_run
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(300)]
 KEYS = ("p50_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms")

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from flows.bench.archive import archive_scenario
-from flows.bench.kafka import kafka_scenario
-from flows.bench.questdb import questdb_scenario
-from flows.bench.redis import redis_scenario
 from tests.bench.conftest import pedantic_scenario
+from ticktape.infra.bench.archive import archive_scenario
+from ticktape.infra.bench.kafka import kafka_scenario
+from ticktape.infra.bench.questdb import questdb_scenario
+from ticktape.infra.bench.redis import redis_scenario
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(300)]
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from flows.bench.soak import soak_scenario
 from tests.bench.conftest import check, record
+from ticktape.infra.bench.soak import soak_scenario
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(300)]
 

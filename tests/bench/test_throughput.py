@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from flows.bench.backfill import backfill_scenario, fast_path, write_trades
-from flows.bench.candles import bench_ticks, candles_scenario, run_engine
-from flows.bench.cluster import cluster_scenario
-from flows.bench.common import synthetic_messages
-from flows.bench.flow import flow_scenario, run_flow_once
-from flows.bench.loader import loader_scenario
-from flows.steps.candles import CandleConfig
 from tests.bench.conftest import check, pedantic_scenario, record
+from ticktape.flows.steps.candles import CandleConfig
+from ticktape.infra.bench.backfill import backfill_scenario, fast_path, write_trades
+from ticktape.infra.bench.candles import bench_ticks, candles_scenario, run_engine
+from ticktape.infra.bench.cluster import cluster_scenario
+from ticktape.infra.bench.common import synthetic_messages
+from ticktape.infra.bench.flow import flow_scenario, run_flow_once
+from ticktape.infra.bench.loader import loader_scenario
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(300)]
 

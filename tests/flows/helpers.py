@@ -10,10 +10,11 @@ import msgspec
 from bytewax.run import cli_main
 from bytewax.testing import TestingSink, run_main
 
-from flows.config import Config, from_dict
-from flows.live import Outputs, build_flow
-from schemas.records import Candle, DeadLetter, Event, PriceUpdate
-from sinks.metrics import RunStats
+from ticktape.flows.config import Config, from_dict
+from ticktape.flows.live.dataflow import build_flow
+from ticktape.flows.wiring import Outputs
+from ticktape.infra.observability.metrics import RunStats
+from ticktape.schemas.records import Candle, DeadLetter, Event, PriceUpdate
 
 
 def config(tmp_path: Path, **sections: dict[str, Any]) -> Config:

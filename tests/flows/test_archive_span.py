@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import msgspec
 
-from connectors.memory import MemorySource
-from connectors.synthetic import SyntheticGenerator
-from flows import wiring
-from flows.backfill import backfill
-from flows.live import build_flow
-from flows.runner import run as run_flow
-from sinks import cache as cache_mod
-from sinks.archive import archive_all
-from sinks.eventstore import EventStore
-from sinks.metrics import RunStats
 from tests import outputs
 from tests.flows.helpers import config
+from ticktape.connectors.memory.messages import MemorySource
+from ticktape.connectors.synthetic.feed import SyntheticGenerator
+from ticktape.flows import wiring
+from ticktape.flows.backfill.run import backfill
+from ticktape.flows.live.dataflow import build_flow
+from ticktape.flows.runner import run as run_flow
+from ticktape.infra.observability.metrics import RunStats
+from ticktape.sinks.archive.archiver import archive_all
+from ticktape.sinks.cache import embedded as cache_mod
+from ticktape.sinks.eventlog.store import EventStore
 
 
 def live_run(data_dir):
@@ -79,6 +79,7 @@ def test_backfill_from_the_archive_equals_the_live_run(tmp_path):
 def test_flow_building_reads_archive_config(tmp_path):
     cfg = config(tmp_path, archive={"enabled": True})
     outs = wiring.make_outputs(cfg, RunStats())
-    assert outs.events[0].archive is not None  # type: ignore[attr-defined]
-    assert outs.events[0].archive.store == str(tmp_path / "archive")  # type: ignore[attr-defined]
+    archiver = outs.events[0].maintainer(tmp_path / "events" / "part-000.sqlite", 0)  # type: ignore[attr-defined]
+    assert archiver.cfg.store == str(tmp_path / "archive")
+    archiver.close()
     assert build_flow(cfg, source=MemorySource({"x/0": []}), outputs=outs) is not None

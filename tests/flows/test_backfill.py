@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import msgspec
 
-from connectors.files import FileSourceConfig
-from flows.backfill import backfill
-from sinks.candlestore import CandleStore
 from tests.conftest import TRADES
 from tests.flows.helpers import config
 from tests.flows.test_candles import assert_candles_match_polars, xrp_ticks
+from ticktape.connectors.files.history import FileSourceConfig
+from ticktape.flows.backfill.run import backfill
+from ticktape.sinks.candles.store import CandleStore
 
 XRP = TRADES / "XRP_ETH-trades.json.gz"
 SEC = 1_000_000_000
@@ -80,13 +80,13 @@ def test_repair_gaps_refills_windows_from_a_history_source(tmp_path):
     import gzip
     import json
 
-    from connectors.files import FileSource
-    from flows import wiring
-    from flows.backfill_repair import repair_gaps
-    from flows.runner import run as run_flow
-    from sinks import cache as cache_mod
-    from sinks.eventstore import EventStore
-    from sinks.metrics import RunStats
+    from ticktape.connectors.files.history import FileSource
+    from ticktape.flows import wiring
+    from ticktape.flows.backfill.repair import repair_gaps
+    from ticktape.flows.runner import run as run_flow
+    from ticktape.infra.observability.metrics import RunStats
+    from ticktape.sinks.cache import embedded as cache_mod
+    from ticktape.sinks.eventlog.store import EventStore
 
     rows = json.loads(gzip.decompress(XRP.read_bytes()))
     holes = set(range(3000, 3010)) | set(range(7000, 7003)) | {9500}

@@ -12,15 +12,15 @@ import polars as pl
 import pytest
 from bytewax.testing import TestingSource
 
-from connectors.files import FileSource, FileSourceConfig
-from flows.steps.candles import CandleConfig, CandleEngine
-from schemas.decoding import BatchDecoder
-from schemas.history import HistorySpec, open_history
-from schemas.records import Candle, DLCode, EventType, Tick, TickBatch
-from schemas.validation import TickValidator, ValidationRules
-from schemas.venues import generic
 from tests.conftest import TRADES
 from tests.flows.helpers import config, run_collect
+from ticktape.connectors.files.history import FileSource, FileSourceConfig
+from ticktape.flows.steps.candles import CandleConfig, CandleEngine
+from ticktape.schemas.decoding import BatchDecoder
+from ticktape.schemas.history import HistorySpec, open_history
+from ticktape.schemas.records import Candle, DLCode, EventType, Tick, TickBatch
+from ticktape.schemas.validation import TickValidator, ValidationRules
+from ticktape.schemas.venues import generic
 
 XRP = TRADES / "XRP_ETH-trades.json.gz"
 MIN, SEC = 60_000_000_000, 1_000_000_000

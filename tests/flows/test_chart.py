@@ -1,7 +1,7 @@
 """``ticktape chart``: the PNG shows exactly the stored candles (latest revisions).
 
 No golden images: each chart is decoded and checked against the candles through the
-geometry :func:`flows.chart.render_candles` reports (pixel x, body and wick rows).
+geometry :func:`ticktape.flows.charts.candlestick.render_candles` reports (pixel x, body and wick rows).
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from click.testing import CliRunner
 from matplotlib.colors import to_rgb
 from matplotlib.image import imread
 
-from flows.chart import DOWN_COLOR, EMPTY_COLOR, UP_COLOR, ChartInfo, render_candles
-from flows.cli_chart import chart
-from schemas.errors import InputError, MissingDependencyError
-from schemas.records import Candle
-from sinks.candlestore import CandleStore
+from ticktape.flows.charts.candlestick import DOWN_COLOR, EMPTY_COLOR, UP_COLOR, ChartInfo, render_candles
+from ticktape.flows.cli.chart import chart
+from ticktape.schemas.errors import InputError, MissingDependencyError
+from ticktape.schemas.records import Candle
+from ticktape.sinks.candles.store import CandleStore
 
 M = 60_000_000_000
 T0 = 1_718_000_040 * 1_000_000_000  # a minute boundary (2024-06-10T06:14Z)
@@ -252,7 +252,7 @@ def test_missing_matplotlib_names_the_extra(
     store: tuple[Path, list[Candle]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data, _ = store
-    monkeypatch.delitem(sys.modules, "flows.chart")
+    monkeypatch.delitem(sys.modules, "ticktape.flows.charts.candlestick")
     for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
         monkeypatch.setitem(sys.modules, name, None)
     result = CliRunner().invoke(chart, ["BTC-USD", "--data-dir", str(data), "--out", str(tmp_path / "x.png")])
@@ -263,7 +263,7 @@ def test_missing_matplotlib_names_the_extra(
 def ticktape(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200"}
     return subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args],
+        [sys.executable, "-m", "ticktape.flows.cli.main", *args],
         capture_output=True, text=True, timeout=120, cwd=cwd, check=False, env=env,
     )  # fmt: skip
 

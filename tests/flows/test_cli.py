@@ -16,7 +16,7 @@ from tests.conftest import TRADES
 def ticktape(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200"}
     return subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args],
+        [sys.executable, "-m", "ticktape.flows.cli.main", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -117,8 +117,8 @@ def test_events_query_pages_and_filters(demo_dir):
 
 
 def test_events_snapshot_state_replay_export_stats(demo_dir, tmp_path):
-    from sinks.aggregate_state import fold, state_json
-    from sinks.eventexport import read_export
+    from ticktape.sinks.eventlog.export import read_export
+    from ticktape.sinks.eventlog.state import fold, state_json
 
     data, _ = demo_dir
     agg = "S0001-USD@synthetic"

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from flows.cli_load import load_command, parse_mapping
-from flows.loader_gen import GroundTruth, generate_vendor_file
-from schemas.errors import InputError
+from ticktape.flows.cli.load import load_command, parse_mapping
+from ticktape.flows.loader.generate import GroundTruth, generate_vendor_file
+from ticktape.schemas.errors import InputError
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def vendor(tmp_path_factory: pytest.TempPathFactory) -> GroundTruth:
 def ticktape(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200"}
     return subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args],
+        [sys.executable, "-m", "ticktape.flows.cli.main", *args],
         capture_output=True, text=True, timeout=120, cwd=cwd, check=False, env=env,
     )  # fmt: skip
 

@@ -1,5 +1,5 @@
 """The event store on a real run: the live flow writes the embedded event log
-(flows.wiring.make_outputs), the snapshotter runs, and EventStore.state_at at many
+(ticktape.flows.wiring.make_outputs), the snapshotter runs, and EventStore.state_at at many
 instants matches a state computed directly from the run's price updates, candles and
 events (collected by TestingSinks beside the event log)."""
 
@@ -13,17 +13,25 @@ import msgspec
 import pytest
 from bytewax.testing import TestingSink, TestingSource, run_main
 
-from flows import wiring
-from flows.live import build_flow
-from schemas.decoding import BatchDecoder
-from schemas.records import Candle, DeadLetter, Event, EventType, PriceUpdate, TickBatch, aggregate_of
-from schemas.validation import TickValidator, ValidationRules
-from schemas.venues import generic
-from sinks import cache as cache_mod
-from sinks.aggregate_state import AggregateState
-from sinks.eventstore import EventStore
-from sinks.snapshots import snapshot_all
 from tests.flows.helpers import config
+from ticktape.flows import wiring
+from ticktape.flows.live.dataflow import build_flow
+from ticktape.schemas.decoding import BatchDecoder
+from ticktape.schemas.records import (
+    Candle,
+    DeadLetter,
+    Event,
+    EventType,
+    PriceUpdate,
+    TickBatch,
+    aggregate_of,
+)
+from ticktape.schemas.validation import TickValidator, ValidationRules
+from ticktape.schemas.venues import generic
+from ticktape.sinks.cache import embedded as cache_mod
+from ticktape.sinks.eventlog.snapshots import snapshot_all
+from ticktape.sinks.eventlog.state import AggregateState
+from ticktape.sinks.eventlog.store import EventStore
 
 T0 = 1_704_067_200_000_000_000  # 2024-01-01
 S = 1_000_000_000

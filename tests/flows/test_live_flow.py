@@ -6,15 +6,15 @@ import msgspec
 import pytest
 from bytewax.testing import TestingSource
 
-from connectors.files import FileSource, FileSourceConfig
-from connectors.memory import MemorySource
-from connectors.synthetic import SyntheticGenerator
-from schemas.decoding import BatchDecoder
-from schemas.records import DLCode, EventType, TickBatch
-from schemas.validation import TickValidator, ValidationRules
-from schemas.venues import generic
 from tests.conftest import TRADES
 from tests.flows.helpers import config, run_collect
+from ticktape.connectors.files.history import FileSource, FileSourceConfig
+from ticktape.connectors.memory.messages import MemorySource
+from ticktape.connectors.synthetic.feed import SyntheticGenerator
+from ticktape.schemas.decoding import BatchDecoder
+from ticktape.schemas.records import DLCode, EventType, TickBatch
+from ticktape.schemas.validation import TickValidator, ValidationRules
+from ticktape.schemas.venues import generic
 
 T0 = 1_704_067_200_000_000_000  # 2024-01-01
 

@@ -6,7 +6,7 @@ environment), ``kafka_topic`` (factory: a fresh topic with N partitions),
 ``redis_factory`` and ``prometheus_factory`` (private instances a test may restart or
 configure; stopped at the end of the test).
 
-A service that cannot start raises (:class:`infra.errors.ServiceError` with its log tail):
+A service that cannot start raises (:class:`ticktape.infra.devstack.errors.ServiceError` with its log tail):
 the test errors, it is never skipped (DESIGN section 11).
 """
 
@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from infra.base import Service
-from infra.services import MotoS3, PrometheusServer, RedisServer, TansuBroker
+from ticktape.infra.devstack.base import Service
+from ticktape.infra.devstack.services import MotoS3, PrometheusServer, RedisServer, TansuBroker
 
 REGION = "us-east-1"
 

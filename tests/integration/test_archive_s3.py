@@ -13,20 +13,22 @@ import pytest
 from bytewax.testing import TestingSink, run_main
 from click.testing import CliRunner
 
-from flows import wiring
-from flows.config import from_dict
-from flows.live import build_flow
-from infra.services import MotoS3
-from schemas.durations import Duration
-from schemas.records import EventType, PriceUpdate
-from sinks import archive_format as fmt
-from sinks.archive import STEPS, ArchiveConfig, Archiver, archive_all
-from sinks.archive_read import KEY, ArchiveReader, verify
-from sinks.eventlog import EventLogPartition, partition_path
-from sinks.eventstore import EventStore
-from sinks.metrics import RunStats
-from sinks.objectstore_s3 import S3Config, S3ObjectStore
 from tests.archive_helpers import HOUR, T0, Crash, S, archived_rows, bodies, make_log, same, tick
+from ticktape.flows import wiring
+from ticktape.flows.config import from_dict
+from ticktape.flows.live.dataflow import build_flow
+from ticktape.infra.devstack.services import MotoS3
+from ticktape.infra.observability.metrics import RunStats
+from ticktape.schemas.durations import Duration
+from ticktape.schemas.records import EventType, PriceUpdate
+from ticktape.sinks.archive import format as fmt
+from ticktape.sinks.archive.archiver import STEPS, Archiver, archive_all
+from ticktape.sinks.archive.config import ArchiveConfig
+from ticktape.sinks.archive.reader import KEY, ArchiveReader
+from ticktape.sinks.archive.verify import verify
+from ticktape.sinks.eventlog.log import EventLogPartition, partition_path
+from ticktape.sinks.eventlog.store import EventStore
+from ticktape.sinks.objectstore.s3 import S3Config, S3ObjectStore
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +40,7 @@ def s3_store(bucket: str, endpoint: str, **kw: Any) -> S3ObjectStore:
 
 
 def cfg(**kw: Any) -> ArchiveConfig:
-    from schemas.durations import dec_hook
+    from ticktape.schemas.durations import dec_hook
 
     base = {
         "store": "s3://unused",
@@ -211,7 +213,7 @@ def test_a_live_flow_archived_then_read_back_gives_exactly_its_accepted_ticks(
     assert sum(r.rows for r in results.values()) > 28_000
     since, until = T0 + 1800 * S, T0 + 5400 * S  # 00:30 to 01:30: two hour prefixes
     out = CliRunner().invoke(
-        __import__("flows.cli_archive", fromlist=["archive"]).archive,
+        __import__("ticktape.flows.cli.archive", fromlist=["archive"]).archive,
         ["read", "S0005-USD", "--data-dir", str(tmp_path / "data"), "--store", f"s3://{s3_bucket}/archive",
          "--from", str(since), "--to", str(until), "--json"],
         catch_exceptions=False,

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from infra.ports import free_port
 from tests import outputs
 from tests.integration.test_recovery import start, write_config
+from ticktape.infra.devstack.ports import free_port
 
 pytestmark = pytest.mark.integration
 

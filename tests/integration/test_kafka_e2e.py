@@ -15,11 +15,11 @@ import msgspec
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from connectors.kafka import end_offsets_at
-from connectors.produce import ensure_topic, produce_messages
-from infra.ports import free_port
 from tests import outputs
 from tests.crashes import kill_mid_run
+from ticktape.connectors.kafka.produce import ensure_topic, produce_messages
+from ticktape.connectors.kafka.source import end_offsets_at
+from ticktape.infra.devstack.ports import free_port
 
 pytestmark = pytest.mark.integration
 T0 = time.time_ns()
@@ -111,7 +111,7 @@ def _toml(doc: dict[str, object], prefix: str = "") -> str:
 
 def cli(*args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", *args],
+        [sys.executable, "-m", "ticktape.flows.cli.main", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,

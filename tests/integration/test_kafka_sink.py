@@ -1,4 +1,4 @@
-"""sinks.kafka against a real broker (Tansu on loopback): Bytewax flows into topics,
+"""ticktape.sinks.kafka.sink against a real broker (Tansu on loopback): Bytewax flows into topics,
 read back with an ``assign()``-ed consumer; backpressure; delivery failures; throughput
 against a bare confluent-kafka produce loop."""
 
@@ -21,11 +21,12 @@ from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSource, run_main
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 
-from infra.services import TansuBroker
-from schemas.errors import SinkError
-from schemas.ids import candle_event_id, price_event_id
-from schemas.records import Candle, DeadLetter, Event, PriceUpdate, dead_letter_json
-from sinks.kafka import (
+from ticktape.infra.devstack.services import TansuBroker
+from ticktape.infra.observability.metrics import RunStats
+from ticktape.schemas.errors import SinkError
+from ticktape.schemas.ids import candle_event_id, price_event_id
+from ticktape.schemas.records import Candle, DeadLetter, Event, PriceUpdate, dead_letter_json
+from ticktape.sinks.kafka.sink import (
     KafkaOutputConfig,
     KafkaSink,
     candles_sink,
@@ -34,7 +35,6 @@ from sinks.kafka import (
     price_value,
     prices_sink,
 )
-from sinks.metrics import RunStats
 
 pytestmark = pytest.mark.integration
 

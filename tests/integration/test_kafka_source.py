@@ -21,15 +21,15 @@ from bytewax.run import cli_main
 from bytewax.testing import TestingSink, run_main
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from connectors.kafka import KafkaSource, KafkaSourceConfig, end_offsets_at
-from connectors.kafka_config import librdkafka_config, redacted
-from connectors.kafka_offsets import watermarks
-from infra.services import TansuBroker
-from schemas.durations import dec_hook
-from schemas.errors import ConfigError
-from schemas.ids import event_id
-from schemas.records import DLCode, EventType, TickBatch
-from sinks.metrics import RunStats, serve_metrics
+from ticktape.connectors.kafka.config import librdkafka_config, redacted
+from ticktape.connectors.kafka.offsets import watermarks
+from ticktape.connectors.kafka.source import KafkaSource, KafkaSourceConfig, end_offsets_at
+from ticktape.infra.devstack.services import TansuBroker
+from ticktape.infra.observability.metrics import RunStats, serve_metrics
+from ticktape.schemas.durations import dec_hook
+from ticktape.schemas.errors import ConfigError
+from ticktape.schemas.ids import event_id
+from ticktape.schemas.records import DLCode, EventType, TickBatch
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""sinks.objectstore_s3 on a real moto server, directly and through the fault proxy;
+"""ticktape.sinks.objectstore.s3 on a real moto server, directly and through the fault proxy;
 error mapping and checksum checks on stubbed responses (botocore's Stubber)."""
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ import msgspec
 import pytest
 from botocore.stub import Stubber
 
-from infra.services import MotoS3
-from schemas.durations import Duration, dec_hook
-from schemas.errors import ArchiveError, ConfigError
-from sinks.objectstore import ObjectInfo, TransientStoreError, open_store, sha256_of
-from sinks.objectstore_s3 import S3Config, S3ObjectStore
-from sinks.retry import RetriesExhaustedError, RetryPolicy, call_with_retry
 from tests.integration.faultproxy import FaultProxy
+from ticktape.infra.devstack.services import MotoS3
+from ticktape.schemas.durations import Duration, dec_hook
+from ticktape.schemas.errors import ArchiveError, ConfigError
+from ticktape.sinks.objectstore.base import ObjectInfo, TransientStoreError, sha256_of
+from ticktape.sinks.objectstore.retry import RetriesExhaustedError, RetryPolicy, call_with_retry
+from ticktape.sinks.objectstore.s3 import S3Config, S3ObjectStore
+from ticktape.sinks.objectstore.stores import open_store
 
 KEY = "stream=trades/date=2024-01-02/hour=03/part=0/1-100.parquet"
 DATA = os.urandom(200_000)

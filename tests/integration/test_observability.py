@@ -42,10 +42,10 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from connectors.produce import ensure_topic, produce_messages
-from infra.http import get_json, http_get
-from infra.ports import free_port, port_is_free
-from infra.services import PrometheusServer
+from ticktape.connectors.kafka.produce import ensure_topic, produce_messages
+from ticktape.infra.devstack.http import get_json, http_get
+from ticktape.infra.devstack.ports import free_port, port_is_free
+from ticktape.infra.devstack.services import PrometheusServer
 
 pytestmark = pytest.mark.integration
 
@@ -240,7 +240,7 @@ def _two_free_ports() -> int:
 def _start(cfg: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
     with log.open("wb") as err:
         return subprocess.Popen(
-            [sys.executable, "-m", "flows.cli", "run", "-c", str(cfg), *extra],
+            [sys.executable, "-m", "ticktape.flows.cli.main", "run", "-c", str(cfg), *extra],
             stdout=subprocess.DEVNULL,
             stderr=err,
             start_new_session=True,

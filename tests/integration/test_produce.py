@@ -15,22 +15,22 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from connectors.files import FileSource, FileSourceConfig
-from connectors.kafka import KafkaSource, KafkaSourceConfig, end_offsets_at
-from connectors.produce import (
+from tests.conftest import TRADES, VENUES
+from ticktape.connectors.files.history import FileSource, FileSourceConfig
+from ticktape.connectors.kafka.produce import (
     ensure_topic,
     history_messages,
     produce_messages,
     synthetic_messages,
     venue_sample_messages,
 )
-from connectors.synthetic import SyntheticConfig
-from infra import ports
-from infra.services import TansuBroker
-from schemas.durations import Duration
-from schemas.errors import SourceError
-from schemas.records import Tick
-from tests.conftest import TRADES, VENUES
+from ticktape.connectors.kafka.source import KafkaSource, KafkaSourceConfig, end_offsets_at
+from ticktape.connectors.synthetic.feed import SyntheticConfig
+from ticktape.infra.devstack import ports
+from ticktape.infra.devstack.services import TansuBroker
+from ticktape.schemas.durations import Duration
+from ticktape.schemas.errors import SourceError
+from ticktape.schemas.records import Tick
 
 pytestmark = pytest.mark.integration
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from sinks.questdb import QuestDBConfig, candles_sink, init_tables, prices_sink
-from sinks.questdb_conf import resolve_conf
-from sinks.questdb_ddl import auth_headers, exec_sql
 from tests.ilp_wire import questdb_config, sample_candle, sample_price
+from ticktape.sinks.questdb.config import resolve_conf
+from ticktape.sinks.questdb.ddl import auth_headers, exec_sql
+from ticktape.sinks.questdb.sink import QuestDBConfig, candles_sink, init_tables, prices_sink
 
 pytestmark = pytest.mark.integration
 HTTP = os.environ.get("QUESTDB_HTTP", "").rstrip("/")

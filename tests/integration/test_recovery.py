@@ -48,7 +48,7 @@ def write_config(path: Path, data: Path, seconds: int) -> Path:
 
 
 def start(cfg: Path, recovery: Path | None, *extra: str) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "flows.cli", "run", "-c", str(cfg), *extra]
+    cmd = [sys.executable, "-m", "ticktape.flows.cli.main", "run", "-c", str(cfg), *extra]
     if recovery is not None:
         cmd += ["-r", str(recovery)]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)

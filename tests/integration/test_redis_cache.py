@@ -20,25 +20,25 @@ import pytest
 from bytewax.run import cli_main
 from bytewax.testing import run_main
 
-from connectors.memory import MemorySource
-from flows import wiring
-from flows.bench.common import synthetic_messages
-from flows.live import build_flow
-from infra import ports
-from infra.services import RedisServer
-from schemas.durations import Duration
-from schemas.errors import BackpressureError, SinkError
-from schemas.records import Candle
-from sinks import cache as cache_mod
-from sinks.cache import HISTORY, METADATA, PRICE, EmbeddedCache, Write, cache_key
-from sinks.cache_api import STAT_FIELDS
-from sinks.cache_warm import warm
-from sinks.embedded import cache_writes
-from sinks.metrics import RunStats
-from sinks.redis_cache import RedisCache, RedisConfig
-from sinks.redis_config import connect
-from sinks.redis_sink import RedisCacheSink
 from tests.flows.helpers import config
+from ticktape.connectors.memory.messages import MemorySource
+from ticktape.flows import wiring
+from ticktape.flows.live.dataflow import build_flow
+from ticktape.infra.bench.common import synthetic_messages
+from ticktape.infra.devstack import ports
+from ticktape.infra.devstack.services import RedisServer
+from ticktape.infra.observability.metrics import RunStats
+from ticktape.schemas.durations import Duration
+from ticktape.schemas.errors import BackpressureError, SinkError
+from ticktape.schemas.records import Candle
+from ticktape.sinks.cache import embedded as cache_mod
+from ticktape.sinks.cache.api import HISTORY, METADATA, PRICE, STAT_FIELDS, Write, cache_key
+from ticktape.sinks.cache.embedded import EmbeddedCache
+from ticktape.sinks.cache.redis.backend import RedisCache, RedisConfig
+from ticktape.sinks.cache.redis.config import connect
+from ticktape.sinks.cache.redis.sink import RedisCacheSink
+from ticktape.sinks.cache.sink import cache_writes
+from ticktape.sinks.cache.warm import warm
 
 pytestmark = pytest.mark.integration
 

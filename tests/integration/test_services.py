@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from infra import ports, process
-from infra.base import Service
-from infra.errors import BinaryNotFoundError, ServiceError, ServiceNotReadyError
-from infra.services import MotoS3, PrometheusServer, RedisServer, TansuBroker
-from infra.stack import stack_down, stack_status, stack_up
+from ticktape.infra.devstack import ports, process
+from ticktape.infra.devstack.base import Service
+from ticktape.infra.devstack.errors import BinaryNotFoundError, ServiceError, ServiceNotReadyError
+from ticktape.infra.devstack.services import MotoS3, PrometheusServer, RedisServer, TansuBroker
+from ticktape.infra.devstack.stack import stack_down, stack_status, stack_up
 
 pytestmark = pytest.mark.integration
 
@@ -432,8 +432,8 @@ def test_failed_start_reports_log_tail(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("cls", "module", "hint"),
     [
-        (RedisServer, "infra.services", "apt-get install redis-server prometheus"),
-        (PrometheusServer, "infra.prometheus", "apt-get install"),
+        (RedisServer, "ticktape.infra.devstack.services", "apt-get install redis-server prometheus"),
+        (PrometheusServer, "ticktape.infra.devstack.prometheus", "apt-get install"),
     ],
 )
 def test_missing_binary_says_how_to_install(
@@ -522,7 +522,7 @@ def test_stack_cli_processes_outlive_the_command(tmp_path: Path) -> None:
     state = str(tmp_path / "devstack")
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        code = "from infra.cli import dev; dev()"
+        code = "from ticktape.infra.devstack.cli import dev; dev()"
         return subprocess.run(
             [sys.executable, "-c", code, *args, "--state-dir", state],
             capture_output=True,

@@ -1,4 +1,4 @@
-"""sinks.aggregate_state: the fold of an aggregate's events, type by type."""
+"""ticktape.sinks.eventlog.state: the fold of an aggregate's events, type by type."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.records import DLCode, Event, EventType
-from sinks.aggregate_state import (
+from tests.eventgen import T0, S, aggregate_events, candle, dead, price, simple
+from ticktape.schemas.records import DLCode, Event, EventType
+from ticktape.sinks.eventlog.state import (
     AggregateState,
     Gap,
     StateBuilder,
@@ -21,7 +22,6 @@ from sinks.aggregate_state import (
     fold,
     state_json,
 )
-from tests.eventgen import T0, S, aggregate_events, candle, dead, price, simple
 
 AGG = "BTC-USDT@binance"
 

@@ -17,17 +17,6 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.errors import ArchiveError
-from schemas.records import Event, EventType, PriceUpdate
-from sinks import archive_format as fmt
-from sinks.archive import STEPS, Archiver, archive_all
-from sinks.archive_read import KEY, ArchiveReader, unit_keys, verify
-from sinks.archive_units import partition_lock
-from sinks.eventlog import EventLogPartition, partition_path
-from sinks.eventstore import EventStore
-from sinks.metrics import RunStats
-from sinks.objectstore import ObjectInfo, TransientStoreError, sha256_of
-from sinks.objectstore_local import LocalObjectStore
 from tests.archive_helpers import (
     HOUR,
     T0,
@@ -40,6 +29,18 @@ from tests.archive_helpers import (
     same,
     tick,
 )
+from ticktape.infra.observability.metrics import RunStats
+from ticktape.schemas.errors import ArchiveError
+from ticktape.schemas.records import Event, EventType, PriceUpdate
+from ticktape.sinks.archive import format as fmt
+from ticktape.sinks.archive.archiver import STEPS, Archiver, archive_all
+from ticktape.sinks.archive.reader import KEY, ArchiveReader, unit_keys
+from ticktape.sinks.archive.units import partition_lock
+from ticktape.sinks.archive.verify import verify
+from ticktape.sinks.eventlog.log import EventLogPartition, partition_path
+from ticktape.sinks.eventlog.store import EventStore
+from ticktape.sinks.objectstore.base import ObjectInfo, TransientStoreError, sha256_of
+from ticktape.sinks.objectstore.local import LocalObjectStore
 
 
 @pytest.fixture
@@ -482,7 +483,7 @@ def key(e: Event) -> tuple[Any, ...]:
 
 
 def cli(*args: str) -> Any:
-    from flows.cli_archive import archive
+    from ticktape.flows.cli.archive import archive
 
     return CliRunner().invoke(archive, list(args), catch_exceptions=False)
 

@@ -1,4 +1,4 @@
-"""sinks.cache: the embedded cache (TTLs, replay-safe versions, LRU bounds, persistence,
+"""ticktape.sinks.cache.embedded: the embedded cache (TTLs, replay-safe versions, LRU bounds, persistence,
 statistics, thread safety). Time is always passed explicitly (``now_ns``)."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sinks.cache import HISTORY, METADATA, PRICE, TYPES, EmbeddedCache, Entry, Write, cache_key
+from ticktape.sinks.cache.api import HISTORY, METADATA, PRICE, TYPES, Entry, Write, cache_key
+from ticktape.sinks.cache.embedded import EmbeddedCache
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S
@@ -466,7 +467,7 @@ def test_background_write_errors_surface_in_the_caller(db: Path, monkeypatch: py
     cache = EmbeddedCache(db, TTLS, flush_interval_ns=0, background=True)
     cache.put_many([price("A", 1)], now_ns=T0)
     cache.flush()
-    monkeypatch.setattr("sinks.cache._UPSERT", "INSERT INTO no_such_table VALUES (?)")
+    monkeypatch.setattr("ticktape.sinks.cache.embedded._UPSERT", "INSERT INTO no_such_table VALUES (?)")
     cache.put_many([price("B", 1)], now_ns=T0 + 1)  # fails on the writer thread
     with pytest.raises(RuntimeError, match="background write failed") as err:
         cache.flush()

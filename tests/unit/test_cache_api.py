@@ -1,4 +1,4 @@
-"""sinks.cache_api (key encoding, the CacheBackend protocol), the Redis config and the
+"""ticktape.sinks.cache.api (key encoding, the CacheBackend protocol), the Redis config and the
 pieces of the Redis sink that need no server (buffer, backoff, counters, versions)."""
 
 from __future__ import annotations
@@ -9,13 +9,23 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 
-from schemas.durations import dec_hook
-from schemas.errors import BackpressureError, ConfigError
-from sinks.cache import HISTORY, PRICE, EmbeddedCache, Write, cache_key
-from sinks.cache_api import MAX_KEY_PART, STAT_FIELDS, CacheBackend, decode_key_part, encode_key_part
-from sinks.redis_buffer import Backoff, RedisCacheStats, WriteBuffer
-from sinks.redis_cache import RedisCache, RedisConfig
-from sinks.redis_keys import parse_version, version_text
+from ticktape.schemas.durations import dec_hook
+from ticktape.schemas.errors import BackpressureError, ConfigError
+from ticktape.sinks.cache.api import (
+    HISTORY,
+    MAX_KEY_PART,
+    PRICE,
+    STAT_FIELDS,
+    CacheBackend,
+    Write,
+    cache_key,
+    decode_key_part,
+    encode_key_part,
+)
+from ticktape.sinks.cache.embedded import EmbeddedCache
+from ticktape.sinks.cache.redis.backend import RedisCache, RedisConfig
+from ticktape.sinks.cache.redis.buffer import Backoff, RedisCacheStats, WriteBuffer
+from ticktape.sinks.cache.redis.keys import parse_version, version_text
 
 HOSTILE = [
     "../",

@@ -9,12 +9,12 @@ import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flows.steps.candles import CandleConfig, CandleEngine
-from flows.steps.candles_vector import candles_from_table
-from schemas.durations import dec_hook
-from schemas.history import HistorySpec, open_history
-from schemas.records import Candle, Tick
 from tests.conftest import TRADES
+from ticktape.flows.steps.candles import CandleConfig, CandleEngine
+from ticktape.flows.steps.candles_vector import candles_from_table
+from ticktape.schemas.durations import dec_hook
+from ticktape.schemas.history import HistorySpec, open_history
+from ticktape.schemas.records import Candle, Tick
 
 SEC = 1_000_000_000
 
@@ -141,8 +141,8 @@ def dirty_stream(seed: int, n: int = 6000) -> list[Tick]:
 
 
 def streaming_shard(ticks: list[Tick], cfg: CandleConfig) -> list[Candle]:
-    from flows.steps.shard import ShardProcessor, ShardSettings
-    from schemas.validation import ValidationRules
+    from ticktape.flows.steps.shard import ShardProcessor, ShardSettings
+    from ticktape.schemas.validation import ValidationRules
 
     settings = ShardSettings(
         rules=ValidationRules(max_jump_pct=0.0, zscore_threshold=0.0), window=4096, reorder=256,
@@ -164,8 +164,8 @@ def streaming_shard(ticks: list[Tick], cfg: CandleConfig) -> list[Candle]:
 
 
 def test_dirty_input_vector_equals_streaming():
-    from flows.steps.candles_vector import candles_with_admission
-    from schemas.durations import Duration
+    from ticktape.flows.steps.candles_vector import candles_with_admission
+    from ticktape.schemas.durations import Duration
 
     cfg = CandleConfig(
         intervals=(Duration.parse("1m"), Duration.parse("5m")), revision_horizon=Duration.parse("3m")

@@ -6,8 +6,8 @@ import random
 
 import pyarrow.parquet as pq
 
-from schemas.records import Candle
-from sinks.candlestore import CandleStore
+from ticktape.schemas.records import Candle
+from ticktape.sinks.candles.store import CandleStore
 
 DAY = 86_400_000_000_000
 MIN = 60_000_000_000

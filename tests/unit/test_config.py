@@ -1,5 +1,5 @@
-"""flows.config (TOML + environment overrides, frozen typed sections) and
-schemas.durations (human durations as int nanoseconds)."""
+"""ticktape.flows.config (TOML + environment overrides, frozen typed sections) and
+ticktape.schemas.durations (human durations as int nanoseconds)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flows.config import Config, DedupeConfig, dump_config, from_dict, load_config, merge
-from schemas.durations import Duration, dec_hook, enc_hook, format_duration
-from schemas.errors import ConfigError, TicktapeError
+from ticktape.flows.config import Config, DedupeConfig, dump_config, from_dict, load_config, merge
+from ticktape.schemas.durations import Duration, dec_hook, enc_hook, format_duration
+from ticktape.schemas.errors import ConfigError, TicktapeError
 
 S = 1_000_000_000
 

@@ -1,7 +1,7 @@
 """The Grafana dashboards and provisioning (infra/grafana/) and the Prometheus files are
 consistent: generated output is checked in, panel ids are unique, every target has a query
 on a provisioned datasource, every metric they use is in infra/METRICS.md, and the Market
-dashboard's SQL runs against a table with the columns of sinks.questdb_ddl.
+dashboard's SQL runs against a table with the columns of ticktape.sinks.questdb.ddl.
 
 The PromQL itself is evaluated against a real Prometheus in
 tests/integration/test_observability.py; promtool checks are there too."""
@@ -17,9 +17,9 @@ import duckdb
 import pytest
 import yaml
 
-from infra import grafana_gen
-from sinks.questdb_conf import QuestDBConfig
-from sinks.questdb_ddl import CANDLE_COLUMNS, TS
+from ticktape.infra.grafana import generate as grafana_gen
+from ticktape.sinks.questdb.config import QuestDBConfig
+from ticktape.sinks.questdb.ddl import CANDLE_COLUMNS, TS
 
 INFRA = Path(__file__).parents[2] / "infra"
 GRAFANA = INFRA / "grafana"
@@ -43,7 +43,7 @@ def test_generated_dashboards_are_checked_in_and_deterministic() -> None:
     assert set(rendered) == set(BOARDS) == {"pipeline.json", "storage.json", "market.json"}
     for name, text in rendered.items():
         assert (GRAFANA / "dashboards" / name).read_text() == text, (
-            f"run python -m infra.grafana_gen ({name})"
+            f"run python -m ticktape.infra.grafana.generate ({name})"
         )
     assert grafana_gen.main(["--check"]) == 0
 
@@ -132,7 +132,7 @@ def test_no_symbol_label_outside_the_allow_list_metric() -> None:
                 assert "ticktape_symbol_ticks_total" in t["expr"], (name, p["title"])
 
 
-# -- Market: SQL against the candle table of sinks.questdb_ddl --------------------------------------
+# -- Market: SQL against the candle table of ticktape.sinks.questdb.ddl --------------------------------------
 
 _DUCK_TYPES = {TS: "TIMESTAMP", "SYMBOL": "VARCHAR", "DOUBLE": "DOUBLE", "INT": "INTEGER", "LONG": "BIGINT",
                "VARCHAR": "VARCHAR"}  # fmt: skip

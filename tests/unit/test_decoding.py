@@ -1,4 +1,4 @@
-"""schemas.decoding: raw messages of one source partition -> TickBatch (ticks with the
+"""ticktape.schemas.decoding: raw messages of one source partition -> TickBatch (ticks with the
 partition watermark, dead letters with deterministic ids, DeadLettered events, n_read)."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.decoding import FORMATS, BatchDecoder, dead_letter_event, decoder_for
-from schemas.errors import InputError
-from schemas.ids import event_id
-from schemas.records import DeadLetter, DLCode, EventType, TickBatch, source_aggregate
-from schemas.validation import TickValidator, ValidationRules
+from ticktape.schemas.decoding import FORMATS, BatchDecoder, dead_letter_event, decoder_for
+from ticktape.schemas.errors import InputError
+from ticktape.schemas.ids import event_id
+from ticktape.schemas.records import DeadLetter, DLCode, EventType, TickBatch, source_aggregate
+from ticktape.schemas.validation import TickValidator, ValidationRules
 
 VENUES = Path(__file__).resolve().parent.parent / "data" / "venues"
 S = 1_000_000_000

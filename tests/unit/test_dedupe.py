@@ -1,4 +1,4 @@
-"""flows.steps.dedupe: the anti-replay window over numeric trade ids, gap maturation
+"""ticktape.flows.steps.dedupe: the anti-replay window over numeric trade ids, gap maturation
 with a reorder tolerance, and the FIFO window over non-numeric ids."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flows.steps.dedupe import BELOW_WINDOW, DUPLICATE, NEW, KeyWindow, TradeWindow
+from ticktape.flows.steps.dedupe import BELOW_WINDOW, DUPLICATE, NEW, KeyWindow, TradeWindow
 
 Gaps = list[tuple[int, int]]
 

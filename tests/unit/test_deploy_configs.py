@@ -2,7 +2,7 @@
 
 * ``infra/docker-compose.yml``: the compose-spec JSON schema (``check-jsonschema``'s
   vendored ``vendor.compose-spec``), then cross-references: the job's TOML
-  (``infra/compose/ticktape.toml``, loaded by ``flows.config``) names the compose services
+  (``infra/compose/ticktape.toml``, loaded by ``ticktape.flows.config``) names the compose services
   and their ports, Prometheus scrapes the job service, Grafana's datasources name the
   services, secrets come only from ``infra/.env`` through ``environment:``, every host port
   is bound to 127.0.0.1.
@@ -36,9 +36,9 @@ import kubernetes_validate.utils
 import pytest
 import yaml
 
-from connectors.kafka_config import env_settings
-from flows.config import Config, load_config
-from sinks.questdb_conf import QuestDBConfig, parse_conf, resolve_conf
+from ticktape.connectors.kafka.config import env_settings
+from ticktape.flows.config import Config, load_config
+from ticktape.sinks.questdb.config import QuestDBConfig, parse_conf, resolve_conf
 
 ROOT = Path(__file__).parents[2]
 INFRA = ROOT / "infra"
@@ -492,7 +492,7 @@ def test_dockerfile_installs_the_package_and_runs_as_non_root():
 
 def test_dockerfile_copies_every_package_and_the_context_keeps_secrets_out():
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    packages = {p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]}
+    packages = set(pyproject["tool"]["setuptools"]["package-dir"].values())
     copies = [
         rest.split()[:-1]
         for word, rest in dockerfile_instructions()
@@ -756,7 +756,7 @@ def test_entrypoint_runs_process_id_from_the_ordinal_with_every_pod_on_the_metri
         assert args == [
             "run", "-c", CONFIG_PATH, "-r", RECOVERY_DIR, "-i", str(ordinal), "-a", env["TICKTAPE_ADDRESSES"],
         ]  # fmt: skip
-        # flows.runner serves on [metrics] port + process id: every pod ends on metrics_port.
+        # ticktape.flows.runner serves on [metrics] port + process id: every pod ends on metrics_port.
         cfg = k8s_cfg(tmp_path, {"TICKTAPE__METRICS__PORT": base})
         assert cfg.metrics.port + ordinal == metrics_port == int(env["TICKTAPE_METRICS_PORT"])
 

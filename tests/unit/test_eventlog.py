@@ -1,4 +1,4 @@
-"""sinks.eventlog (writer: append-only batches indexed by SQLite) and sinks.eventstore
+"""ticktape.sinks.eventlog.log (writer: append-only batches indexed by SQLite) and ticktape.sinks.eventlog.store
 (queries), on real SQLite files."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.errors import InputError
-from schemas.ids import event_id, stable_bucket
-from schemas.records import Event, EventType
-from sinks.eventlog import EventLogPartition, decode_body, partition_of, partition_path
-from sinks.eventstore import EventPage, EventStore
+from ticktape.schemas.errors import InputError
+from ticktape.schemas.ids import event_id, stable_bucket
+from ticktape.schemas.records import Event, EventType
+from ticktape.sinks.eventlog.log import EventLogPartition, decode_body, partition_of, partition_path
+from ticktape.sinks.eventlog.store import EventPage, EventStore
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S
@@ -73,7 +73,7 @@ def test_partition_path_and_partition_of() -> None:
 def test_partition_of_is_stable_across_processes() -> None:
     aggs = ["BTC-USDT@binance", "ETH-USD@kraken", "source:trades/3"]
     here = [partition_of(a, 32) for a in aggs]
-    code = f"from sinks.eventlog import partition_of; print([partition_of(a, 32) for a in {aggs!r}])"
+    code = f"from ticktape.sinks.eventlog.log import partition_of; print([partition_of(a, 32) for a in {aggs!r}])"
     for seed in ("1", "2"):
         env = os.environ | {"PYTHONHASHSEED": seed}
         out = subprocess.run(
@@ -301,7 +301,7 @@ def test_query_everything_once_in_log_order_per_partition(store_dir: Path) -> No
         for path in store.paths:
             index = int(path.stem.split("-")[1])
             mine = [e for e in events if partition_of(e.aggregate, PARTS) == index]
-            conn = store._conn(path)
+            conn = store.connection(path)
             log = [
                 e.event_id
                 for (body,) in conn.execute("SELECT body FROM batches ORDER BY id")

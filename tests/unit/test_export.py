@@ -1,4 +1,4 @@
-"""EventStore.export / sinks.eventexport: JSON lines and CSV, zstd, filters, streaming."""
+"""EventStore.export / ticktape.sinks.eventlog.export: JSON lines and CSV, zstd, filters, streaming."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ import msgspec
 import pytest
 import zstandard
 
-from schemas.errors import InputError
-from schemas.records import Event, EventType
-from sinks.eventexport import COLUMNS, export_events, export_path, read_export
-from sinks.eventlog import EventLogPartition, partition_path
-from sinks.eventstore import EventStore
 from tests.eventgen import T0, S, make_log, price
+from ticktape.schemas.errors import InputError
+from ticktape.schemas.records import Event, EventType
+from ticktape.sinks.eventlog.export import COLUMNS, export_events, export_path, read_export
+from ticktape.sinks.eventlog.log import EventLogPartition, partition_path
+from ticktape.sinks.eventlog.store import EventStore
 
 SIZES = {"A-USD@v": 300, "B-USD@v": 200, "source:trades/0": 80}
 

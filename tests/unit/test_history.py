@@ -1,4 +1,4 @@
-"""schemas.history: freqtrade, CSV and Kraken REST trade files."""
+"""ticktape.schemas.history: freqtrade, CSV and Kraken REST trade files."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from schemas.errors import DecodeError, InputError
-from schemas.history import CsvMapping, HistorySpec, detect_format, open_history
-from schemas.records import DLCode, Tick
+from ticktape.schemas.errors import DecodeError, InputError
+from ticktape.schemas.history import CsvMapping, HistorySpec, detect_format, open_history
+from ticktape.schemas.records import DLCode, Tick
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "trades"
 XRP = DATA / "XRP_ETH-trades.json.gz"

@@ -1,4 +1,4 @@
-"""schemas.instruments: CUSIP/ISIN check digits, standardization and conversion."""
+"""ticktape.schemas.instruments.codes: CUSIP/ISIN check digits, standardization and conversion."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from schemas.instruments import (
+from ticktape.schemas.instruments.codes import (
     CusipResult,
     IsinResult,
     cusip_check_digit,

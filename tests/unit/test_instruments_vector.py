@@ -1,6 +1,6 @@
-"""schemas.instruments_vector: the vectorized classifier equals the scalar one everywhere.
+"""ticktape.schemas.instruments.vectorized: the vectorized classifier equals the scalar one everywhere.
 
-The oracle here is written directly against :mod:`schemas.instruments` (it does not
+The oracle here is written directly against :mod:`ticktape.schemas.instruments.codes` (it does not
 reuse ``classify_id``), so both the vector path and the scalar fallback are checked.
 """
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.instruments import (
+from ticktape.schemas.instruments.codes import (
     cusip_check_digit,
     cusip_to_isin,
     is_valid_cusip,
@@ -19,7 +19,7 @@ from schemas.instruments import (
     standardize_cusip,
     standardize_isin,
 )
-from schemas.instruments_vector import IdClass, classify_id, standardize_ids
+from ticktape.schemas.instruments.vectorized import IdClass, classify_id, standardize_ids
 
 DIGITS = "0123456789"
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -28,7 +28,7 @@ SPACES = " \t\n\r\x0b\x0c\x1c\x1f\xa0\u2003\u3000"
 
 
 def oracle(s: str, expect: str = "") -> IdClass:
-    """What schemas.instruments says about ``s`` (see the classifier's docstring)."""
+    """What ticktape.schemas.instruments.codes says about ``s`` (see the classifier's docstring)."""
     text = s.strip().upper()
     if len(text) == 12 and expect != "cusip":
         r = standardize_isin(s)

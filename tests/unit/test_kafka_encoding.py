@@ -1,4 +1,4 @@
-"""sinks.kafka without a broker: message values, the ids in the ``event_id`` header
+"""ticktape.sinks.kafka.sink without a broker: message values, the ids in the ``event_id`` header
 (equal to what the keyed step puts in the event log) and the config section."""
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ import json
 import msgspec
 import pytest
 
-from flows.steps.candles import CandleConfig
-from flows.steps.shard import ShardProcessor, ShardSettings
-from schemas.durations import Duration
-from schemas.errors import ConfigError
-from schemas.ids import candle_event_id, price_event_id
-from schemas.records import Candle, DeadLetter, Event, EventType, PriceUpdate, Tick
-from schemas.validation import ValidationRules
-from sinks.kafka import (
+from ticktape.flows.steps.candles import CandleConfig
+from ticktape.flows.steps.shard import ShardProcessor, ShardSettings
+from ticktape.schemas.durations import Duration
+from ticktape.schemas.errors import ConfigError
+from ticktape.schemas.ids import candle_event_id, price_event_id
+from ticktape.schemas.records import Candle, DeadLetter, Event, EventType, PriceUpdate, Tick
+from ticktape.schemas.validation import ValidationRules
+from ticktape.sinks.kafka.sink import (
     KafkaOutputConfig,
     candle_value,
     candles_sink,

@@ -1,4 +1,4 @@
-"""flows.loader: generated vendor files load to exactly the expected survivors and report."""
+"""ticktape.flows.loader.load: generated vendor files load to exactly the expected survivors and report."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from flows.loader import LoaderConfig, LoadReport, load_files
-from flows.loader_gen import GroundTruth, _Forms, _pool, generate_vendor_file
-from flows.loader_reference import read_reference
-from schemas.errors import InputError
-from schemas.instruments import cusip_to_isin
-from schemas.instruments_vector import classify_id
+from ticktape.flows.loader.generate import GroundTruth, _Forms, _pool, generate_vendor_file
+from ticktape.flows.loader.load import LoaderConfig, LoadReport, load_files
+from ticktape.flows.loader.reference import read_reference
+from ticktape.schemas.errors import InputError
+from ticktape.schemas.instruments.codes import cusip_to_isin
+from ticktape.schemas.instruments.vectorized import classify_id
 
 KEY = ["date", "instrument", "dealer"]
 COLUMNS = [*KEY, "time", "bid", "ask", "bid_size", "ask_size"]

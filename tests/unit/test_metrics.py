@@ -1,4 +1,4 @@
-"""sinks.latency (histograms, exact percentiles over a ring) and sinks.metrics (run
+"""ticktape.infra.observability.latency (histograms, exact percentiles over a ring) and ticktape.infra.observability.metrics (run
 accounting, the Prometheus endpoint)."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from sinks.latency import BUCKETS_S, STAGES, LatencyBook, StageLatency
-from sinks.metrics import PartitionCounts, RunStats, serve_metrics
+from ticktape.infra.observability.latency import BUCKETS_S, STAGES, LatencyBook, StageLatency
+from ticktape.infra.observability.metrics import PartitionCounts, RunStats, serve_metrics
 
 MS = 1_000_000
 

@@ -1,4 +1,4 @@
-"""sinks.objectstore_local: the embedded object store (a directory), on real files."""
+"""ticktape.sinks.objectstore.local: the embedded object store (a directory), on real files."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from schemas.errors import ArchiveError, ConfigError
-from sinks.objectstore import ObjectInfo, ObjectStore, open_store, sha256_of
-from sinks.objectstore_local import LocalObjectStore
+from ticktape.schemas.errors import ArchiveError, ConfigError
+from ticktape.sinks.objectstore.base import ObjectInfo, ObjectStore, sha256_of
+from ticktape.sinks.objectstore.local import LocalObjectStore
+from ticktape.sinks.objectstore.stores import open_store
 
 KEY = "stream=trades/date=2024-01-02/hour=03/part=0/1-100.parquet"
 
@@ -117,8 +118,8 @@ def test_failed_rename_leaves_the_old_object(
 
 CRASH = """
 import os, signal, sys
-from sinks.objectstore import sha256_of
-from sinks.objectstore_local import LocalObjectStore
+from ticktape.sinks.objectstore.base import sha256_of
+from ticktape.sinks.objectstore.local import LocalObjectStore
 calls = 0
 real_replace = os.replace
 def crashing_replace(src, dst):

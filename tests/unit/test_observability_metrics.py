@@ -11,14 +11,16 @@ from typing import Any
 import pytest
 from prometheus_client.core import Metric
 
-from flows.config import from_dict
-from schemas.errors import ConfigError
-from schemas.records import PriceUpdate
-from sinks import cache_metrics
-from sinks.cache import HISTORY, METADATA, PRICE, EmbeddedCache, Write, cache_key
-from sinks.embedded import CacheSinkPartition, EmbeddedCacheSink, EventLogSink
-from sinks.metrics import SINK_BUCKETS_S, RunStats, _StatsCollector
-from sinks.redis_buffer import RedisCacheStats
+from ticktape.flows.config import from_dict
+from ticktape.infra.observability.metrics import SINK_BUCKETS_S, RunStats, _StatsCollector
+from ticktape.schemas.errors import ConfigError
+from ticktape.schemas.records import PriceUpdate
+from ticktape.sinks.cache import metrics as cache_metrics
+from ticktape.sinks.cache.api import HISTORY, METADATA, PRICE, Write, cache_key
+from ticktape.sinks.cache.embedded import EmbeddedCache
+from ticktape.sinks.cache.redis.buffer import RedisCacheStats
+from ticktape.sinks.cache.sink import CacheSinkPartition, EmbeddedCacheSink
+from ticktape.sinks.eventlog.sink import EventLogSink
 
 S = 1_000_000_000
 TTLS = {PRICE: S, METADATA: 3600 * S, HISTORY: 86_400 * S}
@@ -213,6 +215,6 @@ def test_embedded_cache_sink_registers_its_cache(tmp_path: Path) -> None:
     assert got[("ticktape_cache_writes_total", (("type", "metadata"),))] == 1
     for part in parts:
         part.close()
-    from sinks import cache as cache_mod
+    from ticktape.sinks.cache import embedded as cache_mod
 
     cache_mod.release(tmp_path / "cache.sqlite")

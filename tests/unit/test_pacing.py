@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from connectors.pacing import MAX_WAIT_S, Pacer
-from connectors.synthetic import SyntheticConfig, SyntheticSource
-from schemas.durations import Duration
-from sinks.latency import LatencyBook
-from sinks.metrics import RunStats
+from ticktape.connectors.synthetic.feed import SyntheticConfig, SyntheticSource
+from ticktape.connectors.synthetic.pacing import MAX_WAIT_S, Pacer
+from ticktape.infra.observability.latency import LatencyBook
+from ticktape.infra.observability.metrics import RunStats
+from ticktape.schemas.durations import Duration
 
 MS = 1_000_000
 

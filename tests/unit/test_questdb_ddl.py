@@ -9,11 +9,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from schemas.durations import dec_hook
-from schemas.errors import ConfigError, SinkError
-from sinks.questdb_conf import QuestDBConfig, parse_conf, resolve_conf, sender_options
-from sinks.questdb_ddl import create_table, ddl, default_http_addr, init_tables
 from tests.ilp_wire import FakeQuestDB
+from ticktape.schemas.durations import dec_hook
+from ticktape.schemas.errors import ConfigError, SinkError
+from ticktape.sinks.questdb.config import QuestDBConfig, parse_conf, resolve_conf, sender_options
+from ticktape.sinks.questdb.ddl import create_table, ddl, default_http_addr, init_tables
 
 PRICES = (
     'CREATE TABLE IF NOT EXISTS "ticktape_prices" ("ts" TIMESTAMP_NS, "venue" SYMBOL, "symbol" SYMBOL, '

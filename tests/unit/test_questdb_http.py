@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import questdb
 
-from schemas.errors import SinkError
-from sinks.metrics import RunStats
-from sinks.questdb import QuestDBConfig, candles_sink, prices_sink
 from tests.ilp_wire import FakeQuestDB, questdb_config, sample_candle, sample_price
+from ticktape.infra.observability.metrics import RunStats
+from ticktape.schemas.errors import SinkError
+from ticktape.sinks.questdb.sink import QuestDBConfig, candles_sink, prices_sink
 
 Factory = Callable[..., FakeQuestDB]
 

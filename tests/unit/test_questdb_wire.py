@@ -16,10 +16,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from questdb import Sender
 
-from sinks.metrics import RunStats
-from sinks.questdb import QuestDBConfig, QuestDBSink, candles_sink, prices_sink, write_price
-from sinks.questdb_ddl import CANDLE_COLUMNS, PRICE_COLUMNS
 from tests.ilp_wire import IlpLine, IlpListener, parse_ilp, questdb_config, sample_candle, sample_price
+from ticktape.infra.observability.metrics import RunStats
+from ticktape.sinks.questdb.ddl import CANDLE_COLUMNS, PRICE_COLUMNS
+from ticktape.sinks.questdb.sink import QuestDBConfig, QuestDBSink, candles_sink, prices_sink, write_price
 
 HOSTILE = [
     "a b", "a,b", "a=b", "a\nb", "a\\b", 'a"b', "a\rb", "tab\there", "\\", "\\\\n", "=,\\ \n\"",
@@ -214,7 +214,7 @@ def test_sink_in_a_dataflow_two_partitions(listener: IlpListener) -> None:
 
 
 def test_bench_scenario_runs() -> None:
-    from flows.bench.questdb import questdb_scenario
+    from ticktape.infra.bench.questdb import questdb_scenario
 
     m = questdb_scenario(rows=3000, repeats=1)
     assert m.scenario == "questdb"

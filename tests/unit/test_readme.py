@@ -8,8 +8,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from flows.cli import cli
-from flows.config import from_dict
+from ticktape.flows.cli.main import cli
+from ticktape.flows.config import from_dict
 
 README = (Path(__file__).parents[2] / "README.md").read_text()
 

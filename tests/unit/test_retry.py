@@ -1,4 +1,4 @@
-"""sinks.retry: exponential backoff with jitter, bounded, only for transient errors."""
+"""ticktape.sinks.objectstore.retry: exponential backoff with jitter, bounded, only for transient errors."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from collections.abc import Callable, Sequence
 import msgspec
 import pytest
 
-from schemas.durations import Duration, dec_hook
-from schemas.errors import ArchiveError
-from sinks.objectstore import TransientStoreError
-from sinks.retry import RetriesExhaustedError, RetryPolicy, call_with_retry
+from ticktape.schemas.durations import Duration, dec_hook
+from ticktape.schemas.errors import ArchiveError
+from ticktape.sinks.objectstore.base import TransientStoreError
+from ticktape.sinks.objectstore.retry import RetriesExhaustedError, RetryPolicy, call_with_retry
 
 
 def flaky(failures: Sequence[Exception], result: str = "ok") -> tuple[Callable[[], str], list[int]]:

@@ -1,4 +1,4 @@
-"""flows.steps.shard: the keyed step (dedupe, gaps, staleness, price guard, sequencing).
+"""ticktape.flows.steps.shard: the keyed step (dedupe, gaps, staleness, price guard, sequencing).
 
 The key property: the output (minus the wall-clock stamps ``ts_proc``/``ts_logged``)
 depends only on the order of ticks within each source partition, not on how they are
@@ -21,11 +21,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import flows.steps.shard as shard_mod
-from flows.steps.shard import ShardOut, ShardProcessor, ShardSettings
-from schemas.ids import event_id, event_time_of
-from schemas.records import DeadLetter, DLCode, Event, EventType, PriceUpdate, Tick, aggregate_of
-from schemas.validation import ValidationRules
+import ticktape.flows.steps.shard as shard_mod
+from ticktape.flows.steps.shard import ShardOut, ShardProcessor, ShardSettings
+from ticktape.schemas.ids import event_id, event_time_of
+from ticktape.schemas.records import DeadLetter, DLCode, Event, EventType, PriceUpdate, Tick, aggregate_of
+from ticktape.schemas.validation import ValidationRules
 
 S = 1_000_000_000
 MS = 1_000_000

@@ -1,4 +1,4 @@
-"""sinks.snapshots (the snapshotter) and EventStore.replay/state_at (sinks.pointintime)."""
+"""ticktape.sinks.eventlog.snapshots (the snapshotter) and EventStore.replay/state_at (ticktape.sinks.eventlog.pointintime)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.records import Event
-from sinks.aggregate_state import AggregateState, decode_state, fold
-from sinks.eventlog import EventLogPartition, partition_path
-from sinks.eventstore import EventStore
-from sinks.pointintime import full_fold
-from sinks.snapshots import Snapshotter, snapshot_all
 from tests.eventgen import T0, S, aggregate_events, make_log, price, write_log
+from ticktape.schemas.records import Event
+from ticktape.sinks.eventlog.log import EventLogPartition, partition_path
+from ticktape.sinks.eventlog.pointintime import full_fold
+from ticktape.sinks.eventlog.snapshots import Snapshotter, snapshot_all
+from ticktape.sinks.eventlog.state import AggregateState, decode_state, fold
+from ticktape.sinks.eventlog.store import EventStore
 
 SIZES = {"A-USD@v": 530, "B-USD@v": 260, "C-USD@w": 45, "source:trades/0": 120}
 
@@ -106,9 +106,9 @@ def test_snapshots_are_used_and_read_fewer_batches(tmp_path: Path, monkeypatch: 
     snapshot_all(tmp_path, every=100)
     with EventStore(tmp_path) as store:
         reads: list[int] = []
-        batch = store._batch
+        batch = store.batch_events
         monkeypatch.setattr(
-            store, "_batch", lambda path, batch_id: reads.append(batch_id) or batch(path, batch_id)
+            store, "batch_events", lambda path, batch_id: reads.append(batch_id) or batch(path, batch_id)
         )
         at = T0 + 1234 * S
         assert store.state_at(agg, at) == expected_at(events, agg, at)

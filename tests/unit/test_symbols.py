@@ -1,4 +1,4 @@
-"""schemas.symbols: per-venue normalization to BASE-QUOTE."""
+"""ticktape.schemas.symbols: per-venue normalization to BASE-QUOTE."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from schemas import symbols
-from schemas.symbols import (
+from ticktape.schemas import symbols
+from ticktape.schemas.symbols import (
     KRAKEN_ALIASES,
     QUOTES,
     clear_cache,

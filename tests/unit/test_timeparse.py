@@ -1,4 +1,4 @@
-"""schemas.timeparse: exact unit conversions and the hand-written RFC 3339 parser."""
+"""ticktape.schemas.timeparse: exact unit conversions and the hand-written RFC 3339 parser."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.timeparse import (
+from ticktape.schemas.timeparse import (
     days_from_civil,
     ms_to_ns,
     ns_to_iso,

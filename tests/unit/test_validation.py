@@ -1,4 +1,4 @@
-"""schemas.validation: the stateless tick rules and the per-symbol price guard."""
+"""ticktape.schemas.validation: the stateless tick rules and the per-symbol price guard."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.durations import Duration
-from schemas.errors import DataError, RejectError
-from schemas.records import DLCode, Tick
-from schemas.validation import DEFAULT_SYMBOL_PATTERN, PriceGuard, TickValidator, ValidationRules
+from ticktape.schemas.durations import Duration
+from ticktape.schemas.errors import DataError, RejectError
+from ticktape.schemas.records import DLCode, Tick
+from ticktape.schemas.validation import DEFAULT_SYMBOL_PATTERN, PriceGuard, TickValidator, ValidationRules
 
 S = 1_000_000_000
 T_RECV = 1_700_000_000 * S

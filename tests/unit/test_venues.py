@@ -1,4 +1,4 @@
-"""schemas.venues: wire-format decoders on recorded venue frames, and their errors."""
+"""ticktape.schemas.venues: wire-format decoders on recorded venue frames, and their errors."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.errors import DecodeError
-from schemas.records import DLCode, Tick
-from schemas.venues import Decoder, binance, bybit, coinbase, generic, kraken, trade_no_of
+from ticktape.schemas.errors import DecodeError
+from ticktape.schemas.records import DLCode, Tick
+from ticktape.schemas.venues import Decoder, binance, bybit, coinbase, generic, kraken, trade_no_of
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "venues"
 SRC, OFFSET, TS_RECV, TS_KAFKA = (

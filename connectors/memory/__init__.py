@@ -1,0 +1,1 @@
+"""In-memory sources: raw messages (tests, benches) and fixed item lists (internal flows)."""

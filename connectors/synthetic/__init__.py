@@ -1,0 +1,1 @@
+"""The synthetic trade feed (many symbols, fault injection) and open-loop pacing."""

@@ -1,0 +1,1 @@
+"""Charts (PNG) drawn from the job's stores."""

@@ -1,0 +1,5 @@
+"""``python -m ticktape.flows.cli`` = the ``ticktape`` command."""
+
+from ticktape.flows.cli.main import main
+
+main()

@@ -1,0 +1,65 @@
+"""``ticktape candles``: stored OHLCV candles."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+import msgspec
+from rich.table import Table
+
+from ticktape.flows import wiring
+from ticktape.flows.cli.common import common_options, console, interval_seconds, load, parse_time
+from ticktape.schemas.timeparse import ns_to_iso
+from ticktape.sinks.candles.store import CandleStore
+
+
+@click.command()
+@common_options
+@click.argument("symbol")
+@click.option(
+    "--interval", default="1m", show_default=True, help="Candle interval (1s..1d, e.g. 1m, 5m, 1h)."
+)
+@click.option("--venue", default=None, help="Only this venue.")
+@click.option("--from", "since", help="First candle start (inclusive): ns, YYYY-MM-DD, RFC 3339 or now-1h.")
+@click.option("--to", "until", help="Last candle start (exclusive).")
+@click.option("--revisions", is_flag=True, help="Show every stored revision, not only the latest.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+def candles(
+    symbol: str,
+    interval: str,
+    venue: str | None,
+    since: str | None,
+    until: str | None,
+    revisions: bool,
+    as_json: bool,
+    **common: Any,
+) -> None:
+    """Print stored OHLCV candles of SYMBOL (latest revision of each window)."""
+    cfg, _ = load(**common)
+    seconds = interval_seconds(interval)
+    store = CandleStore(wiring.candles_dir(cfg))
+    rows = store.read(
+        symbol=symbol,
+        venue=venue,
+        interval=seconds,
+        since=parse_time(since),
+        until=parse_time(until),
+        all_revisions=revisions,
+    )
+    if as_json:
+        for c in rows:
+            click.echo(json.dumps(msgspec.structs.asdict(c)))
+        return
+    table = Table(title=f"{symbol} {interval} candles", title_justify="left")
+    for col in ("start (UTC)", "venue", "open", "high", "low", "close", "volume", "vwap", "trades", "rev"):
+        table.add_column(col, justify="left" if col in ("start (UTC)", "venue") else "right")
+    for c in rows:
+        table.add_row(
+            ns_to_iso(c.start)[:19], c.venue, f"{c.open:.8g}", f"{c.high:.8g}", f"{c.low:.8g}", f"{c.close:.8g}",
+            f"{c.volume:.8g}", f"{c.vwap:.8g}", str(c.trades), str(c.revision),
+        )  # fmt: skip
+    out = console()
+    out.print(table)
+    out.print(f"{len(rows)} candles from {wiring.candles_dir(cfg)}")

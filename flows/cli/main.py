@@ -1,0 +1,93 @@
+"""The ``ticktape`` command group and its entry point.
+
+Commands live one group per module beside this one. Developer commands (``ticktape dev``,
+``ticktape bench``) come from the ``ticktape-devtools`` distribution through the
+``ticktape.commands`` entry-point group, so the runtime wheel carries none of their code.
+
+User mistakes (bad config key, missing file, unknown format) print one line starting
+with ``error:`` and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import entry_points
+
+import click
+
+from ticktape.schemas.errors import TicktapeError
+
+#: Developer commands and where they come from when they are missing.
+DEV_COMMANDS = {
+    "dev": "the local dev stack",
+    "bench": "the benchmarks",
+}
+
+
+class _Cli(click.Group):
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, name)
+        if cmd is None and name in DEV_COMMANDS:
+            raise click.UsageError(
+                f"`ticktape {name}` ({DEV_COMMANDS[name]}) is a developer command: install the dev tools "
+                "from a checkout with `make install-dev` (or `pip install -e infra/`)"
+            )
+        return cmd
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="ticktape")
+def cli() -> None:
+    """ticktape: market-data ticks in; validated price updates, cache, event log and
+    OHLCV candles out.
+
+    Start with `ticktape demo` (no servers, no config file). Every command has --help.
+    """
+
+
+def _register() -> None:
+    from ticktape.flows.cli.archive import archive
+    from ticktape.flows.cli.backfill import backfill
+    from ticktape.flows.cli.cache import cache
+    from ticktape.flows.cli.candles import candles
+    from ticktape.flows.cli.chart import chart
+    from ticktape.flows.cli.config import config
+    from ticktape.flows.cli.demo import demo
+    from ticktape.flows.cli.events import events
+    from ticktape.flows.cli.load import load_command
+    from ticktape.flows.cli.produce import produce
+    from ticktape.flows.cli.questdb import questdb
+    from ticktape.flows.cli.replay import replay
+    from ticktape.flows.cli.run import run
+
+    for command in (
+        run, config, demo, events, cache, candles, backfill, archive, load_command, chart, produce, replay, questdb,
+    ):  # fmt: skip
+        cli.add_command(command)
+    for ep in entry_points(group="ticktape.commands"):
+        cli.add_command(ep.load(), ep.name)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(args=argv, prog_name="ticktape", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except TicktapeError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

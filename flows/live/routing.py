@@ -1,0 +1,66 @@
+"""How batches are cut for the keyed step and for the partitioned sinks (plain Python).
+
+Every item that crosses Bytewax workers is a list of records for one key, never a single
+tick (DESIGN section 7). Bucket lookups are memoized per process: hashing a symbol once
+instead of once per tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TypeVar
+
+from ticktape.schemas.ids import stable_bucket
+from ticktape.schemas.records import DeadLetter, Event, Tick
+
+T = TypeVar("T")
+
+
+class Router:
+    """Memoized ``name -> bucket`` mapping for a fixed number of buckets."""
+
+    def __init__(self, buckets: int, width: int = 3) -> None:
+        if buckets < 1:
+            raise ValueError(f"buckets must be >= 1, got {buckets}")
+        self.buckets = buckets
+        self.width = width
+        self._memo: dict[str, str] = {}
+
+    def key(self, name: str) -> str:
+        key = self._memo.get(name)
+        if key is None:
+            if len(self._memo) > 1_000_000:
+                self._memo.clear()
+            key = self._memo[name] = f"{stable_bucket(name, self.buckets):0{self.width}d}"
+        return key
+
+
+def split_ticks(ticks: list[Tick], router: Router) -> list[tuple[str, list[Tick]]]:
+    """Group a source batch by shard, keeping each shard's ticks in source order."""
+    groups: dict[str, list[Tick]] = {}
+    key = router.key
+    for t in ticks:
+        shard = key(t.symbol)
+        group = groups.get(shard)
+        if group is None:
+            groups[shard] = [t]
+        else:
+            group.append(t)
+    return list(groups.items())
+
+
+def split_events(events: Iterable[Event], router: Router) -> list[tuple[str, list[Event]]]:
+    """Group events by event-log partition (by aggregate). Keys are the partition index."""
+    groups: dict[str, list[Event]] = {}
+    key = router.key
+    for e in events:
+        groups.setdefault(key(e.aggregate), []).append(e)
+    return [(str(int(k)), v) for k, v in groups.items()]
+
+
+def split_dead(dead: Iterable[DeadLetter], router: Router) -> list[tuple[str, list[DeadLetter]]]:
+    """Group dead letters by dead-letter file partition (by source partition)."""
+    groups: dict[str, list[DeadLetter]] = {}
+    for dl in dead:
+        groups.setdefault(router.key(dl.src), []).append(dl)
+    return [(str(int(k)), v) for k, v in groups.items()]

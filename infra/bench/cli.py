@@ -1,0 +1,226 @@
+"""``ticktape bench``: run benchmark scenarios and print ratios against their baselines.
+
+Throughput scenarios (``flow`` ... ``loader``) run one warm-up and ``--repeat`` measured
+repetitions and report medians; the time-based ones run paced live flows: ``latency``
+(each ``--rate`` for ``--duration`` after ``--warmup``, ``--repeat`` times) and ``soak``
+(one long run at the highest ``--rate``). ``--json`` writes every repetition, the
+machine, the date and each ratio; ``--profile`` wraps the chosen scenarios in a profiler
+(:mod:`ticktape.infra.bench.profile`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import msgspec
+from rich.console import Console
+from rich.table import Table
+
+from ticktape.flows.cli.common import console
+from ticktape.infra.bench.common import Measurement, machine
+from ticktape.schemas.durations import Duration
+
+SCENARIOS = (
+    "flow", "cluster", "candles", "kafka", "archive", "redis", "questdb", "backfill", "loader", "latency",
+    "soak",
+)  # fmt: skip
+#: What ``all`` runs: everything but the long soak (name it to run it).
+ALL = tuple(s for s in SCENARIOS if s != "soak")
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """The command line, as the scenarios see it (``None``: the scenario's default)."""
+
+    ticks: int = 200_000
+    symbols: int | None = None
+    repeats: int = 3
+    duration: float | None = None
+    warmup: float | None = None
+    rates: tuple[float, ...] = ()
+    out_prefix: Path | None = None
+
+
+def run_scenario(name: str, opts: BenchOptions) -> Measurement:
+    """Run one scenario (its module is imported only when chosen)."""
+    ticks, repeats, symbols = opts.ticks, opts.repeats, opts.symbols or 500
+    if name == "flow":
+        from ticktape.infra.bench.flow import flow_scenario
+
+        return flow_scenario(ticks=ticks, symbols=symbols, repeats=repeats)
+    if name == "candles":
+        from ticktape.infra.bench.candles import candles_scenario
+
+        return candles_scenario(ticks=ticks, symbols=symbols, repeats=repeats)
+    if name == "kafka":
+        from ticktape.infra.bench.kafka import kafka_scenario
+
+        return kafka_scenario(ticks=ticks, symbols=symbols, repeats=repeats)
+    if name == "archive":
+        from ticktape.infra.bench.archive import archive_scenario
+
+        return archive_scenario(rows=max(ticks, 1_000_000), repeats=repeats, symbols=symbols)
+    if name == "redis":
+        from ticktape.infra.bench.redis import redis_scenario
+
+        return redis_scenario(writes=ticks, repeats=repeats)
+    if name == "questdb":
+        from ticktape.infra.bench.questdb import questdb_scenario
+
+        return questdb_scenario(rows=ticks, repeats=repeats)
+    if name == "backfill":
+        from ticktape.infra.bench.backfill import backfill_scenario
+
+        return backfill_scenario(ticks=max(ticks, 1_000_000), symbols=symbols, repeats=repeats)
+    if name == "loader":
+        from ticktape.infra.bench.loader import loader_scenario
+
+        return loader_scenario(rows=max(ticks * 10, 2_000_000), repeats=repeats)
+    if name == "cluster":
+        from ticktape.infra.bench.cluster import cluster_scenario
+
+        return cluster_scenario(ticks=max(ticks * 2, 100_000), symbols=symbols, repeats=repeats)
+    if name == "latency":
+        from ticktape.infra.bench.latency import DEFAULT_RATES, latency_scenario
+
+        return latency_scenario(
+            rates=opts.rates or DEFAULT_RATES, duration=opts.duration or 10.0,
+            warmup=3.0 if opts.warmup is None else opts.warmup, symbols=symbols, repeats=repeats,
+        )  # fmt: skip
+    if name == "soak":
+        from ticktape.infra.bench.soak import soak_scenario
+
+        return soak_scenario(
+            rate=max(opts.rates, default=50_000.0), symbols=opts.symbols or 10_000,
+            duration=opts.duration or 600.0, warmup=660.0 if opts.warmup is None else opts.warmup,
+            out_prefix=opts.out_prefix,
+        )  # fmt: skip
+    raise click.UsageError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
+
+
+def _seconds(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return Duration.parse(value).seconds
+    except (ValueError, TypeError) as exc:
+        raise click.BadParameter(f"expected a duration like 10s or 2m, got {value!r}") from exc
+
+
+@click.command()
+@click.option(
+    "-s", "--scenario", "scenarios", multiple=True, type=click.Choice(["all", *SCENARIOS]),
+    default=["all"], show_default=True, help="Scenario(s) to run; all = every one but soak.",
+)  # fmt: skip
+@click.option("--ticks", type=int, default=200_000, show_default=True, help="Ticks per repetition.")
+@click.option("--symbols", type=int, default=None, help="Distinct symbols [default: 500; soak 10,000].")
+@click.option(
+    "--repeat", "repeats", type=int, default=3, show_default=True,
+    help="Measured repetitions (after one warm-up); medians are reported. Not for soak.",
+)  # fmt: skip
+@click.option(
+    "--duration", callback=_seconds, default=None,
+    help="Measured time of latency (per rate, default 10s) and soak (default 10m).",
+)  # fmt: skip
+@click.option(
+    "--warmup",
+    callback=_seconds,
+    default=None,
+    help="Warm-up of latency (default 3s) and soak (default 11m: closed 5m windows leave the 5m revision horizon).",
+)
+@click.option(
+    "--rate", "rates", type=float, multiple=True,
+    help="Offered ticks/s, repeatable: latency runs each (default 10k, 50k, 100k); soak the highest (50k).",
+)  # fmt: skip
+@click.option(
+    "--json", "json_path", type=click.Path(path_type=Path), default=None,
+    help="Also write the results (every repetition, machine, date) as JSON here; soak files go next to it.",
+)  # fmt: skip
+@click.option(
+    "--profile", "profile_path", type=click.Path(path_type=Path), default=None,
+    help="Profile the scenarios (pyinstrument: .html or text; else cProfile text) into this file.",
+)  # fmt: skip
+def bench(
+    scenarios: tuple[str, ...], ticks: int, symbols: int | None, repeats: int, duration: float | None,
+    warmup: float | None, rates: tuple[float, ...], json_path: Path | None, profile_path: Path | None,
+) -> None:  # fmt: skip
+    """Measure ticktape against a baseline run in the same process (ratios are what to
+    compare across machines; absolute numbers are noisy on shared hosts)."""
+    names = list(ALL) if "all" in scenarios else list(dict.fromkeys(scenarios))
+    prefix = json_path.with_name(json_path.stem + ".") if json_path is not None else None
+    opts = BenchOptions(ticks, symbols, repeats, duration, warmup, tuple(rates), prefix)
+    before = machine()
+    t0 = time.perf_counter()
+    out = console()
+    if profile_path is not None:
+        from ticktape.infra.bench.profile import profile_call
+
+        results, report = profile_call(lambda: [run_scenario(n, opts) for n in names], profile_path)
+    else:
+        results, report = [run_scenario(n, opts) for n in names], None
+    print_results(results)
+    if report is not None:
+        for line in report.lines():
+            out.print(line, markup=False, highlight=False)
+    if json_path is not None:
+        doc = {
+            "date": before["date"],
+            "command": " ".join(["ticktape", *sys.argv[1:]]),
+            "options": msgspec.to_builtins(opts.__dict__ | {"out_prefix": str(prefix or "")}),
+            "machine": before,
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
+            "elapsed_s": round(time.perf_counter() - t0, 1),
+            "results": [result_doc(m) for m in results],
+            "profile": str(profile_path) if profile_path is not None else None,
+        }
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(doc, indent=2))
+        out.print(f"results written to {json_path}")
+
+
+def result_doc(m: Measurement) -> dict[str, Any]:
+    """One scenario in the JSON file: every repetition, the medians and the ratio."""
+    doc: dict[str, Any] = msgspec.to_builtins(m)
+    return doc | {"ratio": round(m.ratio, 4), "repetitions": len(m.samples)}
+
+
+def print_results(results: list[Measurement]) -> None:
+    out = console()
+    table = Table(title="ticktape bench (medians)", title_justify="left")
+    for col in ("scenario", "ticktape", "baseline", "baseline value", "ratio", "runs"):
+        table.add_column(col, justify="left" if col in ("scenario", "baseline") else "right")
+    for m in results:
+        table.add_row(
+            m.scenario, f"{m.value:,.0f} {m.unit}", m.baseline_name, f"{m.baseline:,.0f} {m.unit}",
+            f"{m.ratio:.2f}x", str(len(m.samples)),
+        )  # fmt: skip
+    out.print(table)
+    for m in results:
+        for stage, pct in m.extra.get("latency_ms", {}).items():
+            out.print(
+                f"  {m.scenario} {stage}: p50 {pct['p50_ms']:.3f} ms, p95 {pct['p95_ms']:.3f} ms, p99 {pct['p99_ms']:.3f} ms, max {pct['max_ms']:.3f} ms"
+            )
+        if m.scenario == "latency":
+            from ticktape.infra.bench.latency import TABLE_COLUMNS, table_rows
+
+            lat = Table(title="recv->sink latency under an offered load (exact)", title_justify="left")
+            for col in TABLE_COLUMNS:
+                lat.add_column(col, justify="right", no_wrap=True)
+            for row in table_rows(m):
+                lat.add_row(*row)
+            Console(width=max(out.width, 150), highlight=False).print(lat)
+        if m.scenario == "soak":
+            v = m.extra["summary"]
+            out.print(
+                f"  soak: {m.baseline:,.0f}/s offered, {m.value:,.0f}/s achieved ({'sustained' if m.extra['sustained'] else 'not sustained: the highest rate this machine kept up'}), "
+                f"RSS after warm-up first {v.get('first_mib')} / last {v.get('last_mib')} / min {v.get('min_mib')} / max {v.get('max_mib')} MiB, "
+                f"max deviation {v.get('max_deviation', 0):.1%} -> {'within' if v.get('within_tolerance') else 'NOT within'} {v.get('tolerance', 0):.0%}; "
+                f"files: {', '.join(m.extra['files'].values())}"
+            )

@@ -1,0 +1,78 @@
+"""``[archive]``: the archive's configuration (no heavy imports: loaded with the config),
+and the factories of the in-flow archiver and of the store.
+
+See :mod:`ticktape.sinks.archive.archiver` for the protocol these settings drive.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from ticktape.schemas.durations import Duration
+from ticktape.schemas.errors import ArchiveError, ConfigError
+from ticktape.sinks.objectstore.base import ObjectStore, check_key
+from ticktape.sinks.objectstore.retry import RetryPolicy
+from ticktape.sinks.objectstore.s3 import S3Config
+from ticktape.sinks.objectstore.stores import open_store
+
+
+class ArchiveConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``[archive]``: where and when event-log batches are archived, and what stays local.
+
+    ``store``: a directory, ``file://`` URL or ``s3://bucket/prefix`` (``s3`` supplies the
+    endpoint and client settings); empty: ``<data_dir>/archive``. Triggers: ``batch_rows`` pending rows, the oldest
+    pending batch logged ``batch_age`` ago, or a pending event older than ``max_age``
+    (event time). Local bodies are deleted ``retention`` after verification; meanwhile
+    they are zstd-compressed in place (``retained_codec``; a trained dictionary only if it
+    saves ``dictionary_min_gain`` more than plain zstd) ``compress_after`` the mark, at
+    most every ``compress_interval``.
+    """
+
+    enabled: bool = False
+    store: str = ""
+    s3: S3Config | None = None
+    prefix: str = "ticktape"
+    batch_rows: int = 100_000
+    batch_age: Duration = Duration.parse("5m")
+    max_age: Duration = Duration.parse("1h")
+    retention: Duration = Duration.parse("1d")
+    check_interval: Duration = Duration.parse("5s")
+    zstd_level: int = 3
+    row_group_rows: int = 8192
+    retry: RetryPolicy = RetryPolicy()
+    compress_retained: bool = True
+    retained_codec: Literal["zstd", "zstd-dict"] = "zstd-dict"
+    retained_level: int = 9
+    dictionary_min_gain: float = 0.10
+    compress_after: Duration = Duration.parse("0s")
+    compress_interval: Duration = Duration.parse("1m")
+
+    def __post_init__(self) -> None:
+        try:
+            check_key(self.prefix)
+        except ArchiveError:
+            raise ValueError(
+                f"prefix: expected [A-Za-z0-9._=-] segments separated by '/', got {self.prefix!r}"
+            ) from None
+        for name, low, high in (("zstd_level", 1, 22), ("retained_level", 1, 22)):
+            if not low <= getattr(self, name) <= high:
+                raise ValueError(f"{name}: expected {low}..{high}, got {getattr(self, name)}")
+        if self.batch_rows < 1 or self.row_group_rows < 1:
+            raise ValueError("batch_rows and row_group_rows: expected integers >= 1")
+        if not 0.0 <= self.dictionary_min_gain < 1.0:
+            raise ValueError(f"dictionary_min_gain: expected 0 <= gain < 1, got {self.dictionary_min_gain}")
+
+
+def with_default_store(cfg: ArchiveConfig, data_dir: Path) -> ArchiveConfig:
+    """``cfg`` with an empty ``store`` replaced by ``<data_dir>/archive``."""
+    return cfg if cfg.store else msgspec.structs.replace(cfg, store=str(data_dir / "archive"))
+
+
+def open_archive_store(cfg: ArchiveConfig) -> ObjectStore:
+    """The store named by ``[archive] store`` (and ``[archive.s3]``)."""
+    if not cfg.store:
+        raise ConfigError("archive.store is empty: resolve it with with_default_store(cfg, data_dir) first")
+    return open_store(cfg.store, s3=cfg.s3)

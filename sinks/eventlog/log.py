@@ -1,0 +1,356 @@
+"""The local event log (DESIGN section 5): durable, append-only, idempotent, per partition.
+
+Layout: ``<data_dir>/events/part-NNN.sqlite``, one SQLite file (WAL) per event-log
+partition; an aggregate always lives in partition ``stable_bucket(aggregate)``, so the
+layout does not depend on the number of workers or processes.
+
+Storage ("append-only segments indexed by SQLite"): each write is one *batch* row whose
+``body`` is the msgpack of its events, plus one ``batch_aggregates`` row per aggregate in
+the batch (seq and id range) and one ``rare_events`` row per event that is not a
+``PriceUpdated`` (indexed by type and time). Measured on the dev machine: one SQLite row
+per event peaked at ~115k rows/s with the needed indexes; batches reach ~640k events/s
+(500 symbols) and ~210k (10,000 symbols) per writer.
+
+Guarantees:
+
+* **Idempotent** (insert-or-ignore by ``event_id``): event ids start with the event time,
+  and events of one aggregate arrive in order, so an id above the aggregate's newest id
+  is new (fast path); others are checked against the stored batches of that aggregate
+  (slow path: replays). Index rows of batches deleted after archiving are kept, so a
+  replay of archived data is recognised too.
+* **Durable**: a batch is committed before :meth:`EventLogPartition.flush` returns; the
+  Bytewax sink flushes before every recovery snapshot.
+* Rows are numbered per partition in append order (``first_row``), which the archiver uses
+  for deterministic object keys.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import msgspec
+
+from ticktape.infra.observability.logs import get_logger
+from ticktape.schemas.ids import stable_bucket
+from ticktape.schemas.records import Event, EventType
+from ticktape.sinks.base.sqlite import connect
+from ticktape.sinks.eventlog.compression import decode_stored_body, dictionary_loader
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS batches (
+        id INTEGER PRIMARY KEY,
+        first_row INTEGER NOT NULL,
+        rows INTEGER NOT NULL,
+        min_ts INTEGER NOT NULL,
+        max_ts INTEGER NOT NULL,
+        ts_logged INTEGER NOT NULL,
+        body BLOB,
+        codec TEXT NOT NULL DEFAULT 'msgpack',
+        archived_key TEXT,
+        archived_at INTEGER
+    )""",
+    """CREATE TABLE IF NOT EXISTS batch_aggregates (
+        aggregate TEXT NOT NULL,
+        batch_id INTEGER NOT NULL,
+        first_seq INTEGER NOT NULL,
+        last_seq INTEGER NOT NULL,
+        min_id TEXT NOT NULL,
+        max_id TEXT NOT NULL,
+        PRIMARY KEY (aggregate, batch_id)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS rare_events (
+        event_id TEXT PRIMARY KEY,
+        type TEXT NOT NULL,
+        aggregate TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        ts_event INTEGER NOT NULL,
+        batch_id INTEGER NOT NULL,
+        pos INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS rare_by_type ON rare_events(type, ts_event)",
+    "CREATE INDEX IF NOT EXISTS rare_by_batch ON rare_events(batch_id, pos)",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+    # The archive (ticktape.sinks.archive.archiver): one row per archive object; a unit is the rows sharing
+    # (first_row, last_row). ``state`` goes planned -> verified; ``deleted_at`` is set
+    # when retention deleted the unit's local bodies.
+    """CREATE TABLE IF NOT EXISTS archive_units (
+        key TEXT PRIMARY KEY,
+        partition INTEGER NOT NULL,
+        stream TEXT NOT NULL,
+        first_row INTEGER NOT NULL,
+        last_row INTEGER NOT NULL,
+        first_batch INTEGER NOT NULL,
+        last_batch INTEGER NOT NULL,
+        rows INTEGER NOT NULL,
+        raw_bytes INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('planned', 'verified')),
+        size INTEGER,
+        sha256 TEXT,
+        planned_at INTEGER NOT NULL,
+        verified_at INTEGER,
+        deleted_at INTEGER,
+        compressed_at INTEGER
+    )""",
+    "CREATE INDEX IF NOT EXISTS archive_units_by_row ON archive_units(first_row)",
+    # Local compression of archived-but-retained bodies (ticktape.sinks.eventlog.compression).
+    "CREATE TABLE IF NOT EXISTS zstd_dicts (id INTEGER PRIMARY KEY, created INTEGER NOT NULL, bytes BLOB NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS compression_stats (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        batches INTEGER NOT NULL,
+        rows INTEGER NOT NULL,
+        raw_bytes INTEGER NOT NULL,
+        compressed_bytes INTEGER NOT NULL,
+        last_run INTEGER NOT NULL,
+        last_codec TEXT NOT NULL,
+        dictionary_gain REAL
+    )""",
+)
+
+log = get_logger("eventlog")
+_enc = msgspec.msgpack.Encoder()
+_dec = msgspec.msgpack.Decoder(list[Event])
+
+
+def encode_body(events: Sequence[Event]) -> bytes:
+    return _enc.encode(events)
+
+
+def decode_body(body: bytes) -> list[Event]:
+    return _dec.decode(body)
+
+
+def partition_of(aggregate: str, partitions: int) -> int:
+    """The event-log partition that holds ``aggregate``."""
+    return stable_bucket(aggregate, partitions)
+
+
+def partition_path(directory: Path, index: int) -> Path:
+    return directory / f"part-{index:03d}.sqlite"
+
+
+class EventLogPartition:
+    """Writer of one partition file (one writer per partition).
+
+    With ``background=True`` appends are queued to a writer thread that coalesces them
+    into large transactions (bounded queue: a full queue blocks the caller, which is
+    backpressure, never loss); :meth:`flush` waits until everything queued is committed
+    and re-raises a writer failure.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: str = "NORMAL",
+        background: bool = False,
+        max_queue: int = 64,
+        max_coalesce: int = 50_000,
+        after_write: Callable[[], object] | None = None,
+    ) -> None:
+        self.path = path
+        self.max_coalesce = max_coalesce
+        self.after_write = after_write
+        self._db = connect(path, synchronous=synchronous)
+        self._db.execute("PRAGMA cache_size=-65536")
+        with self._db:
+            for ddl in SCHEMA:
+                self._db.execute(ddl)
+        self._heads: dict[str, str] = dict(
+            self._db.execute(
+                "SELECT aggregate, max(max_id) FROM batch_aggregates GROUP BY aggregate"
+            ).fetchall()
+        )
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'next_row'").fetchone()
+        self.next_row = int(row[0]) if row else 0
+        self.rows_written = 0
+        self.rows_ignored = 0
+        self._queue: queue.Queue[list[Event] | None] | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        if background:
+            self._queue = queue.Queue(maxsize=max_queue)
+            self._thread = threading.Thread(target=self._run, name=f"eventlog-{path.stem}", daemon=True)
+            self._thread.start()
+
+    def append(self, events: Sequence[Event]) -> None:
+        """Store ``events`` (in order), ignoring ids already present."""
+        if not events:
+            return
+        if self._error is not None:
+            raise self._error
+        if self._queue is None:
+            self._write(list(events))
+        else:
+            self._queue.put(list(events))
+
+    def _new_events(self, events: list[Event]) -> list[Event]:
+        """The events not stored yet, in their append order."""
+        heads = self._heads
+        fast: list[bool] = []
+        slow: list[Event] = []
+        for e in events:
+            head = heads.get(e.aggregate)
+            if head is None or e.event_id > head:
+                heads[e.aggregate] = e.event_id
+                fast.append(True)
+            else:
+                fast.append(False)
+                slow.append(e)
+        if not slow:
+            return events
+        known = self._stored_ids(slow)
+        known.update(e.event_id for e, f in zip(events, fast, strict=True) if f)
+        fresh: list[Event] = []
+        for e, f in zip(events, fast, strict=True):
+            if f:
+                fresh.append(e)
+            elif e.event_id not in known:
+                known.add(e.event_id)
+                fresh.append(e)
+        return fresh
+
+    def _stored_ids(self, events: list[Event]) -> set[str]:
+        """Ids of stored events that could equal ``events`` (slow path). Events inside
+        the id range of a batch whose body was deleted after archiving count as stored."""
+        by_agg: dict[str, tuple[str, str]] = {}
+        for e in events:
+            lo, hi = by_agg.get(e.aggregate, (e.event_id, e.event_id))
+            by_agg[e.aggregate] = (min(lo, e.event_id), max(hi, e.event_id))
+        known: set[str] = set()
+        bodies: dict[int, list[Event] | None] = {}
+        for agg, (lo, hi) in by_agg.items():
+            rows = self._db.execute(
+                "SELECT batch_id, min_id, max_id FROM batch_aggregates WHERE aggregate = ? AND max_id >= ? AND min_id <= ?",
+                (agg, lo, hi),
+            ).fetchall()
+            for batch_id, min_id, max_id in rows:
+                if batch_id not in bodies:
+                    body = self._db.execute(
+                        "SELECT body, codec FROM batches WHERE id = ?", (batch_id,)
+                    ).fetchone()
+                    bodies[batch_id] = (
+                        decode_body(decode_stored_body(body[1], body[0], dictionary_loader(self._db)))
+                        if body and body[0] is not None
+                        else None
+                    )
+                stored = bodies[batch_id]
+                if stored is None:  # archived and deleted: the whole id range is taken
+                    known.update(
+                        e.event_id for e in events if e.aggregate == agg and min_id <= e.event_id <= max_id
+                    )
+                else:
+                    known.update(s.event_id for s in stored if s.aggregate == agg)
+        return known
+
+    def _write(self, events: list[Event]) -> None:
+        new = self._new_events(events)
+        self.rows_ignored += len(events) - len(new)
+        if not new:
+            return
+        seqs: dict[str, list[int]] = {}
+        ids: dict[str, list[str]] = {}
+        rare = []
+        min_ts = max_ts = new[0].ts_event
+        price_updated = EventType.PRICE_UPDATED
+        for pos, e in enumerate(new):  # per event: compares only, no calls (hot path)
+            agg, seq, eid, ts = e.aggregate, e.seq, e.event_id, e.ts_event
+            if ts < min_ts:
+                min_ts = ts
+            elif ts > max_ts:
+                max_ts = ts
+            span = seqs.get(agg)
+            if span is None:
+                seqs[agg] = [seq, seq]
+                ids[agg] = [eid, eid]
+            else:
+                if seq < span[0]:
+                    span[0] = seq
+                elif seq > span[1]:
+                    span[1] = seq
+                idr = ids[agg]
+                if eid < idr[0]:
+                    idr[0] = eid
+                elif eid > idr[1]:
+                    idr[1] = eid
+            if e.type != price_updated:
+                rare.append((eid, e.type, agg, seq, ts, pos))
+        first_row = self.next_row
+        db = self._db
+        with db:
+            cur = db.execute(
+                "INSERT INTO batches(first_row, rows, min_ts, max_ts, ts_logged, body) VALUES (?, ?, ?, ?, ?, ?)",
+                (first_row, len(new), min_ts, max_ts, time.time_ns(), encode_body(new)),
+            )
+            batch_id = cur.lastrowid
+            db.executemany(
+                "INSERT OR REPLACE INTO batch_aggregates VALUES (?, ?, ?, ?, ?, ?)",
+                [(agg, batch_id, v[0], v[1], ids[agg][0], ids[agg][1]) for agg, v in seqs.items()],
+            )
+            if rare:
+                db.executemany(
+                    "INSERT OR IGNORE INTO rare_events VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(r[0], r[1], r[2], r[3], r[4], batch_id, r[5]) for r in rare],
+                )
+            db.execute(
+                "INSERT INTO meta(key, value) VALUES ('next_row', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (first_row + len(new),),
+            )
+        self.next_row = first_row + len(new)
+        self.rows_written += len(new)
+
+    def _run(self) -> None:
+        """Writer thread: coalesce everything queued into one transaction (commit cost
+        dominates small transactions)."""
+        assert self._queue is not None
+        q = self._queue
+        while True:
+            items = [q.get()]
+            try:
+                rows = len(items[0] or ())
+                while rows < self.max_coalesce:
+                    try:
+                        item = q.get_nowait()
+                    except queue.Empty:
+                        break
+                    items.append(item)
+                    rows += len(item or ())
+                merged = [e for item in items if item for e in item]
+                if merged and self._error is None:
+                    self._write(merged)
+            except BaseException as exc:  # surfaced to the caller by flush()/append()
+                self._error = exc
+            finally:
+                for _ in items:
+                    q.task_done()
+            if any(item is None for item in items):
+                return
+            if self.after_write is not None and q.empty() and self._error is None:
+                try:
+                    self.after_write()
+                except Exception:  # housekeeping (snapshots) must never fail the writer
+                    log.warning("after-write hook of %s failed", self.path.name, exc_info=True)
+
+    def flush(self) -> None:
+        """Block until every appended event is committed."""
+        if self._queue is not None:
+            self._queue.join()
+        if self._error is not None:
+            raise self._error
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            if self._queue is not None and self._thread is not None:
+                self._queue.put(None)
+                self._thread.join(timeout=30)
+            self._db.close()
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        return self._db
