@@ -1,15 +1,11 @@
-"""Shared test helpers: data paths, Hypothesis profiles (HYPOTHESIS_PROFILE=ci|dev)."""
+"""Hypothesis profiles for every tier (HYPOTHESIS_PROFILE=ci|dev); shared helpers live in
+``tests.support``."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from hypothesis import HealthCheck, settings
-
-DATA = Path(__file__).parent / "data"
-TRADES = DATA / "trades"
-VENUES = DATA / "venues"
 
 settings.register_profile("dev", max_examples=50, deadline=None)
 settings.register_profile("ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

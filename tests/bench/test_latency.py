@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.bench.conftest import check, record
+from tests.support.bench import check, record
 from ticktape.infra.bench.cli import print_results
 from ticktape.infra.bench.latency import latency_scenario
 from ticktape.infra.bench.paced import paced_run

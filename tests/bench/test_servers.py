@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.bench.conftest import pedantic_scenario
+from tests.support.bench import pedantic_scenario
 from ticktape.infra.bench.archive import archive_scenario
 from ticktape.infra.bench.kafka import kafka_scenario
 from ticktape.infra.bench.questdb import questdb_scenario

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.bench.conftest import check, record
+from tests.support.bench import check, record
 from ticktape.infra.bench.soak import soak_scenario
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(300)]

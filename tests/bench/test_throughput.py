@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.bench.conftest import check, pedantic_scenario, record
+from tests.support.bench import check, pedantic_scenario, record
 from ticktape.flows.steps.candles import CandleConfig
 from ticktape.infra.bench.backfill import backfill_scenario, fast_path, write_trades
 from ticktape.infra.bench.candles import bench_ticks, candles_scenario, run_engine

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import msgspec
 
-from tests import outputs
-from tests.flows.helpers import config
+from tests.support import outputs
+from tests.support.flows import config
 from ticktape.connectors.memory.messages import MemorySource
 from ticktape.connectors.synthetic.feed import SyntheticGenerator
 from ticktape.flows import wiring

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import msgspec
 
-from tests.conftest import TRADES
-from tests.flows.helpers import config
 from tests.flows.test_candles import assert_candles_match_polars, xrp_ticks
+from tests.support.data import TRADES
+from tests.support.flows import config
 from ticktape.connectors.files.history import FileSourceConfig
 from ticktape.flows.backfill.run import backfill
 from ticktape.sinks.candles.store import CandleStore

@@ -12,8 +12,8 @@ import polars as pl
 import pytest
 from bytewax.testing import TestingSource
 
-from tests.conftest import TRADES
-from tests.flows.helpers import config, run_collect
+from tests.support.data import TRADES
+from tests.support.flows import config, run_collect
 from ticktape.connectors.files.history import FileSource, FileSourceConfig
 from ticktape.flows.steps.candles import CandleConfig, CandleEngine
 from ticktape.schemas.decoding import BatchDecoder

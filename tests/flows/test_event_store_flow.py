@@ -13,7 +13,7 @@ import msgspec
 import pytest
 from bytewax.testing import TestingSink, TestingSource, run_main
 
-from tests.flows.helpers import config
+from tests.support.flows import config
 from ticktape.flows import wiring
 from ticktape.flows.live.dataflow import build_flow
 from ticktape.schemas.decoding import BatchDecoder

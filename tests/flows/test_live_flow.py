@@ -6,8 +6,8 @@ import msgspec
 import pytest
 from bytewax.testing import TestingSource
 
-from tests.conftest import TRADES
-from tests.flows.helpers import config, run_collect
+from tests.support.data import TRADES
+from tests.support.flows import config, run_collect
 from ticktape.connectors.files.history import FileSource, FileSourceConfig
 from ticktape.connectors.memory.messages import MemorySource
 from ticktape.connectors.synthetic.feed import SyntheticGenerator

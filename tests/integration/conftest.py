@@ -150,12 +150,12 @@ def kafka_topic(kafka_admin: Any) -> Iterator[Callable[..., str]]:
 
 @pytest.fixture
 def fault_proxy(s3_server: MotoS3) -> Iterator[Any]:
-    """A :class:`tests.integration.faultproxy.FaultProxy` in front of the moto server.
+    """A :class:`tests.support.faultproxy.FaultProxy` in front of the moto server.
 
     Point a client at ``fault_proxy.endpoint_url``; plan faults with ``.reset()``,
     ``.error(503)``, ``.delay(s)``, ``.lose_response()``; read ``.received``/``.forwarded``.
     """
-    from tests.integration.faultproxy import FaultProxy
+    from tests.support.faultproxy import FaultProxy
 
     with FaultProxy(s3_server.endpoint_url) as proxy:
         yield proxy

@@ -13,7 +13,7 @@ import pytest
 from bytewax.testing import TestingSink, run_main
 from click.testing import CliRunner
 
-from tests.archive_helpers import HOUR, T0, Crash, S, archived_rows, bodies, make_log, same, tick
+from tests.support.archive import HOUR, T0, Crash, S, archived_rows, bodies, make_log, same, tick
 from ticktape.flows import wiring
 from ticktape.flows.config import from_dict
 from ticktape.flows.live.dataflow import build_flow

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tests import outputs
 from tests.integration.test_recovery import start, write_config
+from tests.support import outputs
 from ticktape.infra.devstack.ports import free_port
 
 pytestmark = pytest.mark.integration

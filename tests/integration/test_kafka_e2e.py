@@ -15,8 +15,8 @@ import msgspec
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from tests import outputs
-from tests.crashes import kill_mid_run
+from tests.support import outputs
+from tests.support.crashes import kill_mid_run
 from ticktape.connectors.kafka.produce import ensure_topic, produce_messages
 from ticktape.connectors.kafka.source import end_offsets_at
 from ticktape.infra.devstack.ports import free_port

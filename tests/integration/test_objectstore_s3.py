@@ -15,7 +15,7 @@ import msgspec
 import pytest
 from botocore.stub import Stubber
 
-from tests.integration.faultproxy import FaultProxy
+from tests.support.faultproxy import FaultProxy
 from ticktape.infra.devstack.services import MotoS3
 from ticktape.schemas.durations import Duration, dec_hook
 from ticktape.schemas.errors import ArchiveError, ConfigError

@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from tests.conftest import TRADES, VENUES
+from tests.support.data import TRADES, VENUES
 from ticktape.connectors.files.history import FileSource, FileSourceConfig
 from ticktape.connectors.kafka.produce import (
     ensure_topic,

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.ilp_wire import questdb_config, sample_candle, sample_price
+from tests.support.ilp_wire import questdb_config, sample_candle, sample_price
 from ticktape.sinks.questdb.config import resolve_conf
 from ticktape.sinks.questdb.ddl import auth_headers, exec_sql
 from ticktape.sinks.questdb.sink import QuestDBConfig, candles_sink, init_tables, prices_sink

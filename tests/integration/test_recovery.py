@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import outputs
-from tests.crashes import kill_mid_run
+from tests.support import outputs
+from tests.support.crashes import kill_mid_run
 
 pytestmark = pytest.mark.integration
 

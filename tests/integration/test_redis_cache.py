@@ -20,7 +20,7 @@ import pytest
 from bytewax.run import cli_main
 from bytewax.testing import run_main
 
-from tests.flows.helpers import config
+from tests.support.flows import config
 from ticktape.connectors.memory.messages import MemorySource
 from ticktape.flows import wiring
 from ticktape.flows.live.dataflow import build_flow

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.eventgen import T0, S, aggregate_events, candle, dead, price, simple
+from tests.support.events import T0, S, aggregate_events, candle, dead, price, simple
 from ticktape.schemas.records import DLCode, Event, EventType
 from ticktape.sinks.eventlog.state import (
     AggregateState,

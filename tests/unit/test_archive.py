@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.archive_helpers import (
+from tests.support.archive import (
     HOUR,
     T0,
     Crash,

@@ -9,7 +9,7 @@ import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import TRADES
+from tests.support.data import TRADES
 from ticktape.flows.steps.candles import CandleConfig, CandleEngine
 from ticktape.flows.steps.candles_vector import candles_from_table
 from ticktape.schemas.durations import dec_hook

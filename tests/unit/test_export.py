@@ -13,7 +13,7 @@ import msgspec
 import pytest
 import zstandard
 
-from tests.eventgen import T0, S, make_log, price
+from tests.support.events import T0, S, make_log, price
 from ticktape.schemas.errors import InputError
 from ticktape.schemas.records import Event, EventType
 from ticktape.sinks.eventlog.export import COLUMNS, export_events, export_path, read_export

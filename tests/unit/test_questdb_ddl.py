@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from tests.ilp_wire import FakeQuestDB
+from tests.support.ilp_wire import FakeQuestDB
 from ticktape.schemas.durations import dec_hook
 from ticktape.schemas.errors import ConfigError, SinkError
 from ticktape.sinks.questdb.config import QuestDBConfig, parse_conf, resolve_conf, sender_options

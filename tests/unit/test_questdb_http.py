@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import questdb
 
-from tests.ilp_wire import FakeQuestDB, questdb_config, sample_candle, sample_price
+from tests.support.ilp_wire import FakeQuestDB, questdb_config, sample_candle, sample_price
 from ticktape.infra.observability.metrics import RunStats
 from ticktape.schemas.errors import SinkError
 from ticktape.sinks.questdb.sink import QuestDBConfig, candles_sink, prices_sink

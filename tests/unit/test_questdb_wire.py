@@ -16,7 +16,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from questdb import Sender
 
-from tests.ilp_wire import IlpLine, IlpListener, parse_ilp, questdb_config, sample_candle, sample_price
+from tests.support.ilp_wire import (
+    IlpLine,
+    IlpListener,
+    parse_ilp,
+    questdb_config,
+    sample_candle,
+    sample_price,
+)
 from ticktape.infra.observability.metrics import RunStats
 from ticktape.sinks.questdb.ddl import CANDLE_COLUMNS, PRICE_COLUMNS
 from ticktape.sinks.questdb.sink import QuestDBConfig, QuestDBSink, candles_sink, prices_sink, write_price

@@ -13,7 +13,7 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.eventgen import T0, S, aggregate_events, make_log, price, write_log
+from tests.support.events import T0, S, aggregate_events, make_log, price, write_log
 from ticktape.schemas.records import Event
 from ticktape.sinks.eventlog.log import EventLogPartition, partition_path
 from ticktape.sinks.eventlog.pointintime import full_fold
