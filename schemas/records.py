@@ -172,6 +172,15 @@ class Event(msgspec.Struct, frozen=True, array_like=True, gc=False):
     causation: str
 
 
+class Tally(msgspec.Struct, gc=False):
+    """What the keyed step decided for the ticks of one source partition (the accounting's
+    ``accepted + rejected + duplicate``; the source counted ``read``)."""
+
+    accepted: int = 0
+    rejected: int = 0
+    duplicate: int = 0
+
+
 class TickBatch(msgspec.Struct, gc=False):
     """What a source partition emits per poll: decoded ticks plus the messages that
     could not be decoded or broke a stateless rule. ``n_read`` counts records read

@@ -2,3 +2,7 @@
 
 Under Bytewax's own runner: ``python -m bytewax.run "ticktape.flows.live:build_flow()"``.
 """
+
+from ticktape.flows.live.dataflow import build_flow
+
+__all__ = ["build_flow"]

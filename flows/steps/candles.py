@@ -1,4 +1,4 @@
-"""Event-time OHLCV candles at several intervals (DESIGN section 3.4).
+"""Event-time OHLCV candles at several intervals (docs/architecture.md, "Candles").
 
 Semantics (all times ns, windows ``[start, end)`` aligned to the UTC epoch + ``offset``):
 
@@ -31,6 +31,11 @@ from ticktape.schemas.durations import Duration
 from ticktape.schemas.records import BUY, SELL, Candle, Tick
 
 NS = 1_000_000_000
+#: The watermark of a partition that has not advanced yet: before every representable event
+#: time (event times are int64 nanoseconds, so well above -2**62 and below 2**62).
+NO_WATERMARK = -(1 << 62)
+#: A watermark after every representable event time: closes every window (end of input).
+END_OF_TIME = 1 << 62
 # Sums are kept as integers in units of 2**-64: each tick contributes floor(x * 2**64)
 # (exact: scaling by a power of two is exact, int() truncates), and integer addition is
 # exact, so volume and notional do not depend on arrival order (float addition is not
@@ -71,7 +76,7 @@ class Window(SlotState):
         self.open = self.high = self.low = self.close = price
         self.open_key: tuple[int, int, str] = (0, 0, "")
         self.close_key: tuple[int, int, str] = (0, 0, "")
-        self.volume = self.notional = self.buy = self.sell = 0  # exact, units of 2**-100
+        self.volume = self.notional = self.buy = self.sell = 0  # exact, units of 2**-SCALE_BITS
         self.trades = 0
         self.first_id = self.last_id = ""
         self.revision = -1  # -1: never emitted
@@ -112,7 +117,7 @@ class SeriesState(SlotState):
         self.open: dict[int, Window] = {}
         self.closed: dict[int, Window] = {}
         self.last_close = 0.0
-        self.last_close_start = -(1 << 62)
+        self.last_close_start = NO_WATERMARK
         self.next_start = -1  # first window start not yet emitted (fill_empty)
         # the newest open window: ticks inside [cur_start, cur_end) take the fast path
         self.cur: Window | None = None
@@ -124,7 +129,13 @@ SeriesKey = tuple[str, str, int]  # venue, symbol, interval
 
 
 class CandleEngine:
-    """All candle state of one shard. Not thread-safe (one per shard)."""
+    """All candle state of one shard. Not thread-safe (one per shard).
+
+    The caller feeds it, in each source partition's order, the partition's watermark
+    (:meth:`observe_watermark`, the largest ``ts_event`` seen: grace is applied here) and
+    the accepted ticks (:meth:`add`); :meth:`tick_clock` is the live-mode idle close and
+    :meth:`flush` the end of input. Emitted candles are appended to the ``out`` lists.
+    """
 
     def __init__(self, cfg: CandleConfig, *, live: bool) -> None:
         self.cfg = cfg
@@ -132,7 +143,7 @@ class CandleEngine:
         self.intervals = tuple(int(i) for i in cfg.intervals)
         self.series: dict[SeriesKey, SeriesState] = {}
         self._by_symbol: dict[str, dict[str, list[SeriesState]]] = {}  # venue -> symbol -> per interval
-        self.wm: dict[str, int] = {}  # partition -> watermark (grace applied)
+        self.wm: dict[str, int] = {}  # partition -> candle watermark (grace applied)
         self.last_input_wall: dict[str, int] = {}
         self._closing: dict[
             str, list[tuple[int, str, str, int, int]]
@@ -144,10 +155,29 @@ class CandleEngine:
         off = self.cfg.offset
         return (ts - off) // interval * interval + off
 
-    def advance(self, src: str, wm: int, out: list[Candle]) -> None:
-        """Move partition ``src``'s watermark to ``wm`` and emit the candles it closes
-        (and the empty windows it passes, with ``fill_empty``)."""
-        if wm <= self.wm.get(src, -(1 << 62)):
+    def closing_threshold(self, src: str) -> int:
+        """The partition watermark (largest ``ts_event``) that :meth:`observe_watermark`
+        must exceed to close anything: callers skip the call below it (hot path)."""
+        return self.wm.get(src, NO_WATERMARK) + self.cfg.grace
+
+    def observe_watermark(self, src: str, max_ts_event: int, out: list[Candle]) -> None:
+        """Partition ``src`` has seen event times up to ``max_ts_event``: move its candle
+        watermark to ``max_ts_event - grace`` and emit the candles that closes."""
+        self._advance(src, max_ts_event - self.cfg.grace, out)
+
+    def late_detail(self, t: Tick) -> str:
+        """Why :meth:`add` refused ``t`` (the ``LATE_TICK`` dead letter's message)."""
+        behind = (self.wm.get(t.src, NO_WATERMARK) - t.ts_event) / 1e9
+        return (
+            f"field `ts_event`: expected a time inside an open window or within the revision "
+            f"horizon ({self.cfg.revision_horizon.seconds:g}s) of a closed one, got "
+            f"{t.ts_event} ({behind:.3f}s behind the watermark)"
+        )
+
+    def _advance(self, src: str, wm: int, out: list[Candle]) -> None:
+        """Move partition ``src``'s candle watermark to ``wm`` and emit the candles it
+        closes (and the empty windows it passes, with ``fill_empty``)."""
+        if wm <= self.wm.get(src, NO_WATERMARK):
             return
         self.wm[src] = wm
         self._close_until(src, wm, out)
@@ -194,7 +224,7 @@ class CandleEngine:
         """Emit empty windows, once per crossing of the smallest interval boundary."""
         step = min(self.intervals)
         boundary = self.window_start(wm, step)
-        if boundary <= self._filled_upto.get(src, -(1 << 62)):
+        if boundary <= self._filled_upto.get(src, NO_WATERMARK):
             return
         self._filled_upto[src] = boundary
         for (venue, symbol, interval), series in self.series.items():
@@ -239,7 +269,7 @@ class CandleEngine:
         return series_list
 
     def _add_slow(self, t: Tick, out: list[Candle]) -> bool:
-        wm = self.wm.get(t.src, -(1 << 62))
+        wm = self.wm.get(t.src, NO_WATERMARK)
         horizon = self.cfg.revision_horizon
         starts = []
         for interval in self.intervals:
@@ -286,13 +316,13 @@ class CandleEngine:
         idle = self.cfg.idle_close
         for src in list(self._closing):
             if now - self.last_input_wall.get(src, 0) >= idle:
-                self.advance(src, now - self.cfg.grace, out)
+                self._advance(src, now - self.cfg.grace, out)
 
     def flush(self, out: list[Candle]) -> None:
         """End of input: close every open window (empty windows are filled only up to the
         last watermark: the end of input is not the passing of time)."""
         for src in list(self._closing):
-            self._close_until(src, 1 << 62, out)
+            self._close_until(src, END_OF_TIME, out)
 
     def state_size(self) -> tuple[int, int]:
         """(open windows, retained closed windows): bounded, see the module docstring."""

@@ -2,7 +2,8 @@
 
 Unit of parallelism: a *shard* (symbols hash into ``run.shards`` shards; Bytewax spreads
 shards over workers). One :class:`ShardProcessor` owns every symbol of its shard, so
-items that cross workers are whole batches, not single ticks (DESIGN section 7).
+items that cross workers are whole batches, not single ticks (docs/architecture.md,
+"Parallelism").
 Everything here is a pure function of the order of ticks within each source partition,
 so replays, batch sizes and worker counts do not change the output. Resume state: the
 processor pickles itself (symbol states are ``__slots__`` objects with explicit state).
@@ -27,6 +28,7 @@ from ticktape.schemas.records import (
     Event,
     EventType,
     PriceUpdate,
+    Tally,
     Tick,
     aggregate_of,
 )
@@ -55,7 +57,7 @@ class ShardOut(msgspec.Struct, gc=False):
     events: list[Event]
     dead: list[DeadLetter]
     candles: list[Candle]
-    counts: dict[str, tuple[int, int, int]]  # src -> (accepted, rejected, duplicate)
+    counts: dict[str, Tally]  # per source partition
     below_window: int = 0
     missing: int = 0
 
@@ -129,21 +131,20 @@ class ShardProcessor:
         updates: list[PriceUpdate] = []
         events: list[Event] = []
         dead: list[DeadLetter] = []
-        counts: dict[str, list[int]] = {}
+        counts: dict[str, Tally] = {}
         gaps: list[tuple[int, int]] = []
         below = missing = 0
         wmarks, symbols, engine = self.wmarks, self.symbols, self.candles
         candles: list[Candle] = []
         closed: list[Candle] = []
-        grace = s.candles.grace
         encode, price_updated = _enc.encode, EventType.PRICE_UPDATED
-        cur_src, cnt, cur_wm, engine_wm = "", [0, 0, 0], 0, 0
+        cur_src, cnt, cur_wm, closes_above = "", Tally(), 0, 0
         for t in ticks:
             src = t.src
             if src != cur_src:  # batches usually hold one source partition: look it up once
                 cur_src, cur_wm = src, wmarks.get(src, 0)
-                cnt = counts.get(src) or counts.setdefault(src, [0, 0, 0])
-                engine_wm = engine.wm.get(src, -(1 << 62)) if engine is not None else 0
+                cnt = counts.get(src) or counts.setdefault(src, Tally())
+                closes_above = engine.closing_threshold(src) if engine is not None else 0
             wmark = t.wmark
             if wmark > cur_wm:
                 cur_wm = wmarks[src] = wmark
@@ -157,7 +158,7 @@ class ShardProcessor:
                 key = t.trade_id or f"{src}@{t.offset}:{t.ts_event}:{t.price!r}:{t.size!r}"
                 verdict = st.keys.check(key, window)
             if verdict != NEW:
-                cnt[2] += 1
+                cnt.duplicate += 1
                 below += verdict == BELOW_WINDOW
                 continue
             ts, price = t.ts_event, t.price
@@ -176,17 +177,17 @@ class ShardProcessor:
                 dl = self._jump_dead_letter(st, t, max_jump, events)
                 if dl is not None:
                     dead.append(dl)
-                    cnt[1] += 1
+                    cnt.rejected += 1
                     continue
             if engine is not None:
-                if wmark - grace > engine_wm:
-                    engine.advance(src, wmark - grace, closed)
-                    engine_wm = wmark - grace
+                if wmark > closes_above:
+                    engine.observe_watermark(src, wmark, closed)
+                    closes_above = engine.closing_threshold(src)
                     if closed:
                         self._candle_events(closed, candles, events)
                 if not engine.add(t, closed):
                     dead.append(self._late_dead_letter(st, t, engine, causation, events))
-                    cnt[1] += 1
+                    cnt.rejected += 1
                     continue
                 if closed:
                     self._candle_events(closed, candles, events)
@@ -211,14 +212,14 @@ class ShardProcessor:
                     price_event_id(update), price_updated, st.agg, st.ev_seq, ts, 0, encode(update), causation
                 )
             )
-            cnt[0] += 1
+            cnt.accepted += 1
         self._scan_stale(events, now)
         return ShardOut(
             updates,
             events,
             dead,
             candles,
-            {k: (v[0], v[1], v[2]) for k, v in counts.items()},
+            counts,
             below,
             missing,
         )
@@ -242,12 +243,8 @@ class ShardProcessor:
     def _late_dead_letter(
         self, st: SymbolState, t: Tick, engine: CandleEngine, causation: str, events: list[Event]
     ) -> DeadLetter:
-        behind = (engine.wm[t.src] - t.ts_event) / 1e9
         dl = DeadLetter(
-            event_id(t.ts_event, "LT", t.src, t.offset, t.trade_id), DLCode.LATE_TICK,
-            f"field `ts_event`: expected a time inside an open window or within the revision "
-            f"horizon ({engine.cfg.revision_horizon.seconds:g}s) of a closed one, got "
-            f"{t.ts_event} ({behind:.3f}s behind the watermark)",
+            event_id(t.ts_event, "LT", t.src, t.offset, t.trade_id), DLCode.LATE_TICK, engine.late_detail(t),
             msgspec.json.encode(t), t.src, t.offset, t.ts_recv, t.venue, t.symbol, t.ts_kafka,
         )  # fmt: skip
         events.append(self._event(st, EventType.LATE_TICK, dl.dl_id, t.ts_event, dl, causation))

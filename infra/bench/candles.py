@@ -28,10 +28,9 @@ def bench_ticks(n: int, symbols: int) -> list[Tick]:
 def run_engine(ticks: list[Tick], cfg: CandleConfig) -> float:
     engine = CandleEngine(cfg, live=False)
     out: list[Candle] = []
-    grace = cfg.grace
     t0 = time.perf_counter()
     for t in ticks:
-        engine.advance(t.src, t.wmark - grace, out)
+        engine.observe_watermark(t.src, t.wmark, out)
         engine.add(t, out)
     engine.flush(out)
     return time.perf_counter() - t0

@@ -14,7 +14,7 @@ import bisect
 import threading
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -24,6 +24,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from ticktape.infra.observability.latency import BUCKETS_S, LatencyBook
+from ticktape.schemas.records import Tally
 
 OUTCOMES = ("accepted", "rejected", "duplicate")
 #: ``ticktape_sink_write_latency_seconds`` upper bounds (Prometheus adds +Inf): 100us .. 30s.
@@ -100,14 +101,14 @@ class RunStats:
             part.read += read
             part.rejected += rejected
 
-    def count_processed(self, per_src: dict[str, tuple[int, int, int]]) -> None:
-        """``per_src[src] = (accepted, rejected, duplicate)`` from the keyed step."""
+    def count_processed(self, per_src: Mapping[str, Tally]) -> None:
+        """What the keyed step decided, per source partition."""
         with self._lock:
-            for src, (acc, rej, dup) in per_src.items():
+            for src, tally in per_src.items():
                 part = self.partitions[src]
-                part.accepted += acc
-                part.rejected += rej
-                part.duplicate += dup
+                part.accepted += tally.accepted
+                part.rejected += tally.rejected
+                part.duplicate += tally.duplicate
 
     def count_dead(self, codes: Iterable[str]) -> None:
         with self._lock:

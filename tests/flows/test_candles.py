@@ -312,7 +312,7 @@ def test_closed_candle_state_is_bounded_over_a_long_run():
         t += SEC
         wmark = max(wmark, t)
         tick = Tick("v", f"S{i % 5}-USD", 100.0, 1.0, "buy", str(i), t, 0, "p", i, trade_no=i, wmark=wmark)
-        engine.advance("p", wmark - engine.cfg.grace, out)
+        engine.observe_watermark("p", wmark, out)
         assert engine.add(tick, out)
         if i % 20_000 == 19_999:
             sizes.append(engine.state_size())

@@ -27,7 +27,7 @@ def streaming(ticks: list[Tick], intervals: tuple[str, ...] = ("1m", "5m", "1h")
     for t in ticks:
         wmark = max(wmark, t.ts_event)
         t.wmark = wmark
-        engine.advance(t.src, wmark - cfg.grace, out)
+        engine.observe_watermark(t.src, wmark, out)
         assert engine.add(t, out)
     engine.flush(out)
     return out

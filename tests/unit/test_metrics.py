@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ticktape.infra.observability.latency import BUCKETS_S, STAGES, LatencyBook, StageLatency
 from ticktape.infra.observability.metrics import PartitionCounts, RunStats, serve_metrics
+from ticktape.schemas.records import Tally
 
 MS = 1_000_000
 
@@ -185,9 +186,9 @@ def test_partition_counts_balance() -> None:
 def test_run_stats_accounting() -> None:
     stats = RunStats()
     stats.count_source("t/0", read=10, rejected=2)  # 2 dead letters at the source
-    stats.count_processed({"t/0": (6, 1, 1)})  # keyed step: accepted, price jumps, duplicates
+    stats.count_processed({"t/0": Tally(6, 1, 1)})  # keyed step: accepted, price jumps, duplicates
     stats.count_source("t/1", read=5, rejected=0)
-    stats.count_processed({"t/1": (4, 0, 0)})
+    stats.count_processed({"t/1": Tally(4, 0, 0)})
     acc = stats.accounting()
     assert acc["partitions"]["t/0"] == {
         "read": 10,
@@ -199,7 +200,7 @@ def test_run_stats_accounting() -> None:
     assert acc["partitions"]["t/1"]["balanced"] is False
     assert acc["total"] == {"read": 15, "accepted": 10, "rejected": 3, "duplicate": 1}
     assert acc["balanced"] is False
-    stats.count_processed({"t/1": (0, 0, 1)})
+    stats.count_processed({"t/1": Tally(0, 0, 1)})
     assert stats.accounting()["balanced"] is True
     assert list(stats.accounting()["partitions"]) == ["t/0", "t/1"]
     assert RunStats().accounting() == {
@@ -231,7 +232,7 @@ def test_run_stats_thread_safety() -> None:
     def work(k: int) -> None:
         for _ in range(500):
             stats.count_source(f"t/{k % 2}", 3, 1)
-            stats.count_processed({f"t/{k % 2}": (1, 0, 1)})
+            stats.count_processed({f"t/{k % 2}": Tally(1, 0, 1)})
 
     threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
     for t in threads:
@@ -251,7 +252,7 @@ def served() -> tuple[RunStats, str]:
     """One run's statistics and what the endpoint served for them (one server per module)."""
     stats = RunStats()
     stats.count_source("trades/0", 10, 1)
-    stats.count_processed({"trades/0": (7, 1, 1)})
+    stats.count_processed({"trades/0": Tally(7, 1, 1)})
     stats.count_dead(["BAD_PRICE"])
     stats.count_events(["PriceUpdated"] * 7)
     stats.add_gaps(4, 1)

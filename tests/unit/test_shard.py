@@ -24,7 +24,16 @@ from hypothesis import strategies as st
 import ticktape.flows.steps.shard as shard_mod
 from ticktape.flows.steps.shard import ShardOut, ShardProcessor, ShardSettings
 from ticktape.schemas.ids import event_id, event_time_of
-from ticktape.schemas.records import DeadLetter, DLCode, Event, EventType, PriceUpdate, Tick, aggregate_of
+from ticktape.schemas.records import (
+    DeadLetter,
+    DLCode,
+    Event,
+    EventType,
+    PriceUpdate,
+    Tally,
+    Tick,
+    aggregate_of,
+)
 from ticktape.schemas.validation import ValidationRules
 
 S = 1_000_000_000
@@ -131,7 +140,7 @@ def test_accepted_ticks_become_price_updates_with_per_symbol_seq() -> None:
     )
     assert (u.ts_kafka, u.ts_recv, u.src, u.offset) == (t.ts_kafka, t.ts_recv, SRC, 2)
     assert u.ts_proc > 0
-    assert out.counts == {SRC: (5, 0, 0)}
+    assert out.counts == {SRC: Tally(5, 0, 0)}
     assert out.dead == []
     assert out.candles == []
     assert not out.is_empty()
@@ -174,7 +183,7 @@ def test_tick_without_trade_id_uses_its_source_coordinates() -> None:
     b = tick("", T0, venue="bybit", offset=8)
     out = proc.process(with_wmarks([a, b, tick("", T0, venue="bybit", offset=7)]))
     assert [u.offset for u in out.updates] == [7, 8]
-    assert out.counts == {SRC: (2, 0, 1)}
+    assert out.counts == {SRC: Tally(2, 0, 1)}
     assert [e.event_id for e in out.events] == [
         event_id(T0, "P", "bybit", "BTC-USDT", f"{SRC}@7"),
         event_id(T0, "P", "bybit", "BTC-USDT", f"{SRC}@8"),
@@ -191,11 +200,11 @@ def test_duplicates_are_dropped_and_counted_per_source() -> None:
         tick(11, T0 + 3, src="trades/1"), tick(12, T0 + 4, src="trades/1"),
     ]))  # fmt: skip
     assert [u.trade_id for u in out.updates] == ["10", "11", "12"]
-    assert out.counts == {SRC: (2, 0, 1), "trades/1": (1, 0, 1)}
+    assert out.counts == {SRC: Tally(2, 0, 1), "trades/1": Tally(1, 0, 1)}
     assert out.below_window == 0
     # An id below the window is counted as a duplicate and as below-window.
     out = proc.process(with_wmarks([tick(2, T0 + 5), tick(13, T0 + 6)]))
-    assert out.counts == {SRC: (1, 0, 1)}
+    assert out.counts == {SRC: Tally(1, 0, 1)}
     assert out.below_window == 1
     assert [u.seq for u in out.updates] == [4]
 
@@ -205,7 +214,7 @@ def test_non_numeric_ids_are_deduplicated_by_text() -> None:
     ids = ["9dc75fca", "0a1b", "9dc75fca", "ffff", "0a1b"]
     out = proc.process(with_wmarks([tick(i, T0 + n, venue="bybit", offset=n) for n, i in enumerate(ids)]))
     assert [u.trade_id for u in out.updates] == ["9dc75fca", "0a1b", "ffff"]
-    assert out.counts == {SRC: (3, 0, 2)}
+    assert out.counts == {SRC: Tally(3, 0, 2)}
     assert of_type(out.events, EventType.SEQUENCE_GAP) == []
 
 
@@ -267,7 +276,7 @@ def test_price_jump_becomes_a_dead_letter_and_an_event_on_the_symbol() -> None:
     out = proc.process(ticks)
     assert [u.price for u in out.updates] == [100.0, 119.0]  # compared with the last *accepted*
     assert [u.seq for u in out.updates] == [1, 2]
-    assert out.counts == {SRC: (2, 1, 0)}
+    assert out.counts == {SRC: Tally(2, 1, 0)}
     (dl,) = out.dead
     bad = ticks[1]
     assert dl.code == DLCode.PRICE_JUMP
@@ -308,7 +317,7 @@ def test_anomaly_is_flagged_not_rejected() -> None:
     assert body["zscore"] > 4.0
     assert flag.event_id == event_id(T0 + 31, "A", aggregate_of("binance", "BTC-USDT"), "31", SRC, 31)
     assert out.updates[-1].trade_id == "31", "the tick is still accepted"
-    assert out.counts == {SRC: (31, 0, 0)}
+    assert out.counts == {SRC: Tally(31, 0, 0)}
     # The flag comes right before the tick's PriceUpdated.
     types = [e.type for e in out.events]
     assert types[-2:] == [EventType.ANOMALY, EventType.PRICE_UPDATED]
@@ -462,7 +471,7 @@ def test_pickle_round_trip_gives_identical_continued_output() -> None:
     assert normalize(fa, whole=False) == normalize(fb, whole=False)
     # The continued input exercised the restored state: duplicates of both id kinds,
     # the price guard, the gap bookkeeping.
-    assert a.counts == b.counts == {SRC: (4, 1, 2)}
+    assert a.counts == b.counts == {SRC: Tally(4, 1, 2)}
     assert [dl.code for dl in b.dead] == [DLCode.PRICE_JUMP]
     assert [u.seq for u in b.updates] == [20, 21, 22, 23]
     gaps = of_type(a.events + fa.events, EventType.SEQUENCE_GAP)
@@ -502,8 +511,8 @@ def normalize(*outs: ShardOut, whole: bool = True) -> dict[str, Any]:
         for dl in out.dead:
             dead[dl.src].append(dl)
         for src, c in out.counts.items():
-            for i in range(3):
-                counts[src][i] += c[i]
+            for i, n in enumerate((c.accepted, c.rejected, c.duplicate)):
+                counts[src][i] += n
         missing += out.missing
         below += out.below_window
     for agg, evs in events.items():
