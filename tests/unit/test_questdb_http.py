@@ -1,4 +1,4 @@
-"""The QuestDB sink over ILP/HTTP against a local fake (tests/ilp_wire.py): protocol
+"""The QuestDB sink over ILP/HTTP against a local fake (tests/support/ilp_wire.py): protocol
 negotiation, flushing by rows/time/snapshot, retries, and errors that name the row."""
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ try:
 except ImportError as exc:  # pragma: no cover - the optional dependency guard
     raise MissingDependencyError("redis", "redis") from exc
 
-log = logging.getLogger("ticktape.sinks.redis_cache")
+log = logging.getLogger("ticktape.cache.redis")
 
 __all__ = ["RedisCache", "RedisConfig"]
 
