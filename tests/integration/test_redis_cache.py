@@ -20,6 +20,7 @@ import pytest
 from bytewax.run import cli_main
 from bytewax.testing import run_main
 
+from tests.support import records
 from tests.support.flows import config
 from ticktape.connectors.memory.messages import MemorySource
 from ticktape.flows import wiring
@@ -70,9 +71,10 @@ def price(symbol: str, v1: int, v2: int = 0, venue: str = "binance") -> Write:
 
 
 def candle(start: int, revision: int, close: float = 1.0, interval: int = 60) -> Candle:
-    return Candle(
-        "binance", "BTC-USDT", interval, start, start + interval * S, 1.0, 2.0, 0.5, close,
-        1.0, close, close, 1, 0.5, 0.5, "1", "2", revision, start + interval * S,
+    return records.candle(
+        venue="binance", symbol="BTC-USDT", interval=interval, start=start, end=start + interval * S, open=1.0,
+        high=2.0, low=0.5, close=close, volume=1.0, notional=close, vwap=close, trades=1, buy_volume=0.5,
+        sell_volume=0.5, first_trade_id="1", last_trade_id="2", revision=revision, ts_final=start + interval * S,
     )  # fmt: skip
 
 
