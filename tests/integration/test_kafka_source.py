@@ -178,6 +178,8 @@ def test_start_time_end_time_and_broker_timestamps(
 ) -> None:
     topic = kafka_topic(1)
     marks = []
+    # Real sleeps: Tansu stamps and searches the broker's append time (its own clock, see
+    # test_services.test_tansu_known_quirks), so the phases must be apart in real time.
     for phase in range(3):
         send(kafka_broker, topic, [tick(phase * 10 + i) for i in range(10)])
         time.sleep(0.05)
