@@ -75,7 +75,7 @@ def test_overload_queues_in_the_backlog_not_in_recv_to_sink() -> None:
     run = paced_run(400_000.0, symbols=50, duration=3.0, warmup=1.0)
     assert_balanced(run)
     assert run.lost == 0
-    assert 0 < run.mean_batch <= 2_000  # polls read at most one batch (batch_size 2000)
+    assert run.mean_batch > 0  # ticks per poll that read any (read and polls are sampled apart)
     assert run.achieved < SUSTAINED * run.offered, f"premise: this machine kept up with {run.offered:,.0f}/s"
     assert run.backlog_max > 0  # messages due but not read ...
     assert run.metrics["ticktape_source_backlog_messages"] > 0  # ... and exported
