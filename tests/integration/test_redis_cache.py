@@ -9,7 +9,6 @@ store, and the pipelining round trips and throughput.
 from __future__ import annotations
 
 import random
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -447,9 +446,9 @@ def test_flow_with_redis_down_counts_every_drop_and_a_replay_repairs(
 # -- pipelining ----------------------------------------------------------------------------------
 
 
-def test_pipelining_round_trips_and_throughput(
-    redis_server: RedisServer, record_property: Callable[[str, object], None]
-) -> None:
+def test_pipelining_costs_one_round_trip_per_batch(redis_server: RedisServer) -> None:
+    """Writes reach Redis as one compare-and-set script call per ``batch`` writes (the
+    speed of that, against plain pipelined SET, is the `redis` bench scenario's job)."""
     n, batch = 20_000, 500
     c = make(redis_server, batch=batch)
     writes = [price(f"S{i % 2000}-X", T + i) for i in range(n)]
@@ -459,22 +458,8 @@ def test_pipelining_round_trips_and_throughput(
         return int(raw.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0))
 
     before = calls("evalsha")
-    t0 = time.perf_counter()
-    for i in range(0, n, 2000):
-        c.put_many(writes[i : i + 2000])
-    cas = n / (time.perf_counter() - t0)
+    landed = sum(c.put_many(writes[i : i + 2000]) for i in range(0, n, 2000))
     assert calls("evalsha") - before == n // batch  # one round trip per `batch` writes
-    t0 = time.perf_counter()
-    for i in range(0, n, batch):
-        pipe = raw.pipeline(transaction=False)
-        for w in writes[i : i + batch]:
-            pipe.set(c.prefix + "plain/" + w.key, w.value, px=60_000)
-        pipe.execute()
-    plain = n / (time.perf_counter() - t0)
-    record_property("cas_writes_per_s", round(cas))
-    record_property("plain_set_writes_per_s", round(plain))
-    print(f"CAS {cas:,.0f} writes/s, plain pipelined SET {plain:,.0f} writes/s ({cas / plain:.2f}x)")
-    assert cas > plain / 10  # same order of magnitude (the bench measures it properly)
-    raw.delete(*(c.prefix + "plain/" + w.key for w in writes[:2000]))
+    assert landed == n  # every version is newer than the one before it
     c.clear()
     c.close()
