@@ -151,7 +151,7 @@ def _row_decoder(
     def decode_row(raw: bytes, src: str, offset: int, ts_recv: int, ts_kafka: int) -> list[Tick]:
         try:
             row: FreqtradeRow | RestTradeRow = decode(raw)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:
             raise map_decode_error(exc, raw) from exc
         return row.to_ticks(src, offset, ts_recv, ts_kafka, venue=venue, symbol=symbol)
 
@@ -161,7 +161,7 @@ def _row_decoder(
 def _json_rows(path: Path, data: bytes, what: str) -> list[msgspec.Raw]:
     try:
         return msgspec.json.decode(data, type=list[msgspec.Raw])
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise InputError(f"history file {path} is not {what}: {exc}") from exc
 
 
@@ -179,7 +179,7 @@ def _open_freqtrade(path: Path, spec: HistorySpec) -> tuple[Rows, Decoder]:
 def _open_kraken_rest(path: Path, spec: HistorySpec) -> tuple[Rows, Decoder]:
     try:
         doc = msgspec.json.decode(_read_all(path), type=RestTradesReply)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise InputError(f"history file {path} is not a Kraken REST trades reply: {exc}") from exc
     if doc.error:
         raise InputError(f"Kraken REST reply {path} reports errors: {doc.error}")
