@@ -209,7 +209,9 @@ def test_new_events_inside_a_deleted_batchs_id_range_are_stored_repeats_are_not(
     mine = [e for e in events if e.aggregate == agg]
     lo, hi = mine[0].ts_event, mine[-1].ts_event
     fresh = [  # new ids, times inside the deleted range of that aggregate
-        Event(event_id(ts, "C", agg, ts), EventType.CANDLE_REVISED, agg, 10_000 + i, ts, 0, b"{}", "candle/60")
+        Event(
+            event_id(ts, "C", agg, ts), EventType.CANDLE_REVISED, agg, 10_000 + i, ts, 0, b"{}", "candle/60"
+        )
         for i, ts in enumerate((lo + 1, (lo + hi) // 2, hi - 1))
     ]
     assert all(mine[0].event_id < e.event_id < mine[-1].event_id for e in fresh)
