@@ -83,7 +83,9 @@ class BatchDecoder:
     backfills, history replays) a tick more than ``max_ts_jump`` ahead of the partition's
     watermark is an outlier (dead letter ``TS_JUMP``) and does not move the watermark, so
     one future-dated row cannot make every later row late. :data:`JUMP_CONFIRM`
-    consecutive such ticks that agree with each other are taken as a real move. Live
+    consecutive such ticks that agree with each other are taken as a real move. A tick
+    more than ``max_ts_jump`` ahead of the receive clock (history is never in the future)
+    is a ``TS_JUMP`` too, which also guards a partition's first tick. Live
     sources bound event time by the receive clock instead (``TS_FUTURE``).
 
     Every failure, including an unexpected exception of a decoder, becomes a dead letter.
@@ -167,6 +169,12 @@ class BatchDecoder:
                     continue
                 ts = tick.ts_event
                 if ts > wmark:
+                    if max_jump and ts_recv and ts - ts_recv > max_jump:  # beyond the clock: never real
+                        jump = _jump_error(ts, ts_recv, max_jump, "the receive clock")
+                        dead.append(
+                            self._dead(jump, raw, offset, ts_recv, ts_kafka, index, len(decoded), tick)
+                        )
+                        continue
                     if max_jump and wmark and ts - wmark > max_jump:
                         run = run + 1 if run and abs(ts - last) <= max_jump else 1
                         last = ts
@@ -215,12 +223,12 @@ class BatchDecoder:
         )
 
 
-def _jump_error(ts: int, wmark: int, max_jump: int) -> RejectError:
+def _jump_error(ts: int, ref: int, max_jump: int, what: str = "the partition's watermark") -> RejectError:
     return RejectError(
         DLCode.TS_JUMP,
         "ts_event",
-        f"at most {max_jump / 1e9:g}s ahead of the partition's watermark {wmark}",
-        f"{ts} ({(ts - wmark) / 1e9:.3f}s ahead)",
+        f"at most {max_jump / 1e9:g}s ahead of {what} {ref}",
+        f"{ts} ({(ts - ref) / 1e9:.3f}s ahead)",
     )
 
 

@@ -240,7 +240,10 @@ def _open_csv(path: Path, spec: HistorySpec) -> tuple[Rows, Decoder]:
             text = raw.decode()
         except UnicodeDecodeError:
             raise bad_value("$", "UTF-8 text", short_repr(raw)) from None
-        cells = text.split(delim) if '"' not in text else next(csv.reader([text], delimiter=delim))
+        try:
+            cells = text.split(delim) if '"' not in text else next(csv.reader([text], delimiter=delim), [])
+        except csv.Error as exc:  # e.g. a carriage return inside the row
+            raise bad_value("$", "a CSV row", f"{short_repr(raw)} ({exc})") from None
         if len(cells) < width:
             missing = next(name for i, name in needed if i >= len(cells))
             raise DecodeError(DLCode.MISSING_FIELD, missing, "a value", "end of row")
