@@ -51,9 +51,16 @@ def decoder(fmt: str = "generic", *, check_clock: bool = False, **state: int) ->
     )
 
 
-def msgs(*raws: bytes, start: int = 0, ts_kafka: int = 0) -> list[tuple[int, bytes, int, int]]:
+def msgs(
+    *raws: bytes, start: int = 0, ts_kafka: int = 0, ts_recv: int = T0 + 10 * S
+) -> list[tuple[int, bytes, int, int]]:
     """``(offset, raw, ts_recv, ts_kafka)`` with consecutive offsets."""
-    return [(start + i, raw, T0 + 10 * S, ts_kafka) for i, raw in enumerate(raws)]
+    return [(start + i, raw, ts_recv, ts_kafka) for i, raw in enumerate(raws)]
+
+
+#: The receive clock of a replay of the recorded frames (after all of them: history is
+#: never in the future of the clock, see the watermark guard).
+REPLAY_NOW = 1_900_000_000 * S
 
 
 def test_decoder_for_known_and_unknown_formats() -> None:
@@ -213,7 +220,7 @@ def sample(name: str) -> bytes:
 
 def test_coinbase_frame_with_two_trades() -> None:
     d = decoder("coinbase")
-    batch = d.decode(msgs(sample("coinbase_ws_market_trades.json"), ts_kafka=T0))
+    batch = d.decode(msgs(sample("coinbase_ws_market_trades.json"), ts_kafka=T0, ts_recv=REPLAY_NOW))
     assert batch.n_read == 2
     assert [(t.trade_id, t.side, t.price) for t in batch.ticks] == [
         ("995098700", "buy", 68900.5),
@@ -250,7 +257,7 @@ def test_one_bad_trade_of_a_multi_trade_frame() -> None:
     ],
 )
 def test_real_venue_frames(fmt: str, name: str, trades: list[str]) -> None:
-    batch = decoder(fmt).decode(msgs(sample(name)))
+    batch = decoder(fmt).decode(msgs(sample(name), ts_recv=REPLAY_NOW))
     assert [t.trade_id for t in batch.ticks] == trades
     assert batch.n_read == len(trades)
     assert batch.dead == []
