@@ -15,6 +15,7 @@ from importlib.metadata import entry_points
 
 import click
 
+from ticktape.flows.terminal import printable
 from ticktape.schemas.errors import InputError, TicktapeError
 
 #: Developer commands and where they come from when they are missing.
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except TicktapeError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {printable(exc)}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)

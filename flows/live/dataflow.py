@@ -95,6 +95,9 @@ def shard_settings(cfg: Config) -> ShardSettings:
         stale_overrides={k: int(v) for k, v in d.stale_overrides.items()},
         live=cfg.run.mode == "live",
         candles=cfg.candles,
+        max_id_jump=d.max_id_jump,
+        max_keys=d.max_keys_per_shard,
+        shards=cfg.run.shards,
     )
 
 

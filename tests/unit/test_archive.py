@@ -32,6 +32,7 @@ from tests.support.archive import (
 )
 from ticktape.infra.observability.metrics import RunStats
 from ticktape.schemas.errors import ArchiveError
+from ticktape.schemas.ids import event_id
 from ticktape.schemas.records import Event, EventType
 from ticktape.sinks.archive import format as fmt
 from ticktape.sinks.archive.archiver import STEPS, Archiver, archive_all
@@ -195,6 +196,36 @@ def test_crash_at_every_step_then_a_fresh_archiver_finishes(log, tmp_path, step,
     assert all(same(got[i], e) for i, e in enumerate(events))
     assert not any(bodies(path).values())  # retention 0: all verified, all deleted
     assert verify(store, "ticktape", [path], deep=True).ok
+
+
+def test_new_events_inside_a_deleted_batchs_id_range_are_stored_repeats_are_not(log, tmp_path):
+    """Issue 13 item 5: after retention deleted archived bodies, a new event whose id falls
+    inside a deleted batch's id range (a CandleRevised of an old window, a late trade) was
+    dropped as "already stored". The kept ids tell a repeat from a new event exactly."""
+    path, events = log
+    store = LocalObjectStore(tmp_path / "store")
+    archiver = Archiver(path, 0, store, config(tmp_path / "store", retention="0s"))
+    assert archiver.run_once(force=True).error is None
+    archiver.close()
+    assert not any(bodies(path).values())  # every body deleted
+    agg = events[10].aggregate
+    mine = [e for e in events if e.aggregate == agg]
+    lo, hi = mine[0].ts_event, mine[-1].ts_event
+    fresh = [  # new ids, times inside the deleted range of that aggregate
+        Event(
+            event_id(ts, "C", agg, ts), EventType.CANDLE_REVISED, agg, 10_000 + i, ts, 0, b"{}", "candle/60"
+        )
+        for i, ts in enumerate((lo + 1, (lo + hi) // 2, hi - 1))
+    ]
+    assert all(mine[0].event_id < e.event_id < mine[-1].event_id for e in fresh)
+    part = EventLogPartition(path)
+    part.append([*mine[:5], *fresh, *mine[-5:]])  # repeats of deleted events around new ones
+    assert (part.rows_written, part.rows_ignored) == (3, 10)
+    part.append(fresh)  # now stored: repeats
+    assert (part.rows_written, part.rows_ignored) == (3, 13)
+    part.close()
+    got = EventStore(path.parent).query(type=EventType.CANDLE_REVISED)
+    assert sorted(e.event_id for e in got.events) == sorted(e.event_id for e in fresh)
 
 
 def test_crash_before_delete_keeps_bodies_until_the_next_pass(log, tmp_path):

@@ -207,10 +207,11 @@ def test_duplicates_are_dropped_and_counted_per_source() -> None:
     assert [u.trade_id for u in out.updates] == ["10", "11", "12"]
     assert out.counts == {SRC: Tally(2, 0, 1), "trades/1": Tally(1, 0, 1)}
     assert out.below_window == 0
-    # An id below the window is counted as a duplicate and as below-window.
+    # An id below the window cannot be judged: rejected visibly (STALE_ID), not a duplicate.
     out = proc.process(with_wmarks([tick(2, T0 + 5), tick(13, T0 + 6)]))
-    assert out.counts == {SRC: Tally(1, 0, 1)}
+    assert out.counts == {SRC: Tally(1, 1, 0)}
     assert out.below_window == 1
+    assert [(d.code, d.offset) for d in out.dead] == [(DLCode.STALE_ID, 2)]
     assert [u.seq for u in out.updates] == [4]
 
 
