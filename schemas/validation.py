@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Annotated
 
 import msgspec
 
+from ticktape.schemas.bounds import between
 from ticktape.schemas.durations import Duration
 from ticktape.schemas.errors import RejectError
 from ticktape.schemas.instruments.codes import standardize_cusip, standardize_isin
@@ -29,10 +31,18 @@ class ValidationRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     allow_list: tuple[str, ...] = ()
     max_future: Duration = Duration.parse("5s")
     max_past: Duration = Duration.parse("10m")
-    max_jump_pct: float = 20.0
-    zscore_threshold: float = 8.0
-    zscore_min_samples: int = 50
+    max_jump_pct: Annotated[float, between(0.0, 1e9)] = 20.0
+    zscore_threshold: Annotated[float, between(0.0, 1e9)] = 8.0
+    zscore_min_samples: Annotated[int, between(0, 1_000_000_000)] = 50
     check_instrument_ids: bool = True
+
+    def __post_init__(self) -> None:
+        try:
+            re.compile(self.symbol_pattern)
+        except re.error as exc:
+            raise ValueError(
+                f"symbol_pattern: expected a regular expression, got {self.symbol_pattern!r} ({exc})"
+            ) from None
 
 
 class TickValidator:

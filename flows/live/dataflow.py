@@ -19,15 +19,17 @@ from __future__ import annotations
 import gc
 import os
 import pickle
+import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
-from bytewax.inputs import Source
+from bytewax.inputs import FixedPartitionedSource, Source
 from bytewax.operators import StatefulBatchLogic
 
+from ticktape.connectors.stopping import StoppableSource
 from ticktape.flows import wiring
 from ticktape.flows.config import Config, load_config
 from ticktape.flows.live.routing import Router, split_dead, split_events, split_ticks
@@ -40,12 +42,19 @@ R = TypeVar("R")
 
 
 class _ShardLogic(StatefulBatchLogic[list[Tick], ShardOut, bytes]):
-    """Bytewax wrapper of :class:`ShardProcessor` (live mode: a wall-clock timer too)."""
+    """Bytewax wrapper of :class:`ShardProcessor` (live mode: a wall-clock timer too).
 
-    def __init__(self, proc: ShardProcessor, live: bool, recoverable: bool) -> None:
+    At the end of the input it closes every open window, unless the input ended because
+    of a graceful stop (``stop`` set) of a recoverable run: then the open windows stay in
+    the snapshot and the resumed run completes them, as if it had never stopped."""
+
+    def __init__(
+        self, proc: ShardProcessor, live: bool, recoverable: bool, stop: threading.Event | None = None
+    ) -> None:
         self.proc = proc
         self.live = live
         self.recoverable = recoverable
+        self.stop = stop
 
     def on_batch(self, values: list[list[Tick]]) -> tuple[Iterable[ShardOut], bool]:
         ticks = values[0] if len(values) == 1 else [t for v in values for t in v]
@@ -57,6 +66,8 @@ class _ShardLogic(StatefulBatchLogic[list[Tick], ShardOut, bytes]):
         return ([out] if not out.is_empty() else [], StatefulBatchLogic.RETAIN)
 
     def on_eof(self) -> tuple[Iterable[ShardOut], bool]:
+        if self.recoverable and self.stop is not None and self.stop.is_set():
+            return ([], StatefulBatchLogic.RETAIN)
         out = self.proc.flush()
         return ([out] if not out.is_empty() else [], StatefulBatchLogic.RETAIN)
 
@@ -105,6 +116,7 @@ def build_flow(
     outputs: Outputs | None = None,
     stats: RunStats | None = None,
     recoverable: bool = True,
+    stop: threading.Event | None = None,
 ) -> Dataflow:
     """The live flow. Missing ``source``/``outputs`` come from the config (embedded
     defaults); ``stats`` receives the accounting and latencies of the run. Building it
@@ -112,7 +124,11 @@ def build_flow(
 
     ``recoverable=False`` promises the flow runs without a recovery store (``ticktape run``
     without ``-r``): the keyed step then skips pickling its state at every epoch. Keep
-    the default whenever Bytewax may be given a recovery directory."""
+    the default whenever Bytewax may be given a recovery directory.
+
+    ``stop``: the graceful shutdown's flag (:mod:`ticktape.flows.shutdown`): once set, the
+    source partitions end at their next poll (:class:`~ticktape.connectors.stopping.StoppableSource`)
+    and the flow drains and ends."""
     tune_gc()
     if cfg is None:
         cfg = load_config(os.environ.get("TICKTAPE_CONFIG"))
@@ -121,6 +137,8 @@ def build_flow(
     stats.configure(live=cfg.run.mode == "live", symbol_labels=cfg.metrics.symbol_labels)
     if source is None:
         source = wiring.make_source(cfg, stats)
+    if stop is not None and isinstance(source, FixedPartitionedSource):
+        source = StoppableSource(source, stop)
     if outputs is None:
         outputs = wiring.make_outputs(cfg, stats)
     settings = shard_settings(cfg)
@@ -148,7 +166,7 @@ def build_flow(
 
     keyed = op.flat_map("split_shards", batches, to_shards)
     processed = op.stateful_batch("process", keyed, lambda resume: _ShardLogic(
-        pickle.loads(resume) if resume else ShardProcessor(settings), settings.live, recoverable  # noqa: S301 - our own snapshot
+        pickle.loads(resume) if resume else ShardProcessor(settings), settings.live, recoverable, stop  # noqa: S301 - our own snapshot
     ))  # fmt: skip
     outs: Stream[tuple[str, ShardOut]] = op.map("shard_out", processed, _count_out(stats))
 

@@ -21,11 +21,12 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import msgspec
 
-from ticktape.schemas.durations import Duration
+from ticktape.schemas.bounds import between
+from ticktape.schemas.durations import Duration, PositiveDuration
 from ticktape.sinks.objectstore.base import TransientStoreError
 
 T = TypeVar("T")
@@ -39,9 +40,9 @@ class RetryPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     best), ``"equal"`` (``[ceiling/2, ceiling]``) or ``"none"`` (exactly ``ceiling``).
     """
 
-    attempts: int = 6
-    base: Duration = Duration.parse("100ms")
-    cap: Duration = Duration.parse("10s")
+    attempts: Annotated[int, between(1, 100)] = 6
+    base: PositiveDuration = PositiveDuration.parse("100ms")
+    cap: PositiveDuration = PositiveDuration.parse("10s")
     jitter: Literal["full", "equal", "none"] = "full"
 
     def __post_init__(self) -> None:
