@@ -23,6 +23,7 @@ from ticktape.connectors.kafka.config import KafkaSourceConfig
 from ticktape.connectors.synthetic.feed import SyntheticConfig
 from ticktape.flows.loader.config import LoaderConfig
 from ticktape.flows.steps.candles import CandleConfig
+from ticktape.infra.observability.logs import redact
 from ticktape.schemas.bounds import Count, Port, between
 from ticktape.schemas.durations import PositiveDuration, dec_hook, enc_hook
 from ticktape.schemas.errors import ConfigError
@@ -242,7 +243,8 @@ def from_dict(data: dict[str, Any]) -> Config:
         if key and field:  # a __post_init__ check: "<field>: expected ..." - at `$.<section>`
             key = f"{key}.{field[1]}"
         value = _value_at(data, key) if key else _MISSING
-        if value is not _MISSING and not isinstance(value, dict) and repr(value) not in text:
+        # numbers only: a string may be a secret (a URL with a password, a key)
+        if isinstance(value, int | float) and repr(value) not in text:
             text += f" (got {_short(value)})"
         raise ConfigError(f"invalid configuration: {text}", key=key) from None
     except ConfigError as exc:
@@ -276,7 +278,24 @@ def load_config(
     return from_dict(data)
 
 
+#: Key fragments that mark a secret (librdkafka's ``sasl.password``, ``ssl.key.pem``, ...).
+SECRET_MARKERS = ("password", "secret", "passphrase", "private.key", "keytab", "token")
+MASK = "***"
+
+
 def dump_config(cfg: Config) -> dict[str, Any]:
-    """The effective configuration as plain data (durations as text)."""
-    out: dict[str, Any] = msgspec.to_builtins(cfg, enc_hook=enc_hook)
+    """The effective configuration as plain data (durations as text), safe to print:
+    values under secret-looking keys are masked and credentials in URLs redacted (the
+    configuration refuses secrets, this is the second line)."""
+    out: dict[str, Any] = _masked(msgspec.to_builtins(cfg, enc_hook=enc_hook))
     return out
+
+
+def _masked(node: Any, key: str = "") -> Any:
+    if isinstance(node, dict):
+        return {k: _masked(v, str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_masked(v, key) for v in node]
+    if any(marker in key.lower() for marker in SECRET_MARKERS):
+        return MASK
+    return redact(node) if isinstance(node, str) else node

@@ -148,15 +148,17 @@ def build_flow(
     flow = Dataflow("ticktape")
     batches = op.input("source", flow, source)
 
-    live = settings.live
+    # history files carry no receive clock: their "venue -> recv" would be years
+    clocked = settings.live and cfg.source.kind != "file"
 
     def to_shards(batch: TickBatch) -> list[tuple[str, list[Tick]]]:
         stats.count_source(batch.src, batch.n_read, len(batch.dead))
         if batch.dead:
             stats.count_dead(dl.code for dl in batch.dead)
+        if batch.events:  # dead-letter events, and the source's own (Kafka offset gaps)
             stats.count_events(e.type for e in batch.events)
         ticks = batch.ticks
-        if live and ticks:
+        if clocked and ticks:
             recv = [t.ts_recv for t in ticks]
             stats.latency.record("venue_to_recv", recv, [t.ts_event for t in ticks])
             kafka = [(t.ts_recv, t.ts_kafka) for t in ticks if t.ts_kafka]

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from ticktape.connectors.kafka.config import librdkafka_config
+from ticktape.connectors.kafka.config import check_file_settings, librdkafka_config
 from ticktape.schemas.bounds import between
 from ticktape.schemas.errors import ConfigError
 
@@ -58,6 +58,11 @@ class KafkaOutputConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     partitions: Annotated[int, between(1, 4096)] = 4
     on_delivery_error: Literal["fail", "log"] = "fail"
     producer: dict[str, str | int | float | bool] = {}
+
+    def __post_init__(self) -> None:
+        # as the source's `consumer`: refused when the file is read (config check/show
+        # too), not only when the outputs start
+        check_file_settings(self.producer, "outputs.kafka.producer")
 
     def producer_config(self, env: Mapping[str, str] | None = None) -> dict[str, Any]:
         """The librdkafka settings of every producer: defaults, ``producer``, then the

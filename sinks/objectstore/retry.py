@@ -94,20 +94,27 @@ def call_with_retry(
     """Call ``fn`` until it returns, retrying ``TransientStoreError`` per ``policy``.
 
     ``on_retry(retry, delay_seconds, error)`` is called before each wait (metrics, logs);
-    ``what`` names the operation in messages (``"put s3://bucket/key"``).
+    ``what`` names the operation in messages (``"put s3://bucket/key"``). Retries are
+    logged at DEBUG and counted by ``on_retry``; an operation that succeeds after
+    retries logs one INFO line; one that gives up raises for the caller to report (a
+    transient outage is not a WARNING per attempt).
     """
     attempt = 1
     while True:
         try:
-            return fn()
+            result = fn()
         except TransientStoreError as exc:
             if attempt >= policy.attempts:
                 raise RetriesExhaustedError(what, attempt, exc) from exc
             delay = policy.delay(attempt, rng)
-            log.warning(
+            log.debug(
                 "%s: attempt %d/%d failed (%s); retrying in %.3fs", what, attempt, policy.attempts, exc, delay
             )
             if on_retry is not None:
                 on_retry(attempt, delay, exc)
             sleep(delay)
             attempt += 1
+            continue
+        if attempt > 1:
+            log.info("%s: succeeded at attempt %d/%d", what, attempt, policy.attempts)
+        return result
