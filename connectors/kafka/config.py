@@ -38,6 +38,11 @@ if TYPE_CHECKING:  # importable without the `kafka` extra: ticktape.flows.config
     from confluent_kafka import KafkaError, TopicPartition
 
 ConfValue: TypeAlias = str | int | float | bool
+#: The header ``ticktape produce --file`` puts on history rows: the message was produced
+#: long after its trade, so its broker timestamp is no receive clock for it. The source
+#: then skips the future/past rule for that message, as it does for the history file
+#: itself; messages without it (live feeds) keep the rule against the broker time.
+HISTORY_HEADER = ("ticktape-origin", b"history")
 ENV_PREFIX = "TICKTAPE_KAFKA_"
 #: Variables with the prefix that are not librdkafka keys.
 RESERVED_ENV = frozenset({"TICKTAPE_KAFKA_BOOTSTRAP"})
