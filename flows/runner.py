@@ -149,7 +149,7 @@ def run(
         try:
             flow = build_flow(
                 cfg, source=source, outputs=outputs, stats=stats, recoverable=recovery_dir is not None,
-                stop=shutdown.stop,
+                stop=shutdown.stop, process_id=process_id or 0,
             )  # fmt: skip
             recovery = init_recovery(recovery_dir) if recovery_dir is not None else None
             cli_main(  # type: ignore[no-untyped-call]

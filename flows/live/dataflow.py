@@ -117,6 +117,7 @@ def build_flow(
     stats: RunStats | None = None,
     recoverable: bool = True,
     stop: threading.Event | None = None,
+    process_id: int = 0,
 ) -> Dataflow:
     """The live flow. Missing ``source``/``outputs`` come from the config (embedded
     defaults); ``stats`` receives the accounting and latencies of the run. Building it
@@ -140,7 +141,7 @@ def build_flow(
     if stop is not None and isinstance(source, FixedPartitionedSource):
         source = StoppableSource(source, stop)
     if outputs is None:
-        outputs = wiring.make_outputs(cfg, stats)
+        outputs = wiring.make_outputs(cfg, stats, process_id=process_id)
     settings = shard_settings(cfg)
     shard_router = Router(cfg.run.shards)
     event_router = Router(cfg.eventlog.partitions)

@@ -88,11 +88,14 @@ class Archiver:
         clock: Callable[[], int] = time.time_ns,
         fault: Fault | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        process_id: int = 0,
     ) -> None:
         self.path, self.partition, self.store, self.cfg = log_path, partition_index, store, cfg
         self.clock, self.fault, self.sleep = clock, fault, sleep
         self.metrics: ArchiveMetrics = metrics_for(stats)
         self.units = UnitLog(log_path, partition_index)
+        #: this file's name in the keys (fixed at the first pass of the file)
+        self.writer = self.units.writer(fmt.writer_name(cfg.job, process_id))
         self._next_at = 0
         self._next_compress = 0
         self._thread: threading.Thread | None = None
@@ -186,7 +189,7 @@ class Archiver:
         out: Objects = {}
         for part in fmt.build_parts(self.units.batches(unit)):
             key = fmt.object_key(
-                cfg.prefix, part.stream, part.hour, self.partition, unit.first_row, unit.last_row
+                cfg.prefix, part.stream, part.hour, self.partition, unit.first_row, unit.last_row, self.writer
             )
             data = fmt.write_parquet(part, level=cfg.zstd_level, row_group_rows=cfg.row_group_rows)
             out[key] = (part.stream, part.table.num_rows, data, sha256_of(data))
@@ -301,7 +304,12 @@ def archive_all(
 
 
 def make_archiver(
-    log_path: Path, partition_index: int, cfg: ArchiveConfig, stats: RunStats | None = None
+    log_path: Path,
+    partition_index: int,
+    cfg: ArchiveConfig,
+    stats: RunStats | None = None,
+    process_id: int = 0,
 ) -> Archiver:
-    """The in-flow archiver of one event-log partition (the event-log sink's maintainer)."""
-    return Archiver(log_path, partition_index, open_archive_store(cfg), cfg, stats)
+    """The in-flow archiver of one event-log partition (the event-log sink's maintainer);
+    ``process_id``: this process's id in its cluster (part of the writer's name)."""
+    return Archiver(log_path, partition_index, open_archive_store(cfg), cfg, stats, process_id=process_id)

@@ -25,7 +25,9 @@ class ArchiveConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """``[archive]``: where and when event-log batches are archived, and what stays local.
 
     ``store``: a directory, ``file://`` URL or ``s3://bucket/prefix`` (``s3`` supplies the
-    endpoint and client settings); empty: ``<data_dir>/archive``. Triggers: ``batch_rows`` pending rows, the oldest
+    endpoint and client settings); empty: ``<data_dir>/archive``. ``job`` names this job
+    in the keys (with the process id and a random id per event-log file), so jobs and
+    processes sharing a bucket and prefix never collide. Triggers: ``batch_rows`` pending rows, the oldest
     pending batch logged ``batch_age`` ago, or a pending event older than ``max_age``
     (event time). Local bodies are deleted ``retention`` after verification; meanwhile
     they are zstd-compressed in place (``retained_codec``; a trained dictionary only if it
@@ -37,6 +39,7 @@ class ArchiveConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     store: str = ""
     s3: S3Config | None = None
     prefix: str = "ticktape"
+    job: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.]{1,40}$")] = "ticktape"
     batch_rows: Annotated[int, between(1, 100_000_000)] = 100_000
     batch_age: Duration = Duration.parse("5m")
     max_age: Duration = Duration.parse("1h")

@@ -97,6 +97,8 @@ SCHEMA = (
         compressed_at INTEGER
     )""",
     "CREATE INDEX IF NOT EXISTS archive_units_by_row ON archive_units(first_row)",
+    # This file's name in archive keys (ticktape.sinks.archive.format.writer_name), set once.
+    "CREATE TABLE IF NOT EXISTS archive_writer (id INTEGER PRIMARY KEY CHECK (id = 1), name TEXT NOT NULL)",
     # Local compression of archived-but-retained bodies (ticktape.sinks.eventlog.compression).
     "CREATE TABLE IF NOT EXISTS zstd_dicts (id INTEGER PRIMARY KEY, created INTEGER NOT NULL, bytes BLOB NOT NULL)",
     """CREATE TABLE IF NOT EXISTS compression_stats (
