@@ -40,6 +40,7 @@ from typing import TypeVar
 
 import msgspec
 
+from ticktape.infra.observability.crashpoints import declare, reach
 from ticktape.infra.observability.logs import get_logger, operation
 from ticktape.infra.observability.metrics import RunStats
 from ticktape.schemas.errors import ArchiveError
@@ -55,6 +56,9 @@ log = get_logger("archive")
 T = TypeVar("T")
 Fault = Callable[[str, str], None]
 STEPS = ("before_put", "after_put", "after_head", "after_mark", "before_delete")
+CRASH_POINTS = {
+    step: declare(f"archive.{step}", f"an archive unit {step.replace('_', ' ')}") for step in STEPS
+}
 
 
 class PassResult(msgspec.Struct):
@@ -205,6 +209,7 @@ class Archiver:
         )
 
     def _step(self, step: str, key: str) -> None:
+        reach(CRASH_POINTS[step])
         if self.fault is not None:
             self.fault(step, key)
 

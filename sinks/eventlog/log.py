@@ -35,6 +35,7 @@ from pathlib import Path
 
 import msgspec
 
+from ticktape.infra.observability.crashpoints import declare, reach
 from ticktape.infra.observability.logs import get_logger
 from ticktape.schemas.ids import stable_bucket
 from ticktape.schemas.records import Event, EventType
@@ -114,6 +115,8 @@ SCHEMA = (
 )
 
 log = get_logger("eventlog")
+CRASH_UNCOMMITTED = declare("eventlog.uncommitted", "a batch written inside its open transaction")
+CRASH_COMMITTED = declare("eventlog.committed", "a batch committed, before the snapshot that covers it")
 _enc = msgspec.msgpack.Encoder()
 _dec = msgspec.msgpack.Decoder(list[Event])
 
@@ -302,6 +305,8 @@ class EventLogPartition:
                 "INSERT INTO meta(key, value) VALUES ('next_row', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (first_row + len(new),),
             )
+            reach(CRASH_UNCOMMITTED)
+        reach(CRASH_COMMITTED)
         self.next_row = first_row + len(new)
         self.rows_written += len(new)
 
