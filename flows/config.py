@@ -279,7 +279,7 @@ def load_config(
 
 
 #: Key fragments that mark a secret (librdkafka's ``sasl.password``, ``ssl.key.pem``, ...).
-SECRET_MARKERS = ("password", "secret", "passphrase", "private.key", "keytab", "token")
+SECRET_MARKERS = ("password", "secret", "passphrase", "private.key", "keytab")
 MASK = "***"
 
 

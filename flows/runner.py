@@ -127,30 +127,31 @@ def run(
             key="metrics.port",
         )
     serve = cfg.metrics.enabled if serve is None else serve
-    if outputs is None and cfg.cache.warm_on_start:
-        warmed = warm_cache(cfg)
-        if warmed:
-            log.info("warmed the cache with %d prices from the event log", warmed)
     stop_metrics = None
     port: int | None = None
-    if serve:
-        base = cfg.metrics.port
-        port = base + (process_id or 0) if base else 0  # each cluster process: base + process id
-        try:
-            stop_metrics = serve_metrics(stats, cfg.metrics.host, port)
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot serve metrics on {cfg.metrics.host}:{port}: {exc} (set [metrics] port, or 0 for any)"
-            ) from None
-        port = stop_metrics.port  # type: ignore[attr-defined]
-        log.info("metrics on http://%s:%s/metrics", cfg.metrics.host, port)
-    t0 = time.perf_counter()
     with GracefulShutdown() as shutdown:
+        # built first: a source or output that cannot work fails here, before anything starts
+        flow = build_flow(
+            cfg, source=source, outputs=outputs, stats=stats, recoverable=recovery_dir is not None,
+            stop=shutdown.stop, process_id=process_id or 0,
+        )  # fmt: skip
+        if outputs is None and cfg.cache.warm_on_start:
+            warmed = warm_cache(cfg)
+            if warmed:
+                log.info("warmed the cache with %d prices from the event log", warmed)
+        if serve:
+            base = cfg.metrics.port
+            port = base + (process_id or 0) if base else 0  # each cluster process: base + process id
+            try:
+                stop_metrics = serve_metrics(stats, cfg.metrics.host, port)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot serve metrics on {cfg.metrics.host}:{port}: {exc} (set [metrics] port, or 0 for any)"
+                ) from None
+            port = stop_metrics.port  # type: ignore[attr-defined]
+            log.info("metrics on http://%s:%s/metrics", cfg.metrics.host, port)
+        t0 = time.perf_counter()
         try:
-            flow = build_flow(
-                cfg, source=source, outputs=outputs, stats=stats, recoverable=recovery_dir is not None,
-                stop=shutdown.stop, process_id=process_id or 0,
-            )  # fmt: skip
             recovery = init_recovery(recovery_dir) if recovery_dir is not None else None
             cli_main(  # type: ignore[no-untyped-call]
                 flow,
