@@ -28,7 +28,7 @@ from ticktape.flows.shutdown import GracefulShutdown
 from ticktape.flows.wiring import Outputs
 from ticktape.infra.observability.logs import get_logger
 from ticktape.infra.observability.metrics import RunStats, serve_metrics
-from ticktape.schemas.errors import ConfigError, StopFailedError
+from ticktape.schemas.errors import ConfigError, SinkError, StopFailedError, TicktapeError
 from ticktape.schemas.records import TickBatch
 from ticktape.sinks.cache import embedded as cache_mod
 from ticktape.sinks.cache.api import CacheBackend
@@ -89,6 +89,19 @@ def warm_cache(cfg: Config, *, shared: bool = True) -> int:
     finally:
         if not (shared and cfg.cache.backend == "embedded"):
             cache.close()
+
+
+def user_error(exc: BaseException) -> TicktapeError | None:
+    """The ticktape error (a source or sink that cannot work, a bad input) behind an
+    exception of the dataflow: Bytewax wraps what a step raised in its own errors."""
+    seen: set[int] = set()
+    node: BaseException | None = exc
+    while node is not None and id(node) not in seen:
+        if isinstance(node, TicktapeError):
+            return node
+        seen.add(id(node))
+        node = node.__cause__ or node.__context__
+    return None
 
 
 def init_recovery(recovery_dir: Path, partitions: int = 1) -> RecoveryConfig:
@@ -162,8 +175,12 @@ def run(
                 recovery_config=recovery,
             )
         except Exception as exc:
+            cause = user_error(exc) or next(filter(None, map(user_error, stats.close_errors)), None)
             if shutdown.signum is None:
-                raise
+                if cause is None:
+                    raise  # a bug: its traceback is what helps
+                log.debug("the dataflow stopped on an error", exc_info=exc)
+                raise cause.with_traceback(None) from None
             raise StopFailedError(
                 f"{shutdown.signal_name}: the drain failed ({type(exc).__name__}: {exc}); "
                 "the next run resumes from the last snapshot",
@@ -173,6 +190,13 @@ def run(
             elapsed = time.perf_counter() - t0
             if stop_metrics is not None:
                 stop_metrics()
+        if stats.close_errors:  # the run ended, but an output could not finish its writes
+            failed = stats.close_errors[0]
+            if shutdown.signum is not None:
+                raise StopFailedError(
+                    f"{shutdown.signal_name}: the drain failed: {failed}", exit_code=shutdown.exit_code
+                ) from failed
+            raise user_error(failed) or SinkError(f"closing an output failed: {failed}") from failed
     outs = {
         "events": str(wiring.events_dir(cfg)),
         "dead_letters": str(wiring.dead_letters_dir(cfg)),

@@ -10,6 +10,7 @@ with ``error:`` and exit with status 2, without a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 from importlib.metadata import entry_points
 
@@ -73,6 +74,9 @@ _register()
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
+    # A step that fails inside Bytewax is reported as one `error:` line (the runner finds
+    # the ticktape error behind Bytewax's); Rust's own panic note then stays one line too.
+    os.environ["RUST_BACKTRACE"] = "0"
     try:
         cli.main(args=argv, prog_name="ticktape", standalone_mode=False)
     except click.exceptions.Abort:

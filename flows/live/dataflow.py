@@ -28,6 +28,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import FixedPartitionedSource, Source
 from bytewax.operators import StatefulBatchLogic
+from bytewax.outputs import FixedPartitionedSink, Sink
 
 from ticktape.connectors.stopping import StoppableSource
 from ticktape.flows import wiring
@@ -37,6 +38,7 @@ from ticktape.flows.steps.shard import ShardOut, ShardProcessor, ShardSettings
 from ticktape.flows.wiring import Outputs
 from ticktape.infra.observability.metrics import RunStats
 from ticktape.schemas.records import Candle, PriceUpdate, Tick, TickBatch
+from ticktape.sinks.base.guarded import GuardedSink
 
 R = TypeVar("R")
 
@@ -146,6 +148,9 @@ def build_flow(
     shard_router = Router(cfg.run.shards)
     event_router = Router(cfg.eventlog.partitions)
 
+    def guarded(sink: Sink[Any]) -> Sink[Any]:
+        return GuardedSink(sink, stats.close_errors) if isinstance(sink, FixedPartitionedSink) else sink
+
     flow = Dataflow("ticktape")
     batches = op.input("source", flow, source)
 
@@ -178,25 +183,25 @@ def build_flow(
         shard_events = op.flat_map("shard_events", outs, lambda o: split_events(o[1].events, event_router))
         all_events = op.merge("all_events", src_events, shard_events)
         for i, event_sink in enumerate(outputs.events):
-            op.output(f"events_{i}", all_events, event_sink)
+            op.output(f"events_{i}", all_events, guarded(event_sink))
     if outputs.dead_letters:
         src_dead = op.flat_map("source_dead", batches, lambda b: split_dead(b.dead, event_router))
         shard_dead = op.flat_map("shard_dead", outs, lambda o: split_dead(o[1].dead, event_router))
         all_dead = op.merge("all_dead", src_dead, shard_dead)
         for i, dead_sink in enumerate(outputs.dead_letters):
-            op.output(f"dead_letters_{i}", all_dead, dead_sink)
+            op.output(f"dead_letters_{i}", all_dead, guarded(dead_sink))
     if outputs.cache:
         cache_items = op.filter_map("cache_items", outs, _cache_item)
         for i, cache_sink in enumerate(outputs.cache):
-            op.output(f"cache_{i}", cache_items, cache_sink)
+            op.output(f"cache_{i}", cache_items, guarded(cache_sink))
     if outputs.prices:
         prices = op.filter_map("prices", outs, lambda o: (o[0], o[1].updates) if o[1].updates else None)
         for i, price_sink in enumerate(outputs.prices):
-            op.output(f"prices_{i}", prices, price_sink)
+            op.output(f"prices_{i}", prices, guarded(price_sink))
     if outputs.candles:
         candles = op.filter_map("candles", outs, lambda o: (o[0], o[1].candles) if o[1].candles else None)
         for i, candle_sink in enumerate(outputs.candles):
-            op.output(f"candles_{i}", candles, candle_sink)
+            op.output(f"candles_{i}", candles, guarded(candle_sink))
     return flow
 
 

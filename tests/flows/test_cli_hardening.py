@@ -277,3 +277,24 @@ def _render(table: object) -> str:
     console = Console(width=200, record=True)
     console.print(table)
     return console.export_text()
+
+
+def test_an_output_that_fails_inside_the_flow_is_one_error_line_not_an_abort(tmp_path):
+    """A step's error inside Bytewax used to end in a Rust panic and, when a sink's
+    close failed while Bytewax unwound, an abort (status 134) without the cause. Here a
+    Redis cache that must not drop writes (`on_unavailable = "fail"`) at a closed port."""
+    args = [
+        "run", "--data-dir", str(tmp_path / "data"), "--set", "run.mode='replay'", "--set", "metrics.enabled=false",
+        "--set", "cache.backend='redis'", "--set", "cache.redis.url='redis://127.0.0.1:1/0'",
+        "--set", "cache.redis.on_unavailable='fail'", "--set", "cache.redis.timeout='200ms'",
+        "--set", "source.synthetic.duration='2s'",
+    ]  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "ticktape.flows.cli.main", *args],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: redis redis://127.0.0.1:1/0 unreachable")
+    assert "Traceback" not in result.stderr
+    assert "stack backtrace" not in result.stderr
