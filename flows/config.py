@@ -1,4 +1,4 @@
-"""Typed, frozen configuration (DESIGN section 9).
+"""Typed, frozen configuration (docs/architecture.md, "Configuration").
 
 One TOML file, every section a frozen ``msgspec.Struct`` that rejects unknown keys, plus
 environment overrides ``TICKTAPE__<SECTION>__<KEY>=<value>`` (value parsed as TOML when it

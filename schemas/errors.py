@@ -88,4 +88,4 @@ class SourceError(TicktapeError):
 
 
 class ArchiveError(TicktapeError):
-    """The archive protocol could not complete a step (see DESIGN section 5)."""
+    """The archive protocol could not complete a step (docs/architecture.md, "The archive")."""

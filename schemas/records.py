@@ -1,4 +1,4 @@
-"""Normalized records (DESIGN section 2).
+"""Normalized records (docs/architecture.md, "Records").
 
 All times are ``int`` nanoseconds since the Unix epoch, UTC; no ``datetime`` in the hot
 path. Records are ``msgspec.Struct`` with ``array_like=True`` so that they encode
@@ -184,7 +184,7 @@ class Tally(msgspec.Struct, gc=False):
 class TickBatch(msgspec.Struct, gc=False):
     """What a source partition emits per poll: decoded ticks plus the messages that
     could not be decoded or broke a stateless rule. ``n_read`` counts records read
-    (trades decoded + undecodable messages) for the accounting of DESIGN 3.1."""
+    (trades decoded + undecodable messages) for the accounting (docs/architecture.md, "Accounting")."""
 
     src: str
     ticks: list[Tick]

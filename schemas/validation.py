@@ -1,4 +1,4 @@
-"""Validation rules (DESIGN section 3.2).
+"""Validation rules (docs/architecture.md, "Validation").
 
 Stateless rules run in the source partition right after decoding (:class:`TickValidator`);
 the two rules that need per-symbol history, the price-jump check and the z-score anomaly

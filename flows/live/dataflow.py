@@ -1,4 +1,4 @@
-"""The live dataflow (DESIGN section 3).
+"""The live dataflow (docs/architecture.md, "Data path").
 
 ``build_flow(cfg, *, source=None, outputs=None, stats=None)`` builds nothing at import time,
 so ``python -m bytewax.run "ticktape.flows.live.dataflow:build_flow()"`` (config from ``TICKTAPE_CONFIG``),

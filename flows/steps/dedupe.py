@@ -1,4 +1,4 @@
-"""Bounded-memory duplicate and gap detection per symbol (DESIGN section 3.3).
+"""Bounded-memory duplicate and gap detection per symbol (docs/architecture.md, "Dedupe and gaps").
 
 Numeric trade ids use an anti-replay window: the high-water mark ``hwm`` plus a bitmap of
 the last ``window`` ids below it (bit ``i`` set = id ``hwm - i`` seen). An id inside the

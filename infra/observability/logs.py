@@ -1,4 +1,4 @@
-"""Logging for people and for log pipelines (DESIGN section 10).
+"""Logging for people and for log pipelines (docs/architecture.md, "Logs and metrics").
 
 Every record carries the run id, the component (logger name below ``ticktape.``) and the
 operation it belongs to (``run``, ``replay``, ``backfill``, an archive batch, ...), set

@@ -1,4 +1,4 @@
-"""The local event log (DESIGN section 5): durable, append-only, idempotent, per partition.
+"""The local event log (docs/architecture.md, "Event log"): durable, append-only, idempotent, per partition.
 
 Layout: ``<data_dir>/events/part-NNN.sqlite``, one SQLite file (WAL) per event-log
 partition; an aggregate always lives in partition ``stable_bucket(aggregate)``, so the

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support import records
 from tests.support.archive import (
     HOUR,
     T0,
@@ -31,7 +32,7 @@ from tests.support.archive import (
 )
 from ticktape.infra.observability.metrics import RunStats
 from ticktape.schemas.errors import ArchiveError
-from ticktape.schemas.records import Event, EventType, PriceUpdate
+from ticktape.schemas.records import Event, EventType
 from ticktape.sinks.archive import format as fmt
 from ticktape.sinks.archive.archiver import STEPS, Archiver, archive_all
 from ticktape.sinks.archive.reader import KEY, ArchiveReader, unit_keys
@@ -109,16 +110,18 @@ _text = st.text(max_size=12) | st.sampled_from(
 _int = st.integers(-(2**63), 2**63 - 1)
 _float = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0.1, -0.0, 5e-324, 1e300])
 _update = st.builds(
-    PriceUpdate, _text, _text, _float, _float, _text, _text, _int, _int, _int, _int, _int, _text, _int
-)
+    records.price_update, venue=_text, symbol=_text, price=_float, size=_float, side=_text, trade_id=_text,
+    ts_event=_int, ts_kafka=_int, ts_recv=_int, ts_proc=_int, seq=_int, src=_text, offset=_int,
+)  # fmt: skip
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(_update, st.booleans()), min_size=1, max_size=30), st.booleans())
 def test_any_price_update_round_trips_byte_for_byte(items, hostile_only):
     events = [
-        Event(f"id{i}", EventType.PRICE_UPDATED, f"{u.symbol}@{u.venue}", i, u.ts_event, 0, msgspec.json.encode(u),
-              f"{u.src}@{u.offset}" if derived else "c")
+        records.event(event_id=f"id{i}", type=EventType.PRICE_UPDATED, aggregate=f"{u.symbol}@{u.venue}", seq=i,
+                      ts_event=u.ts_event, ts_logged=0, payload=msgspec.json.encode(u),
+                      causation=f"{u.src}@{u.offset}" if derived else "c")
         for i, (u, derived) in enumerate(items)
     ]  # fmt: skip
     if hostile_only:  # all on the fast path when no payload needs escapes

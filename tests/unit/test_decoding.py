@@ -4,7 +4,6 @@ partition watermark, dead letters with deterministic ids, DeadLettered events, n
 from __future__ import annotations
 
 import itertools
-import json
 from pathlib import Path
 
 import msgspec
@@ -12,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.support import records
 from ticktape.schemas.decoding import FORMATS, BatchDecoder, dead_letter_event, decoder_for
 from ticktape.schemas.errors import InputError
 from ticktape.schemas.ids import event_id
@@ -33,16 +33,9 @@ def generic(
     symbol: str = "btc/usd",
     **extra: object,
 ) -> bytes:
-    body = {
-        "venue": "Test",
-        "symbol": symbol,
-        "price": price,
-        "size": 2.5,
-        "side": side,
-        "trade_id": trade,
-        "ts_event": ts,
-    }
-    return json.dumps(body | extra).encode()
+    return records.trade_message(
+        venue="Test", symbol=symbol, price=price, size=2.5, side=side, trade_id=trade, ts_event=ts, **extra
+    )
 
 
 def decoder(fmt: str = "generic", *, check_clock: bool = False, **state: int) -> BatchDecoder:
@@ -115,7 +108,7 @@ def test_undecodable_message_becomes_a_dead_letter_and_an_event() -> None:
     assert batch.ticks == []
     assert batch.n_read == 1, "an undecodable message counts as one record read"
     (dl,) = batch.dead
-    assert dl == DeadLetter(
+    assert dl == records.dead_letter(
         dl_id=event_id(T0 - S, "DL", SRC, 7, 0),
         code=DLCode.DECODE_ERROR,
         message=dl.message,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import pickle
 
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.support import records
 from ticktape.schemas.durations import Duration
 from ticktape.schemas.errors import DataError, RejectError
 from ticktape.schemas.records import DLCode, Tick
@@ -20,12 +22,8 @@ S = 1_000_000_000
 T_RECV = 1_700_000_000 * S
 
 
-def tick(**fields: object) -> Tick:
-    base: dict[str, object] = {
-        "venue": "binance", "symbol": "BTC-USDT", "price": 100.0, "size": 1.0, "side": "buy",
-        "trade_id": "1", "ts_event": T_RECV - S, "ts_recv": T_RECV, "src": "trades/0", "offset": 0,
-    }  # fmt: skip
-    return Tick(**(base | fields))  # type: ignore[arg-type]
+#: A valid tick received at T_RECV, a second after its event time (no trade number).
+tick = functools.partial(records.tick, ts_event=T_RECV - S, ts_recv=T_RECV, trade_no=-1)
 
 
 def validator(check_clock: bool = True, **rules: object) -> TickValidator:

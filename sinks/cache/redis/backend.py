@@ -57,7 +57,7 @@ try:
 except ImportError as exc:  # pragma: no cover - the optional dependency guard
     raise MissingDependencyError("redis", "redis") from exc
 
-log = logging.getLogger("ticktape.sinks.redis_cache")
+log = logging.getLogger("ticktape.cache.redis")
 
 __all__ = ["RedisCache", "RedisConfig"]
 
@@ -69,7 +69,12 @@ REFUSED: tuple[type[Exception], ...] = (rx.AuthenticationError, rx.Authorization
 
 
 class RedisCache:
-    """:class:`~ticktape.sinks.cache.api.CacheBackend` on Redis (see the module docstring)."""
+    """:class:`~ticktape.sinks.cache.api.CacheBackend` on Redis (see the module docstring).
+
+    ``clock``: monotonic seconds, read once per call (not per write) to time the
+    reconnection backoff; tests pass a fake one to step past a backoff without sleeping.
+    Value expiry is Redis's own clock (the ``PX`` TTLs), not this one.
+    """
 
     def __init__(
         self,
@@ -79,8 +84,10 @@ class RedisCache:
         client: redis.Redis[bytes] | None = None,
         stats: RedisCacheStats | None = None,
         per_key: bool = False,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cfg = cfg
+        self.clock = clock
         self.prefix = cfg.key_prefix
         self._owns_client = client is None
         self.client = connect(cfg) if client is None else client
@@ -110,7 +117,7 @@ class RedisCache:
         """Whether to try Redis now: the backoff says so, or another cache of this
         process reached Redis after this one last failed (the other partitions follow
         the first one that reconnects instead of sleeping out their own backoff)."""
-        return self._backoff.ready(time.monotonic()) or self.counters.last_success > self._failed_at
+        return self._backoff.ready(self.clock()) or self.counters.last_success > self._failed_at
 
     def _send(self, writes: Sequence[Write]) -> int:
         landed = 0
@@ -180,7 +187,7 @@ class RedisCache:
             raise SinkError(
                 f"redis {self._where()}: {exc} (the password is read from {PASSWORD_ENV[0]})"
             ) from exc
-        now = time.monotonic()
+        now = self.clock()
         self._failed_at = now
         first = self._down_since is None
         if first:
@@ -193,11 +200,9 @@ class RedisCache:
         )
 
     def _recovered(self) -> None:
-        self.counters.last_success = time.monotonic()
+        self.counters.last_success = self.clock()
         if self._down_since is not None:
-            log.info(
-                "redis %s reachable again after %.1fs", self._where(), time.monotonic() - self._down_since
-            )
+            log.info("redis %s reachable again after %.1fs", self._where(), self.clock() - self._down_since)
             self.counters.set_up(id(self), True, reconnected=True)
             self._down_since = None
         self._backoff.succeeded()
