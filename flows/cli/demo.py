@@ -168,24 +168,26 @@ def demo(
     from ticktape.flows.runner import run as run_flow
 
     fault = 0.002 if faults else 0.0
+    flags: dict[str, tuple[str, Any]] = {
+        "run.workers": ("-w/--workers", workers),
+        "metrics.port": ("--metrics-port", metrics_port),
+    }
     if files:
-        source: dict[str, Any] = {
-            "kind": "file",
-            "file": {"paths": [str(f) for f in files], "rate": rate if rate != 5000.0 else 0.0},
-        }
+        source: dict[str, Any] = {"kind": "file", "file": {"paths": [str(f) for f in files]}}
+        flags["source.file.rate"] = ("--rate", rate if rate != 5000.0 else 0.0)
         mode = "replay"
     else:
         source = {"kind": "synthetic", "synthetic": {
-            "symbols": symbols, "rate": rate, "duration": duration, "duplicate_rate": fault,
-            "out_of_order_rate": fault, "gap_rate": fault / 2, "malformed_rate": fault,
+            "duplicate_rate": fault, "out_of_order_rate": fault, "gap_rate": fault / 2, "malformed_rate": fault,
         }}  # fmt: skip
+        flags |= {
+            "source.synthetic.rate": ("--rate", rate),
+            "source.synthetic.symbols": ("--symbols", symbols),
+            "source.synthetic.duration": ("--duration", duration),
+        }
         mode = "live"
-    extra = {
-        "source": source,
-        "run": {"mode": mode, "workers": workers},
-        "metrics": {"port": metrics_port},
-    }
-    cfg, run_id = load(extra=extra, **common)
+    extra = {"source": source, "run": {"mode": mode}}
+    cfg, run_id = load(extra=extra, flags=flags, **common)
     set_process_operation("demo")
     out = console()
     out.print(

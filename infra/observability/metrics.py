@@ -84,6 +84,9 @@ class RunStats:
         #: ``[metrics] symbol_labels``: the only symbols that get a ``symbol`` label.
         self.symbol_labels: frozenset[str] = frozenset()
         self.symbol_ticks: Counter[tuple[str, str]] = Counter()
+        #: Errors of sink partitions' ``close()`` (kept so a failure while Bytewax
+        #: unwinds cannot abort the process; the runner reports them).
+        self.close_errors: list[BaseException] = []
 
     def configure(self, *, live: bool = False, symbol_labels: Iterable[str] = ()) -> None:
         """Set what the flow knows about the run (``build_flow`` calls this)."""
