@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from bytewax.errors import BytewaxRuntimeError
 from bytewax.inputs import Source
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
@@ -25,7 +26,7 @@ from ticktape.flows.live.dataflow import build_flow
 from ticktape.flows.wiring import Outputs
 from ticktape.infra.observability.logs import get_logger
 from ticktape.infra.observability.metrics import RunStats, serve_metrics
-from ticktape.schemas.errors import ConfigError
+from ticktape.schemas.errors import ConfigError, TicktapeError
 from ticktape.schemas.records import TickBatch
 from ticktape.sinks.cache import embedded as cache_mod
 from ticktape.sinks.cache.api import CacheBackend
@@ -96,6 +97,19 @@ def init_recovery(recovery_dir: Path, partitions: int = 1) -> RecoveryConfig:
     return RecoveryConfig(str(recovery_dir))  # type: ignore[no-untyped-call]
 
 
+def ticktape_cause(exc: BaseException) -> TicktapeError | None:
+    """The first :class:`TicktapeError` in the cause/context chain of ``exc``: what a
+    step, source or sink raised inside Bytewax, which wraps it in its own error."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, TicktapeError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def run(
     cfg: Config,
     *,
@@ -141,6 +155,12 @@ def run(
             epoch_interval=timedelta(seconds=cfg.run.epoch_interval.seconds),
             recovery_config=recovery,
         )
+    except BytewaxRuntimeError as exc:
+        cause = ticktape_cause(exc)
+        if cause is None:
+            raise
+        log.debug("the flow stopped on %s", type(cause).__name__, exc_info=exc)
+        raise cause from None  # one `error:` line (a sink or source failure), not a traceback
     finally:
         elapsed = time.perf_counter() - t0
         if stop_metrics is not None:

@@ -50,7 +50,7 @@ def pom_path(server: str) -> Path:
 
 def server_version(server: str) -> str:
     """The version of ``server`` pinned in its pom (e.g. ``9.3.4``)."""
-    import xml.etree.ElementTree as ET  # noqa: S405 - our own checked-in pom
+    import xml.etree.ElementTree as ET
 
     ns = {"m": "http://maven.apache.org/POM/4.0.0"}
     root = ET.parse(pom_path(server)).getroot()  # noqa: S314
@@ -126,13 +126,13 @@ def server_jars(server: str, *, env: Mapping[str, str] | None = None, fetch: boo
                     stdin=subprocess.DEVNULL,
                 )  # fmt: skip
             except subprocess.TimeoutExpired:
-                raise ServiceError(server, f"`{' '.join(argv)}` did not finish in {FETCH_TIMEOUT:.0f}s") from None
+                raise ServiceError(
+                    server, f"`{' '.join(argv)}` did not finish in {FETCH_TIMEOUT:.0f}s"
+                ) from None
             jars = sorted(tmp.glob("*.jar"))
             if done.returncode != 0 or not jars:
                 output = (done.stdout + done.stderr).strip()[-3000:] or "(no output)"
-                raise ServiceError(
-                    server, f"`{' '.join(argv)}` failed (exit {done.returncode}):\n{output}"
-                )
+                raise ServiceError(server, f"`{' '.join(argv)}` failed (exit {done.returncode}):\n{output}")
             tmp.rename(target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

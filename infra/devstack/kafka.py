@@ -177,7 +177,11 @@ class ApacheKafka(KafkaBroker):
 
     def prepare(self, port: int) -> None:
         super().prepare(port)
-        if self.controller_port is None or self.controller_port == port or not ports.port_is_free(self.controller_port):
+        if (
+            self.controller_port is None
+            or self.controller_port == port
+            or not ports.port_is_free(self.controller_port)
+        ):
             self.controller_port = ports.free_port()
         (self.work_dir / "log4j2.properties").write_text(_LOG4J2)
         (self.work_dir / "server.properties").write_text(self.properties(port, self.controller_port))

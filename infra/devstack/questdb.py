@@ -28,8 +28,15 @@ QUESTDB_JVM_OPTIONS: tuple[str, ...] = (
     "-Xms128m", "-Xmx512m", "-XX:+UseParallelGC", "-Djava.awt.headless=true",
 )  # fmt: skip
 PG_USER = "admin"
-PG_PASSWORD = "quest"  # QuestDB's default; this server listens on 127.0.0.1 only
+PG_PASSWORD = "quest"  # noqa: S105 - QuestDB's well-known default; this server listens on 127.0.0.1 only
 PG_DATABASE = "qdb"
+
+
+def taken_port(port: int | None) -> int:
+    """``port``, chosen by :meth:`QuestDBServer.prepare` (never None there)."""
+    if port is None:
+        raise ServiceError("questdb", "a port was not chosen")
+    return port
 
 
 class QuestDBServer(Service):
@@ -92,10 +99,11 @@ class QuestDBServer(Service):
                     current = ports.free_port()
                 setattr(self, attr, current)
             taken.add(current)
-        assert self.pg_port is not None and self.ilp_port is not None
         conf = self.root / "conf"
         conf.mkdir(parents=True, exist_ok=True)
-        (conf / "server.conf").write_text(self.server_conf(port, self.pg_port, self.ilp_port))
+        (conf / "server.conf").write_text(
+            self.server_conf(port, taken_port(self.pg_port), taken_port(self.ilp_port))
+        )
 
     # -- client addresses ----------------------------------------------------------------
 

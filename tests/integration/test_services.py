@@ -115,7 +115,9 @@ def test_offsets_for_times_of_messages_stamped_now(
         consumer.close()
 
 
-def test_idempotent_producer_and_group_commit(any_broker: KafkaBroker, broker_topic: Callable[..., str]) -> None:
+def test_idempotent_producer_and_group_commit(
+    any_broker: KafkaBroker, broker_topic: Callable[..., str]
+) -> None:
     from confluent_kafka import Producer, TopicPartition
 
     topic = broker_topic(2)
@@ -158,7 +160,9 @@ def test_transactions(any_broker: KafkaBroker, broker_topic: Callable[..., str])
     from confluent_kafka import Producer, TopicPartition
 
     topic = broker_topic(1)
-    producer = Producer({"bootstrap.servers": any_broker.bootstrap_servers, "transactional.id": f"tx-{topic}"})
+    producer = Producer(
+        {"bootstrap.servers": any_broker.bootstrap_servers, "transactional.id": f"tx-{topic}"}
+    )
     producer.init_transactions(10)
     for value, commit in ((b"kept-1", True), (b"aborted", False), (b"kept-2", True)):
         producer.begin_transaction()
@@ -184,7 +188,9 @@ def test_transactions(any_broker: KafkaBroker, broker_topic: Callable[..., str])
     assert values == [b"kept-1", b"kept-2"]
 
 
-def test_fetch_watermarks_and_partition_eof(any_broker: KafkaBroker, broker_topic: Callable[..., str]) -> None:
+def test_fetch_watermarks_and_partition_eof(
+    any_broker: KafkaBroker, broker_topic: Callable[..., str]
+) -> None:
     """The fetch path reports the true high watermark; a bounded reader can rely on EOF."""
     from confluent_kafka import KafkaError, Producer, TopicPartition
 
@@ -250,7 +256,10 @@ def _error_name(exc: BaseException) -> str:
 
 
 def test_where_the_brokers_differ(
-    any_broker: KafkaBroker, broker_topic: Callable[..., str], broker_admin: Any, request: pytest.FixtureRequest
+    any_broker: KafkaBroker,
+    broker_topic: Callable[..., str],
+    broker_admin: Any,
+    request: pytest.FixtureRequest,
 ) -> None:
     """Pins each broker's answer where Tansu and Apache Kafka differ (see DIFFERENCES)."""
     from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Producer, TopicPartition
@@ -295,7 +304,9 @@ def test_where_the_brokers_differ(
     seen["log_append_time_honoured"] = kind == TIMESTAMP_LOG_APPEND_TIME and ts > old + 60_000
 
     errors: list[Any] = []
-    big = Producer({"bootstrap.servers": servers, "message.max.bytes": 5_000_000, "message.timeout.ms": 10_000})
+    big = Producer(
+        {"bootstrap.servers": servers, "message.max.bytes": 5_000_000, "message.timeout.ms": 10_000}
+    )
     big.produce(topic, b"x" * 2_000_000, partition=0, on_delivery=lambda err, _m: errors.append(err))
     big.flush(15)
     seen["oversized_message"] = errors[0].name() if errors[0] is not None else "accepted"
@@ -570,7 +581,9 @@ def test_fixed_busy_port_fails_with_reason(tmp_path: Path) -> None:
             RedisServer(tmp_path, port=busy.getsockname()[1]).start(timeout=10)
 
 
-@pytest.mark.parametrize("cls", [ApacheKafka, QuestDBServer, TansuBroker, MotoS3, RedisServer, PrometheusServer])
+@pytest.mark.parametrize(
+    "cls", [ApacheKafka, QuestDBServer, TansuBroker, MotoS3, RedisServer, PrometheusServer]
+)
 def test_each_service_starts_answers_and_stops(tmp_path: Path, cls: type[Service]) -> None:
     service = cls(tmp_path).start()
     pid, port = service.pid, service.port
@@ -586,7 +599,9 @@ def test_each_service_starts_answers_and_stops(tmp_path: Path, cls: type[Service
     service.stop()  # idempotent
 
 
-def test_jvm_servers_listen_on_loopback_only(kafka_broker: ApacheKafka, questdb_server: QuestDBServer) -> None:
+def test_jvm_servers_listen_on_loopback_only(
+    kafka_broker: ApacheKafka, questdb_server: QuestDBServer
+) -> None:
     """Every listening socket of the two JVMs is bound to 127.0.0.1 (from /proc/net/tcp*)."""
     for server in (kafka_broker, questdb_server):
         assert server.pid is not None
