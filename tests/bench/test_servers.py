@@ -1,5 +1,5 @@
 """Scenarios against real local servers (started by the scenarios): kafka (Tansu),
-archive (moto S3), redis (redis-server), questdb (a loopback ILP listener)."""
+archive (moto S3), redis (redis-server), questdb (a real QuestDB from Maven Central)."""
 
 from __future__ import annotations
 

@@ -532,3 +532,23 @@ def test_server_down_mid_run_then_back_loses_nothing(
         server, f'SELECT count() AS n FROM "{tables["prices_table"]}" WHERE symbol = %s', ["LATE-USD"]
     )
     assert rows == [{"n": 50}]
+
+
+# -- the benchmark scenario ------------------------------------------------------------------
+
+
+def test_bench_scenario_writes_every_row_into_the_server(questdb_server: QuestDBServer) -> None:
+    """``ticktape bench -s questdb`` on a small input: both sides acknowledged, every row there
+    (the scenario checks the counts itself and drops its tables)."""
+    from ticktape.infra.bench.questdb import questdb_scenario
+
+    m = questdb_scenario(rows=3000, repeats=1, server=questdb_server)
+    assert m.scenario == "questdb"
+    assert m.value > 0
+    assert m.baseline > 0
+    assert m.extra["rows"] == 3000
+    assert "ILP/HTTP into QuestDB 9." in m.extra["transport"]
+    left = qdb.query(
+        questdb_server, "SELECT table_name FROM tables() WHERE table_name LIKE %s", ["bench_prices_%"]
+    )
+    assert left == []
