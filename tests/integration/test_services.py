@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -641,11 +642,20 @@ def _assert_gone(pids: list[int], port_list: list[int]) -> None:
 
 
 def test_stack_up_status_down(tmp_path: Path) -> None:
+    """The default stack; its env block runs the README's local walk-through."""
+    import json
+
     import psycopg
 
     state = tmp_path / "devstack"
     try:
         info = stack_up(state)
+        records = json.loads((state / "stack.json").read_text())["services"]
+        extra_ports = [
+            records["kafka"]["controller_port"],
+            records["questdb"]["pg_port"],
+            records["questdb"]["ilp_port"],
+        ]
         assert [s.kind for s in info.services] == ["kafka", "questdb", "s3", "redis", "prometheus"]
         status = stack_status(state)
         assert all(s.alive and s.ready for s in status.services), status
@@ -661,11 +671,42 @@ def test_stack_up_status_down(tmp_path: Path) -> None:
         assert "export TICKTAPE_REDIS_URL=redis://127.0.0.1:" in status.env_block()
         again = stack_up(state)  # idempotent: the running services are kept
         assert [(s.pid, s.port) for s in again.services] == [(s.pid, s.port) for s in info.services]
+        _walk_through(tmp_path / "work", env)
     finally:
         stack_down(state)
-    _assert_gone([s.pid for s in info.services if s.pid], [s.port for s in info.services])
+    _assert_gone([s.pid for s in info.services if s.pid], [s.port for s in info.services] + extra_ports)
     assert not state.exists()
     assert stack_status(state).services == ()
+
+
+def _walk_through(work: Path, env: dict[str, str]) -> None:
+    """README, "Local stack": questdb init, produce, run, then count over the PG wire."""
+    import psycopg
+
+    from tests.support.cli import ok, ticktape, write_config
+
+    job = {
+        "source": {"kind": "kafka", "kafka": {"topic": "ticks", "end": "launch"}},
+        "outputs": {"questdb": {"enabled": True}},
+        "metrics": {"enabled": False},
+    }
+    write_config(work / "job.toml", job)
+    ok(ticktape("questdb", "init", env=env, cwd=work))
+    produced = ok(ticktape("produce", "--topic", "ticks", "--partitions", "2", "--synthetic", "--rate", "3000", "--duration", "1s", env=env, cwd=work))  # fmt: skip
+    assert "0 failed" in produced
+    bootstrap = f"source.kafka.bootstrap_servers={env['TICKTAPE_KAFKA_BOOTSTRAP']}"
+    out = ok(
+        ticktape(
+            "run", "-c", "job.toml", "-r", "ticktape-data/recovery", "--set", bootstrap, env=env, cwd=work
+        )
+    )
+    accepted = int(re.search(r"([\d,]+) records in", out)[1].replace(",", ""))  # type: ignore[index]
+    assert accepted >= 2900
+    with psycopg.connect(env["TICKTAPE_QUESTDB_PG"], password="quest", autocommit=True) as conn:
+        deadline = time.monotonic() + 30
+        while conn.execute("SELECT count() FROM ticktape_prices").fetchone() != (accepted,):
+            assert time.monotonic() < deadline, "rows not applied"
+            time.sleep(0.2)
 
 
 def test_stack_cli_processes_outlive_the_command(tmp_path: Path) -> None:
