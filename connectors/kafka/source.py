@@ -50,7 +50,7 @@ from ticktape.connectors.kafka.offsets import (
 )
 from ticktape.infra.observability.logs import get_logger
 from ticktape.infra.observability.metrics import RunStats
-from ticktape.schemas.decoding import FORMATS, BatchDecoder
+from ticktape.schemas.decoding import FORMATS, BatchDecoder, DecoderState
 from ticktape.schemas.errors import MissingDependencyError, SourceError
 from ticktape.schemas.records import TickBatch
 from ticktape.schemas.validation import TickValidator, ValidationRules
@@ -64,7 +64,7 @@ __all__ = ["KafkaSource", "KafkaSourceConfig", "end_offsets_at"]
 log = get_logger("kafka")
 _EOF = KafkaError._PARTITION_EOF
 _NO_END = 1 << 62
-State = tuple[int, tuple[int, int]]
+State = tuple[int, DecoderState]
 """``(next_offset, (decoder watermark, decoder event seq))`` of one partition."""
 
 
@@ -281,9 +281,9 @@ class KafkaSource(FixedPartitionedSource[TickBatch, State]):
         conf = {**self._conf, "error_cb": events.on_error, "on_commit": events.on_commit}
         resume_offset = resume_state[0] if resume_state is not None else None
         start, bounds, why = plan_partition(conf, self.cfg, p, resume_offset)
-        wmark, dl_seq = resume_state[1] if resume_state is not None else (0, 0)
+        dstate = resume_state[1] if resume_state is not None else None
         validator = TickValidator(self.rules, check_clock=self.check_clock)
-        decoder = BatchDecoder(for_part, self.decode, validator, wmark=wmark, dl_seq=dl_seq)
+        decoder = BatchDecoder.resume(for_part, self.decode, validator, dstate)
         part = _KafkaPartition(
             open_consumer(conf, self.cfg.group), self.cfg.topic, p, decoder, events, start, bounds,
             batch_size=self.batch_size, poll_timeout=self.cfg.poll_timeout.seconds, group=self.cfg.group,

@@ -1,4 +1,4 @@
-"""Local dev/test infrastructure: real servers as loopback processes (DESIGN section 8).
+"""Local dev/test infrastructure: real servers as loopback processes (docs/architecture.md, "Tests").
 
 ``ticktape.infra.devstack.services`` has one class per server (Apache Kafka and QuestDB from
 Maven Central, Tansu, moto, Redis, Prometheus; the JVM ones in ``kafka`` and ``questdb``,

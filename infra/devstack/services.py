@@ -1,4 +1,4 @@
-"""The local servers of the dev/test stack, each a process on 127.0.0.1.
+"""The local servers of the dev/test stack, each a process on 127.0.0.1 (docs/architecture.md, "Tests").
 
 =================  ===============================================  ==========================
 class              program                                          readiness

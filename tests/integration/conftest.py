@@ -11,9 +11,9 @@ environment), ``kafka_topic`` (factory: a fresh topic with N partitions),
 configure; stopped at the end of the test).
 
 A service that cannot start raises (:class:`ticktape.infra.devstack.errors.ServiceError` with its log tail):
-the test errors, it is never skipped (DESIGN section 11). The JVM servers' jars are
-fetched with Maven on first use (``make test`` fetches them first); the summary at the end
-of the run lists each server's version and start-up time.
+the test errors, it is never skipped (docs/architecture.md, "Tests"). The JVM servers'
+jars are fetched with Maven on first use (``make test`` fetches them first); the summary at
+the end of the run lists each server's version and start-up time.
 """
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ def test_offsets_for_times_of_messages_stamped_now(
         stamps.append(int(time.time() * 1000))
         producer.produce(topic, value=b"x%d" % i, partition=0)
         producer.flush(10)
-        time.sleep(0.1)
+        time.sleep(0.1)  # real time: Tansu stamps the broker's append time (its own clock)
     consumer = _consumer(any_broker)
     try:
         for i in range(4):
