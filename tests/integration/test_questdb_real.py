@@ -522,9 +522,11 @@ def test_server_down_mid_run_then_back_loses_nothing(
     part.write_batch([late[25:]])
     revive = threading.Thread(target=lambda: (time.sleep(1.0), server.start()))
     revive.start()
-    with caplog.at_level("WARNING", logger="ticktape.sinks.questdb"):
-        part.snapshot()  # retries until the server is back
-    revive.join()
+    try:
+        with caplog.at_level("WARNING", logger="ticktape.sinks.questdb"):
+            part.snapshot()  # retries until the server is back
+    finally:
+        revive.join()  # before the fixture stops the server: no server outlives the test
     assert any("retrying the flush of 25 rows" in r.getMessage() for r in caplog.records)
     part.close()
     qdb.wait_applied(server, tables["prices_table"])
