@@ -193,10 +193,12 @@ SeriesKey = tuple[str, str, int]  # venue, symbol, interval
 class CandleEngine:
     """All candle state of one shard. Not thread-safe (one per shard).
 
-    The caller feeds it, in each source partition's order, the partition's watermark
-    (:meth:`observe_watermark`, the largest ``ts_event`` seen: grace is applied here) and
-    the accepted ticks (:meth:`add`); :meth:`tick_clock` is the live-mode idle close and
-    :meth:`flush` the end of input. Emitted candles are appended to the ``out`` lists.
+    The caller feeds it, in each source partition's order, the accepted ticks (:meth:`add`);
+    each tick carries its partition's watermark (``wmark``, the largest ``ts_event`` seen:
+    grace is applied here), and the windows it closes are emitted before the tick is added.
+    :meth:`observe_watermark` moves a watermark without a tick, :meth:`tick_clock` is the
+    live-mode idle close and :meth:`flush` the end of input. Emitted candles are appended to
+    the ``out`` lists.
     """
 
     def __init__(self, cfg: CandleConfig, *, live: bool) -> None:
@@ -212,15 +214,14 @@ class CandleEngine:
         ] = {}  # partition -> heap of (end, venue, symbol, interval, start)
         self._expiry: dict[str, list[tuple[int, str, str, int, int]]] = {}
         self._filled_upto: dict[str, int] = {}
+        # partition -> the tick watermark above which a window closes (or an empty window is
+        # due): below it a tick's watermark changes nothing but the late rule, which reads
+        # the tick's own watermark, so the engine advances only at window ends
+        self._due: dict[str, int] = {}
 
     def window_start(self, ts: int, interval: int) -> int:
         off = self.cfg.offset
         return (ts - off) // interval * interval + off
-
-    def closing_threshold(self, src: str) -> int:
-        """The partition watermark (largest ``ts_event``) that :meth:`observe_watermark`
-        must exceed to close anything: callers skip the call below it (hot path)."""
-        return self.wm.get(src, NO_WATERMARK) + self.cfg.grace
 
     def observe_watermark(self, src: str, max_ts_event: int, out: list[Candle]) -> None:
         """Partition ``src`` has seen event times up to ``max_ts_event``: move its candle
@@ -229,12 +230,19 @@ class CandleEngine:
 
     def late_detail(self, t: Tick) -> str:
         """Why :meth:`add` refused ``t`` (the ``LATE_TICK`` dead letter's message)."""
-        behind = (self.wm.get(t.src, NO_WATERMARK) - t.ts_event) / 1e9
+        behind = (self._watermark(t) - t.ts_event) / 1e9
         return (
             f"field `ts_event`: expected a time inside an open window or within the revision "
             f"horizon ({self.cfg.revision_horizon.seconds:g}s) of a closed one, got "
             f"{t.ts_event} ({behind:.3f}s behind the watermark)"
         )
+
+    def _watermark(self, t: Tick) -> int:
+        """The candle watermark of ``t``'s partition as of ``t`` (its own watermark minus
+        grace, or later when the idle close moved it)."""
+        wm = t.wmark - self.cfg.grace
+        moved = self.wm.get(t.src, NO_WATERMARK)
+        return moved if moved > wm else wm
 
     def _advance(self, src: str, wm: int, out: list[Candle]) -> None:
         """Move partition ``src``'s candle watermark to ``wm`` and emit the candles it
@@ -252,6 +260,18 @@ class CandleEngine:
             expired = self.series.get((venue, symbol, interval))
             if expired is not None:
                 expired.closed.pop(start, None)
+        self._set_due(src)
+
+    def _set_due(self, src: str) -> None:
+        """Recompute when partition ``src`` next has work (see ``_due``)."""
+        heap = self._closing.get(src)
+        due = heap[0][0] if heap else END_OF_TIME
+        if self.cfg.fill_empty:
+            step = min(self.intervals)
+            boundary = self.window_start(self.wm.get(src, NO_WATERMARK), step) + step
+            if boundary < due:
+                due = boundary
+        self._due[src] = due + self.cfg.grace if due < END_OF_TIME else END_OF_TIME
 
     def _close_until(self, src: str, bound: int, out: list[Candle]) -> None:
         heap = self._closing.get(src)
@@ -303,8 +323,11 @@ class CandleEngine:
             series.next_start = start
 
     def add(self, t: Tick, out: list[Candle]) -> bool:
-        """Add an accepted tick; returns False if it is too late for some interval (the
-        caller rejects it; nothing was changed)."""
+        """Add an accepted tick, after emitting the windows its watermark closes; returns
+        False if it is too late for some interval (the caller rejects it; nothing but those
+        closes happened)."""
+        if t.wmark > self._due.get(t.src, NO_WATERMARK):
+            self._advance(t.src, t.wmark - self.cfg.grace, out)
         by_symbol = self._by_symbol.get(t.venue)
         sym = by_symbol.get(t.symbol) if by_symbol is not None else None
         if sym is not None and sym.lo <= t.ts_event < sym.hi:  # fast path: every current window
@@ -337,7 +360,7 @@ class CandleEngine:
         return sym
 
     def _add_slow(self, t: Tick, out: list[Candle]) -> bool:
-        wm = self.wm.get(t.src, NO_WATERMARK)
+        wm = self._watermark(t)
         horizon = self.cfg.revision_horizon
         starts = []
         for interval in self.intervals:
@@ -370,10 +393,10 @@ class CandleEngine:
                     self._close(t.src, series, t.venue, t.symbol, interval, start, window, out)
                     continue
                 series.open[start] = window
-                heapq.heappush(
-                    self._closing.setdefault(t.src, []),
-                    (start + interval, t.venue, t.symbol, interval, start),
-                )
+                heap = self._closing.setdefault(t.src, [])
+                heapq.heappush(heap, (start + interval, t.venue, t.symbol, interval, start))
+                if heap[0][0] == start + interval:  # the partition's next close moved earlier
+                    self._set_due(t.src)
             if series.cur is None or start >= series.cur_start:
                 series.cur, series.cur_start, series.cur_end = window, start, start + interval
         sym.common_range()

@@ -161,13 +161,12 @@ class ShardProcessor:
         candles: list[Candle] = []
         closed: list[Candle] = []
         encode, price_updated = _enc.encode, EventType.PRICE_UPDATED
-        cur_src, cnt, cur_wm, closes_above = "", Tally(), 0, 0
+        cur_src, cnt, cur_wm = "", Tally(), 0
         for t in ticks:
             src = t.src
             if src != cur_src:  # batches usually hold one source partition: look it up once
                 cur_src, cur_wm = src, wmarks.get(src, 0)
                 cnt = counts.get(src) or counts.setdefault(src, Tally())
-                closes_above = engine.closing_threshold(src) if engine is not None else 0
             wmark = t.wmark
             if wmark > cur_wm:
                 cur_wm = wmarks[src] = wmark
@@ -217,17 +216,13 @@ class ShardProcessor:
                     cnt.rejected += 1
                     continue
             if engine is not None:
-                if wmark > closes_above:
-                    engine.observe_watermark(src, wmark, closed)
-                    closes_above = engine.closing_threshold(src)
-                    if closed:
-                        self._candle_events(closed, candles, events)
-                if not engine.add(t, closed):
+                added = engine.add(t, closed)  # first closes what the tick's watermark ends
+                if closed:
+                    self._candle_events(closed, candles, events)
+                if not added:
                     dead.append(self._late_dead_letter(st, t, engine, causation, events))
                     cnt.rejected += 1
                     continue
-                if closed:
-                    self._candle_events(closed, candles, events)
             z = guard.observe(price, z_threshold > 0.0 and guard.n >= z_min)
             if z and abs(z) > z_threshold:
                 events.append(self._event(
