@@ -20,7 +20,7 @@ from ticktape.flows.steps.dedupe import DUPLICATE, JUMP, NEW, STALE, KeyWindow, 
 from ticktape.flows.steps.slots import SlotState
 from ticktape.schemas.decoding import dead_letter_event
 from ticktape.schemas.errors import RejectError
-from ticktape.schemas.ids import candle_event_id, event_id, price_event_id, stable_bucket
+from ticktape.schemas.ids import PriceIds, candle_event_id, event_id, stable_bucket
 from ticktape.schemas.records import (
     Candle,
     DeadLetter,
@@ -75,8 +75,8 @@ class ShardOut(msgspec.Struct, gc=False):
 
 class SymbolState(SlotState):
     __slots__ = (
-        "agg", "ev_seq", "guard", "ids", "keys", "last_ts", "seq", "src", "stale", "stale_after",
-        "symbol", "venue",
+        "agg", "ev_seq", "guard", "ids", "keys", "last_ts", "price_ids", "seq", "src", "stale",
+        "stale_after", "symbol", "venue",
     )  # fmt: skip
 
     def __init__(self, venue: str, symbol: str, stale_after: int) -> None:
@@ -84,6 +84,7 @@ class SymbolState(SlotState):
         self.venue = venue
         self.symbol = symbol
         self.agg = aggregate_of(venue, symbol)
+        self.price_ids = PriceIds(venue, symbol)
         self.seq = 0
         self.ev_seq = 0
         self.ids = TradeWindow()
@@ -239,11 +240,10 @@ class ShardProcessor:
             )  # fmt: skip
             updates.append(update)
             st.ev_seq += 1
-            events.append(
-                Event(
-                    price_event_id(update), price_updated, st.agg, st.ev_seq, ts, 0, encode(update), causation
-                )
-            )
+            events.append(Event(
+                st.price_ids.of(ts, t.trade_id, src, t.offset), price_updated, st.agg, st.ev_seq, ts, 0,
+                encode(update), causation,
+            ))  # fmt: skip
             cnt.accepted += 1
         self._scan_stale(events, now)
         return ShardOut(
