@@ -402,7 +402,12 @@ MINUTE = 60 * S
 
 
 def timed(
-    w: TradeWindow, arrivals: list[tuple[int, int]], gaps: Gaps, *, window: int = 4096, reorder: int = 4,
+    w: TradeWindow,
+    arrivals: list[tuple[int, int]],
+    gaps: Gaps,
+    *,
+    window: int = 4096,
+    reorder: int = 4,
     reorder_time: int = MINUTE,
 ) -> list[int]:
     """Feed ``(id, event time)`` pairs; the event time is the tick's watermark."""
@@ -477,7 +482,9 @@ def test_ids_about_to_leave_the_window_mature_at_once() -> None:
     the bitmap could only come back as STALE, so its hole is reported then."""
     w = TradeWindow()
     gaps: Gaps = []
-    timed(w, [(1, 0), (2, 0), *((n, n * 1_000_000) for n in range(4, 20))], gaps, window=16, reorder_time=MINUTE)
+    timed(
+        w, [(1, 0), (2, 0), *((n, n * 1_000_000) for n in range(4, 20))], gaps, window=16, reorder_time=MINUTE
+    )
     assert gaps == []
     timed(w, [(20, 20_000_000)], gaps, window=16)  # 4 leaves the window: the run [3, 3] ends
     assert gaps == [(3, 3)]
