@@ -19,10 +19,12 @@ A missing id *matures* into (part of) a gap only when both the high-water mark i
 of order by a few ids on a quiet symbol or by minutes on a busy one are not gaps. "Event
 time" is the watermark each tick carries (``Tick.wmark``, the largest ``ts_event`` of its
 partition so far), never the wall clock, so gaps are a pure function of each partition's
-order. When that moment was is kept coarsely: the ids above the hole are stamped with the
-end of the *span* (a quarter of ``reorder_time``) in which the high-water mark passed them,
-a few ``(id, time)`` checkpoints per symbol that are dropped as they mature, so a hole is
-reported between ``reorder_time`` and 1.25 x ``reorder_time`` after it appeared. An id
+order. That moment is kept coarsely: a missing id is stamped with the end of the *span*
+(a quarter of ``reorder_time``) in which the high-water mark first passed it, a few
+``(id, time)`` checkpoints per symbol that are dropped as they mature, so a hole matures
+between ``reorder_time`` and 1.25 x ``reorder_time`` after it appeared (checked on the
+symbol's trades that move the high-water mark, so the output is the same whatever the
+batching). An id
 about to leave the window matures at once (it could only come back as ``STALE``). A run
 of missing ids is reported as one range; a hole filled before it matures is no gap, one
 filled after stays reported. Non-numeric ids (UUIDs, source coordinates) use a bounded
