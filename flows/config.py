@@ -74,7 +74,9 @@ class DedupeConfig(_Section, frozen=True, forbid_unknown_fields=True):
     """``[dedupe]``: bounded duplicate detection and gap/stale detection.
 
     ``window`` ids below the high-water mark are remembered per symbol; a missing id is
-    reported as a gap once the high-water mark is ``reorder`` ids past it. An id more than
+    reported as a gap once the high-water mark is ``reorder`` ids past it and the event
+    time (the partition's watermark) has moved ``reorder_time`` past the moment an id above
+    it was first seen (or once it leaves the window, or at the end of input). An id more than
     ``max_id_jump`` above the high-water mark is rejected (``ID_JUMP``) unless confirmed
     by the ids after it (0: no bound). ``max_keys_per_shard`` bounds the venue+symbol keys
     of one shard (``KEY_LIMIT`` beyond; 0: no bound), so a process holds at most that
@@ -83,6 +85,7 @@ class DedupeConfig(_Section, frozen=True, forbid_unknown_fields=True):
 
     window: Annotated[int, between(1, 100_000_000)] = 4096
     reorder: Annotated[int, between(0, 100_000_000)] = 256
+    reorder_time: PositiveDuration = PositiveDuration.parse("5m")
     max_id_jump: Annotated[int, between(1, INT64_MAX)] = 1_000_000
     max_keys_per_shard: Annotated[int, between(1, 1_000_000_000)] = 10_000
     contiguous_venues: tuple[str, ...] = ("binance", "kraken", "coinbase", "synthetic")

@@ -103,6 +103,7 @@ def shard_settings(cfg: Config) -> ShardSettings:
         rules=cfg.validation,
         window=d.window,
         reorder=d.reorder,
+        reorder_time=int(d.reorder_time),
         contiguous_venues=frozenset(d.contiguous_venues),
         stale_after=int(d.stale_after),
         stale_overrides={k: int(v) for k, v in d.stale_overrides.items()},

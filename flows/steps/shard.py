@@ -40,6 +40,9 @@ _enc = msgspec.json.Encoder()
 class ShardSettings(msgspec.Struct, frozen=True):
     """The knobs of the keyed step, taken from the config by the flow.
 
+    ``reorder``/``reorder_time``: a missing id of a contiguous venue is a gap once the
+    high-water mark is ``reorder`` ids past it and the partition's watermark is
+    ``reorder_time`` ns past the moment an id above it was first seen (0: ids alone).
     ``max_id_jump``: how far one numeric id may move a symbol's dedupe window (0: any).
     ``max_keys``: venue+symbol keys one shard tracks; ticks of further keys are rejected
     (``KEY_LIMIT``), which bounds the keyed state's memory whatever the input (0: no
@@ -56,6 +59,7 @@ class ShardSettings(msgspec.Struct, frozen=True):
     max_id_jump: int = 0
     max_keys: int = 0
     shards: int = 1
+    reorder_time: int = 0  # (last: snapshots pickle the settings positionally)
 
 
 class ShardOut(msgspec.Struct, gc=False):
@@ -149,7 +153,7 @@ class ShardProcessor:
         s = self.settings
         rules, window, reorder = s.rules, s.window, s.reorder
         max_jump, z_threshold, z_min = rules.max_jump_pct, rules.zscore_threshold, rules.zscore_min_samples
-        max_id_jump = s.max_id_jump
+        max_id_jump, reorder_time = s.max_id_jump, s.reorder_time
         contiguous = s.contiguous_venues
         now = time.time_ns()
         updates: list[PriceUpdate] = []
@@ -181,8 +185,9 @@ class ShardProcessor:
                 st = self._state(t.venue, t.symbol)
             if t.trade_no >= 0:
                 verdict = st.ids.check(
-                    t.trade_no, window, reorder, gaps if t.venue in contiguous else None, max_id_jump
-                )
+                    t.trade_no, window, reorder, gaps if t.venue in contiguous else None, max_id_jump,
+                    wmark, reorder_time,
+                )  # fmt: skip
             elif st.ids.hwm >= 0 and t.trade_id.isdigit():  # numeric, beyond the numeric id range
                 verdict = JUMP
             else:
@@ -414,8 +419,8 @@ class ShardProcessor:
 
     def flush(self) -> ShardOut:
         """End of input: flag symbols gone stale since the last scan (so that the output
-        does not depend on when scans ran), then report gaps still pending inside the
-        reorder tolerance."""
+        does not depend on when scans ran), then report every hole still open (still
+        inside the reorder tolerance in ids or in time)."""
         events: list[Event] = []
         self._scan_stale(events, time.time_ns(), force=True)
         missing = 0
