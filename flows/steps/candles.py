@@ -271,7 +271,8 @@ class CandleEngine:
             boundary = self.window_start(self.wm.get(src, NO_WATERMARK), step) + step
             if boundary < due:
                 due = boundary
-        self._due[src] = due + self.cfg.grace if due < END_OF_TIME else END_OF_TIME
+        # a window ends once the candle watermark reaches its end: wmark - grace >= end
+        self._due[src] = due + self.cfg.grace - 1 if due < END_OF_TIME else END_OF_TIME
 
     def _close_until(self, src: str, bound: int, out: list[Candle]) -> None:
         heap = self._closing.get(src)
