@@ -19,7 +19,9 @@ import msgspec
 from ticktape.connectors.files.history import FileSourceConfig
 from ticktape.connectors.kafka.config import KafkaSourceConfig
 from ticktape.connectors.synthetic.feed import SyntheticConfig
+from ticktape.flows.backtest.config import BacktestConfig
 from ticktape.flows.loader.config import LoaderConfig
+from ticktape.flows.orders.config import OrdersConfig
 from ticktape.flows.steps.candles import CandleConfig
 from ticktape.schemas.durations import Duration, dec_hook, enc_hook
 from ticktape.schemas.errors import ConfigError
@@ -155,6 +157,8 @@ class Config(_Section, frozen=True, forbid_unknown_fields=True):
     eventlog: EventLogConfig = EventLogConfig()
     archive: ArchiveConfig = ArchiveConfig()
     loader: LoaderConfig = LoaderConfig()
+    orders: OrdersConfig = OrdersConfig()
+    backtest: BacktestConfig = BacktestConfig()
     outputs: OutputsConfig = OutputsConfig()
     metrics: MetricsConfig = MetricsConfig()
     log: LogConfig = LogConfig()

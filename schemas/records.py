@@ -34,6 +34,10 @@ class DLCode:
     TS_PAST: Final = "TS_PAST"
     PRICE_JUMP: Final = "PRICE_JUMP"
     LATE_TICK: Final = "LATE_TICK"
+    #: an order message with an unusable field (id, account, type, time in force, ...)
+    BAD_ORDER: Final = "BAD_ORDER"
+    #: an order event the order's state does not allow (the message names the rule)
+    ILLEGAL_TRANSITION: Final = "ILLEGAL_TRANSITION"
 
     ALL: Final = (
         DECODE_ERROR,
@@ -49,6 +53,8 @@ class DLCode:
         TS_PAST,
         PRICE_JUMP,
         LATE_TICK,
+        BAD_ORDER,
+        ILLEGAL_TRANSITION,
     )
 
 
