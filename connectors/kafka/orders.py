@@ -18,7 +18,13 @@ from datetime import UTC, datetime, timedelta
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from ticktape.connectors.kafka.config import ClientEvents, KafkaSourceConfig, librdkafka_config, redacted
-from ticktape.connectors.kafka.offsets import gap_event, open_consumer, partitions_of, plan_partition, tombstone
+from ticktape.connectors.kafka.offsets import (
+    gap_event,
+    open_consumer,
+    partitions_of,
+    plan_partition,
+    tombstone,
+)
 from ticktape.infra.observability.logs import get_logger
 from ticktape.schemas.errors import MissingDependencyError, SourceError
 from ticktape.schemas.orders.decoding import OrderBatch, OrderBatchDecoder

@@ -4,7 +4,7 @@
 Kafka an order's messages stay in one partition, in order), in event-time order. Each
 order is submitted (limit or market), then accepted (or rejected, ~4%), filled in one to
 three executions (``TradeExecuted``, or ``OrderPartiallyFilled``/``OrderFilled`` with the
-arithmetic) and left filled, cancelled (~15%) or expired (~3%). With ``faults`` > 0 that
+arithmetic) and left filled, cancelled (~15%), expired (~3%) or open (~8%). With ``faults`` > 0 that
 fraction of extra messages are faults the state machine must catch: a redelivered
 message (duplicate), a fill that exceeds the quantity, an event after a terminal state,
 a fill for an unknown order, and malformed JSON. Same arguments, same stream.
@@ -52,7 +52,7 @@ def _order(rng: random.Random, i: int, t0: int, accounts: int, symbols: list[str
     fills = rng.randint(1, 3)
     parts = sorted(rng.sample(range(1, qty_units), min(fills - 1, qty_units - 1))) if qty_units > 1 else []
     edges = [0, *parts, qty_units]
-    if done < 0.18:  # cancelled or expired after at most a partial fill
+    if done < 0.18 or done > 0.92:  # cancelled, expired or left open after at most a partial fill
         edges = edges[: max(1, len(edges) - 1)]
     filled = 0
     for k in range(len(edges) - 1):
@@ -67,11 +67,25 @@ def _order(rng: random.Random, i: int, t0: int, accounts: int, symbols: list[str
             msgs.append({"type": "TradeExecuted", **trade})
         else:
             typ = "OrderFilled" if filled == qty else "OrderPartiallyFilled"
-            msgs.append({"type": typ, **trade, "cumulative": format_fixed(filled), "remaining": format_fixed(qty - filled)})
-    if filled < qty:
+            msgs.append(
+                {
+                    "type": typ,
+                    **trade,
+                    "cumulative": format_fixed(filled),
+                    "remaining": format_fixed(qty - filled),
+                }
+            )
+    if filled < qty and done <= 0.92:
         ts += rng.randint(1_000_000, 5_000_000_000)
         end = "OrderExpired" if done < 0.03 else "OrderCancelled"
-        msgs.append({"type": end, "order_id": oid, "ts": ts, **({"reason": "user"} if end == "OrderCancelled" else {})})
+        msgs.append(
+            {
+                "type": end,
+                "order_id": oid,
+                "ts": ts,
+                **({"reason": "user"} if end == "OrderCancelled" else {}),
+            }
+        )
     return msgs
 
 

@@ -99,7 +99,14 @@ class SimOrder:
 class SimBroker:
     """The venue and account of one backtest (see the module doc)."""
 
-    def __init__(self, names: list[str], execution: Execution, cash: int, *, on_fill: Callable[[FillReport], Any] | None = None) -> None:
+    def __init__(
+        self,
+        names: list[str],
+        execution: Execution,
+        cash: int,
+        *,
+        on_fill: Callable[[FillReport], Any] | None = None,
+    ) -> None:
         self.names = names
         self.index = {n: i for i, n in enumerate(names)}
         self.ex = execution
@@ -117,7 +124,9 @@ class SimBroker:
         self.proc = OrderProcessor()
         self.events: list[Event] = []
         self.dead: list[DeadLetter] = []
-        self.fills: list[tuple[int, int, int, int, int, int, str, str]] = []  # ts, sym, side, qty, price, fee, liq, id
+        self.fills: list[
+            tuple[int, int, int, int, int, int, str, str]
+        ] = []  # ts, sym, side, qty, price, fee, liq, id
         self.on_fill = on_fill
         #: Called when :attr:`events` holds many events (the runner appends them to the log).
         self.drain: Callable[[], None] | None = None
@@ -178,7 +187,11 @@ class SimBroker:
         return self.equity18() / SCALE2
 
     def open_orders(self, symbol: str | None = None) -> list[str]:
-        return [o.id for o in self.orders.values() if not o.done and (symbol is None or self.names[o.sym] == symbol)]
+        return [
+            o.id
+            for o in self.orders.values()
+            if not o.done and (symbol is None or self.names[o.sym] == symbol)
+        ]
 
     # -- the venue's side -------------------------------------------------------------
     def _schedule(self, at: int, kind: int, order: SimOrder) -> None:

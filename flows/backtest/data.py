@@ -86,7 +86,7 @@ class MarketData:
         starts, ends = [], []
         for part in (self.trades, self.candles, self.quotes):
             if part is not None and len(part):
-                starts.append(int(part.ts[0]) if part is not self.candles else int(self.candles.start.min()))  # type: ignore[union-attr]
+                starts.append(int(part.start.min()) if isinstance(part, Candles) else int(part.ts[0]))
                 ends.append(int(part.ts.max()))
         if not starts:
             raise InputError("no market data to replay (check the inputs, --symbols and the time range)")
@@ -101,7 +101,11 @@ def trades_from_tables(
 ) -> tuple[list[str], Trades]:
     """Trades of ``tables`` (the backfill input tables, in input order), filtered, sorted
     by (time, symbol, input order)."""
-    parts = [t.select(["symbol", "price", "size", "side", "ts_event"]) for _, t in sorted(tables.items()) if t.num_rows]
+    parts = [
+        t.select(["symbol", "price", "size", "side", "ts_event"])
+        for _, t in sorted(tables.items())
+        if t.num_rows
+    ]
     if not parts:
         raise InputError("no trades in the inputs")
     table = pa.concat_tables(parts)
@@ -182,7 +186,9 @@ def read_quotes(path: Path, names: list[str] | None = None) -> tuple[list[str], 
     if not path.is_file():
         raise InputError(f"quotes file not found: {path}")
     table = pq.read_table(path) if path.suffix == ".parquet" else pacsv.read_csv(path)
-    missing = [c for c in ("ts", "symbol", "bid", "ask", "bid_size", "ask_size") if c not in table.column_names]
+    missing = [
+        c for c in ("ts", "symbol", "bid", "ask", "bid_size", "ask_size") if c not in table.column_names
+    ]
     if missing:
         raise InputError(f"{path.name}: missing quote columns {missing}")
     syms = table["symbol"].cast(pa.string()).to_pylist()

@@ -116,7 +116,9 @@ class Engine:
         sides = (t.side + 1).tolist()
         nxt = self._next_sample
         n = 0
-        for ts, sym, px, sz, sd in zip(t.ts.tolist(), t.sym.tolist(), t.price.tolist(), t.size.tolist(), sides, strict=True):
+        for ts, sym, px, sz, sd in zip(
+            t.ts.tolist(), t.sym.tolist(), t.price.tolist(), t.size.tolist(), sides, strict=True
+        ):
             if ts >= nxt:
                 nxt = self._sample_until(ts)
             if ts >= broker.next_at:
@@ -127,7 +129,13 @@ class Engine:
                 broker.on_trade(ts, sym, px, sz)
             if on_trade is not None:
                 broker.now = ts
-                tick.ts, tick.symbol, tick.price, tick.size, tick.side = ts, names[sym], px, sz, side_words[sd]
+                tick.ts, tick.symbol, tick.price, tick.size, tick.side = (
+                    ts,
+                    names[sym],
+                    px,
+                    sz,
+                    side_words[sd],
+                )
                 on_trade(tick)
             n += 1
         self.events += n
@@ -142,10 +150,13 @@ class Engine:
         tick, bar, quote = TradeTick(), Bar(), QuoteTick()
         cols = _columns(d)
         candle_match = [i in d.candle_symbols for i in range(len(names))]
+        interval = d.candles.interval if d.candles is not None else 0
         nxt = self._next_sample
         pace = self.speed > 0
         t0_event, t0_wall = int(ts_all[0]) if len(ts_all) else 0, self.clock()
-        for ts, kind, sym, row in zip(ts_all.tolist(), kinds.tolist(), syms.tolist(), rows.tolist(), strict=True):
+        for ts, kind, sym, row in zip(
+            ts_all.tolist(), kinds.tolist(), syms.tolist(), rows.tolist(), strict=True
+        ):
             if pace:
                 due = t0_wall + (ts - t0_event) / 1e9 / self.speed
                 wait = due - self.clock()
@@ -162,7 +173,7 @@ class Engine:
                 if candle_match[sym] and working[sym]:
                     broker.on_candle(sym, c[0][row], c[1][row], c[2][row], c[3][row], c[5][row])
                 if on_candle is not None:
-                    bar.ts, bar.symbol, bar.interval, bar.start = ts, names[sym], d.candles.interval, c[0][row]  # type: ignore[union-attr]
+                    bar.ts, bar.symbol, bar.interval, bar.start = ts, names[sym], interval, c[0][row]
                     bar.open, bar.high, bar.low, bar.close, bar.volume, bar.trades = (
                         c[1][row], c[2][row], c[3][row], c[4][row], c[5][row], c[6][row],
                     )  # fmt: skip
@@ -186,7 +197,13 @@ class Engine:
                 if working[sym] and not candle_match[sym]:
                     broker.on_trade(ts, sym, px, sz)
                 if on_trade is not None:
-                    tick.ts, tick.symbol, tick.price, tick.size, tick.side = ts, names[sym], px, sz, _SIDE_WORDS[tr[2][row]]
+                    tick.ts, tick.symbol, tick.price, tick.size, tick.side = (
+                        ts,
+                        names[sym],
+                        px,
+                        sz,
+                        _SIDE_WORDS[tr[2][row]],
+                    )
                     on_trade(tick)
         self.events += len(ts_all)
 

@@ -33,7 +33,11 @@ def _mean(xs: Sequence[float]) -> float:
 
 
 def metrics(
-    ts: Sequence[int], equity: Sequence[float], exposed: Sequence[bool], period_s: float, trade_pnls: Sequence[float]
+    ts: Sequence[int],
+    equity: Sequence[float],
+    exposed: Sequence[bool],
+    period_s: float,
+    trade_pnls: Sequence[float],
 ) -> dict[str, Any]:
     """Every metric of the module doc (see there for the formulas)."""
     n = len(equity)

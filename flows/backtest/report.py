@@ -23,7 +23,17 @@ from ticktape.schemas.orders.views import Position, apply_fill
 
 
 class _Trip:
-    __slots__ = ("entry_qty", "entry_ts", "entry_value", "exit_qty", "exit_ts", "exit_value", "fills", "pnl", "side")
+    __slots__ = (
+        "entry_qty",
+        "entry_ts",
+        "entry_value",
+        "exit_qty",
+        "exit_ts",
+        "exit_value",
+        "fills",
+        "pnl",
+        "side",
+    )
 
     def __init__(self, side: int, ts: int) -> None:
         self.side, self.entry_ts = side, ts
@@ -99,4 +109,3 @@ def _default(value: Any) -> Any:
     if isinstance(value, float):
         return None
     raise TypeError(f"not JSON: {type(value).__name__}")
-

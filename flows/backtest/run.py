@@ -149,7 +149,12 @@ def run_backtest(
     events_dir = orders_root / "events"
     parts = cfg.orders.eventlog_partitions
     writers = [EventLogPartition(partition_path(events_dir, i), background=True) for i in range(parts)]
-    broker = SimBroker(data.names, execution_of(bt), cash, on_fill=strategy.on_fill if overrides(strategy, "on_fill") else None)
+    broker = SimBroker(
+        data.names,
+        execution_of(bt),
+        cash,
+        on_fill=strategy.on_fill if overrides(strategy, "on_fill") else None,
+    )
 
     def drain() -> None:
         by_part: dict[int, list[Any]] = {}
@@ -160,14 +165,24 @@ def run_backtest(
         broker.events = []
 
     broker.drain = drain
-    engine = Engine(data, strategy, broker, sample_ns=int(bt.sample), speed=speed_factor(bt.speed), clock=clock, sleep=sleep)
+    engine = Engine(
+        data,
+        strategy,
+        broker,
+        sample_ns=int(bt.sample),
+        speed=speed_factor(bt.speed),
+        clock=clock,
+        sleep=sleep,
+    )
     try:
         samples = engine.run()
         drain()
     finally:
         for w in writers:
             w.close()
-    store = ProjectionStore(SqliteDialect(orders_root / "projections.sqlite"), str((orders_root / "projections.sqlite").resolve()))
+    store = ProjectionStore(
+        SqliteDialect(orders_root / "projections.sqlite"), str((orders_root / "projections.sqlite").resolve())
+    )
     try:
         Projector(store, snapshot_every=cfg.orders.snapshot_every).catch_up_dir(events_dir)
         positions = [p.as_dict() for p in store.positions()]
@@ -216,4 +231,6 @@ def run_backtest(
             samples.ts, samples.equity, dd, out_dir / "equity.png", title=title,
             fills=[(f[0], f[2]) for f in broker.fills],
         )  # fmt: skip
-    return BacktestResult(report, samples, out_dir, report_path, chart_path, time.perf_counter() - t0, engine.events)
+    return BacktestResult(
+        report, samples, out_dir, report_path, chart_path, time.perf_counter() - t0, engine.events
+    )

@@ -101,7 +101,9 @@ class Strategy:
         """After the last event (open orders are then cancelled, positions marked)."""
 
     # -- actions ------------------------------------------------------------------------
-    def submit(self, symbol: str, side: str, quantity: Any, price: Any | None = None, *, tif: str = "GTC") -> str:
+    def submit(
+        self, symbol: str, side: str, quantity: Any, price: Any | None = None, *, tif: str = "GTC"
+    ) -> str:
         """Send an order: market without ``price``, limit with it. Returns the order id.
         It reaches the simulated venue after the configured latency; a refused order
         gets ``OrderRejected`` there (it never raises for market reasons)."""

@@ -35,13 +35,45 @@ def _fmt(value: Any) -> str:
 
 @click.command()
 @common_options
-@click.option("-s", "--strategy", default=None, help="module:Class [default: [backtest] strategy, the MA crossover example].")
-@click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE", help="A strategy parameter (repeatable; TOML values).")
-@click.option("--params", "params_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="A TOML file of strategy parameters (top-level keys).")
-@click.option("--trades", multiple=True, type=click.Path(path_type=Path), help="Trade history files (freqtrade JSON, CSV, Kraken REST JSON, Parquet).")
-@click.option("--archive", is_flag=True, default=None, help="Replay the job's archived trades ([archive] store).")
-@click.option("--candles", is_flag=True, default=None, help="Replay stored candles of --interval from the candle store.")
-@click.option("--quotes", multiple=True, type=click.Path(path_type=Path), help="Top-of-book files (CSV/Parquet: ts, symbol, bid, ask, bid_size, ask_size).")
+@click.option(
+    "-s",
+    "--strategy",
+    default=None,
+    help="module:Class [default: [backtest] strategy, the MA crossover example].",
+)
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A strategy parameter (repeatable; TOML values).",
+)
+@click.option(
+    "--params",
+    "params_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A TOML file of strategy parameters (top-level keys).",
+)
+@click.option(
+    "--trades",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Trade history files (freqtrade JSON, CSV, Kraken REST JSON, Parquet).",
+)
+@click.option(
+    "--archive", is_flag=True, default=None, help="Replay the job's archived trades ([archive] store)."
+)
+@click.option(
+    "--candles", is_flag=True, default=None, help="Replay stored candles of --interval from the candle store."
+)
+@click.option(
+    "--quotes",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Top-of-book files (CSV/Parquet: ts, symbol, bid, ask, bid_size, ask_size).",
+)
 @click.option("--symbols", default=None, help="Comma-separated symbols to replay (default: all).")
 @click.option("--from", "start", default=None, help="Replay from this time (ns, YYYY-MM-DD, RFC 3339).")
 @click.option("--to", "end", default=None, help="Replay up to this time (exclusive).")
@@ -52,9 +84,20 @@ def _fmt(value: Any) -> str:
 @click.option("--slippage-bps", type=float, default=None)
 @click.option("--maker-fee-bps", type=float, default=None)
 @click.option("--taker-fee-bps", type=float, default=None)
-@click.option("--participation", type=float, default=None, help="Largest share of a trade's volume our fills take [default: 1].")
+@click.option(
+    "--participation",
+    type=float,
+    default=None,
+    help="Largest share of a trade's volume our fills take [default: 1].",
+)
 @click.option("--sample", default=None, help="Equity sampling period [default: 1m].")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None, help="Output directory [default: <data_dir>/backtests/<strategy>].")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output directory [default: <data_dir>/backtests/<strategy>].",
+)
 @click.option("--no-chart", is_flag=True, help="Skip the PNG.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def backtest(
@@ -95,7 +138,8 @@ def backtest(
         import msgspec
 
         cfg = msgspec.structs.replace(
-            cfg, backtest=msgspec.structs.replace(cfg.backtest, params={**cfg.backtest.params, **strategy_params})
+            cfg,
+            backtest=msgspec.structs.replace(cfg.backtest, params={**cfg.backtest.params, **strategy_params}),
         )
     name = cfg.backtest.strategy.rpartition(":")[2] or "backtest"
     out = out_dir or cfg.data_path / "backtests" / name
@@ -106,7 +150,9 @@ def backtest(
         return
     con = console()
     m = rep["metrics"]
-    table = Table(title=f"{name} {rep['params']} on {', '.join(rep['inputs']['symbols'])}", title_justify="left")
+    table = Table(
+        title=f"{name} {rep['params']} on {', '.join(rep['inputs']['symbols'])}", title_justify="left"
+    )
     table.add_column("metric")
     table.add_column("value", justify="right")
     rows = [
@@ -122,10 +168,33 @@ def backtest(
     con.print(table)
     if rep["trades"]:
         trips = Table(title=f"trades (first 20 of {len(rep['trades'])})", title_justify="left")
-        for col in ("symbol", "direction", "entry_ts", "exit_ts", "quantity", "entry_price", "exit_price", "pnl"):
+        for col in (
+            "symbol",
+            "direction",
+            "entry_ts",
+            "exit_ts",
+            "quantity",
+            "entry_price",
+            "exit_price",
+            "pnl",
+        ):
             trips.add_column(col)
         for t in rep["trades"][:20]:
-            trips.add_row(*(_fmt(t[c]) for c in ("symbol", "direction", "entry_ts", "exit_ts", "quantity", "entry_price", "exit_price", "pnl")))
+            trips.add_row(
+                *(
+                    _fmt(t[c])
+                    for c in (
+                        "symbol",
+                        "direction",
+                        "entry_ts",
+                        "exit_ts",
+                        "quantity",
+                        "entry_price",
+                        "exit_price",
+                        "pnl",
+                    )
+                )
+            )
         con.print(trips)
     rate = result.events / result.elapsed if result.elapsed > 0 else 0.0
     con.print(

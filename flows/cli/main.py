@@ -47,8 +47,8 @@ def cli() -> None:
 
 def _register() -> None:
     from ticktape.flows.cli.archive import archive
-    from ticktape.flows.cli.backtest import backtest
     from ticktape.flows.cli.backfill import backfill
+    from ticktape.flows.cli.backtest import backtest
     from ticktape.flows.cli.cache import cache
     from ticktape.flows.cli.candles import candles
     from ticktape.flows.cli.chart import chart

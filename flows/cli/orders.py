@@ -35,9 +35,21 @@ def orders() -> None:
 
 @orders.command("run")
 @common_options
-@click.option("--file", "files", multiple=True, type=click.Path(path_type=Path), help="JSON-lines order files (else [orders] source).")
+@click.option(
+    "--file",
+    "files",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="JSON-lines order files (else [orders] source).",
+)
 @click.option("-w", "--workers", type=int, default=None, help="Worker threads (default: [run] workers).")
-@click.option("-r", "--recovery-dir", type=click.Path(path_type=Path), default=None, help="Snapshot state here and resume after a crash.")
+@click.option(
+    "-r",
+    "--recovery-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Snapshot state here and resume after a crash.",
+)
 def run_cmd(files: tuple[Path, ...], workers: int | None, recovery_dir: Path | None, **common: Any) -> None:
     """Run the orders flow: order messages -> state machine -> event log -> projections."""
     from ticktape.flows.orders.run import run_orders
@@ -56,13 +68,17 @@ def run_cmd(files: tuple[Path, ...], workers: int | None, recovery_dir: Path | N
     for name, where in result.outputs.items():
         out.print(f"{name}: {where}")
     acc = result.stats.accounting()
-    out.print(f"{acc['total']['read']:,} messages in {result.elapsed:.2f}s; accounting balanced: {acc['balanced']}")
+    out.print(
+        f"{acc['total']['read']:,} messages in {result.elapsed:.2f}s; accounting balanced: {acc['balanced']}"
+    )
 
 
 @orders.command("get")
 @common_options
 @click.argument("order_id")
-@click.option("--at", "at", default=None, help=f"The order as it was at this time ({_TIME_HELP}), from the event log.")
+@click.option(
+    "--at", "at", default=None, help=f"The order as it was at this time ({_TIME_HELP}), from the event log."
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
 def get_cmd(order_id: str, at: str | None, as_json: bool, **common: Any) -> None:
     """One order: status, filled quantity, average price, fees and fills."""
@@ -111,10 +127,22 @@ def get_cmd(order_id: str, at: str | None, as_json: bool, **common: Any) -> None
 @common_options
 @click.option("--account", default=None)
 @click.option("--symbol", default=None)
-@click.option("--status", "statuses", multiple=True, help="pending, accepted, partially_filled, filled, cancelled, expired, rejected, or open (= the first three).")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    help="pending, accepted, partially_filled, filled, cancelled, expired, rejected, or open (= the first three).",
+)
 @click.option("--limit", type=int, default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
-def list_cmd(account: str | None, symbol: str | None, statuses: tuple[str, ...], limit: int, as_json: bool, **common: Any) -> None:
+def list_cmd(
+    account: str | None,
+    symbol: str | None,
+    statuses: tuple[str, ...],
+    limit: int,
+    as_json: bool,
+    **common: Any,
+) -> None:
     """Orders from the projections (open orders per symbol: --status open --symbol S)."""
     from ticktape.schemas.orders import machine
 
@@ -134,7 +162,18 @@ def list_cmd(account: str | None, symbol: str | None, statuses: tuple[str, ...],
             click.echo(json.dumps(v.as_dict()))
         return
     table = Table()
-    cols = ("order_id", "account", "symbol", "side", "order_type", "status", "quantity", "filled", "avg_price", "price")
+    cols = (
+        "order_id",
+        "account",
+        "symbol",
+        "side",
+        "order_type",
+        "status",
+        "quantity",
+        "filled",
+        "avg_price",
+        "price",
+    )
     for col in cols:
         table.add_column(col)
     for v in views:
@@ -162,7 +201,13 @@ def rebuild_cmd(**common: Any) -> None:
 @orders.command("generate")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("-n", "--orders", "n", type=int, default=1000, show_default=True, help="Orders to generate.")
-@click.option("--faults", type=float, default=0.0, show_default=True, help="Fraction of orders followed by an injected fault.")
+@click.option(
+    "--faults",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Fraction of orders followed by an injected fault.",
+)
 @click.option("--seed", type=int, default=1, show_default=True)
 def generate_cmd(path: Path, n: int, faults: float, seed: int) -> None:
     """Write synthetic order messages (JSON lines) with realistic lifecycles to PATH."""
@@ -177,12 +222,18 @@ def generate_cmd(path: Path, n: int, faults: float, seed: int) -> None:
     click.echo(f"{count:,} order messages of {n:,} orders -> {path}")
 
 
-def _positions_at(cfg: Config, store: Any, at_ns: int | None, account: str | None, symbol: str | None) -> list[Any]:
+def _positions_at(
+    cfg: Config, store: Any, at_ns: int | None, account: str | None, symbol: str | None
+) -> list[Any]:
     from ticktape.sinks.projections.projector import position_at
 
     if at_ns is None:
         return list(store.positions(account=account, symbol=symbol))
-    keys = [k for k in store.position_keys() if (account is None or k[0] == account) and (symbol is None or k[1] == symbol)]
+    keys = [
+        k
+        for k in store.position_keys()
+        if (account is None or k[0] == account) and (symbol is None or k[1] == symbol)
+    ]
     return [p for p in (position_at(store, a, s, at_ns) for a, s in keys) if p.fills]
 
 
@@ -190,7 +241,12 @@ def _positions_at(cfg: Config, store: Any, at_ns: int | None, account: str | Non
 @common_options
 @click.option("--account", default=None)
 @click.option("--symbol", default=None)
-@click.option("--at", "at", default=None, help=f"Positions as they were at this time ({_TIME_HELP}), from position snapshots.")
+@click.option(
+    "--at",
+    "at",
+    default=None,
+    help=f"Positions as they were at this time ({_TIME_HELP}), from position snapshots.",
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
 def positions(account: str | None, symbol: str | None, at: str | None, as_json: bool, **common: Any) -> None:
     """Positions per account and symbol: quantity, average cost, realized PnL."""
@@ -240,10 +296,19 @@ def _mark(cfg: Config, venue: str, symbol: str, at_ns: int | None) -> float | No
 @common_options
 @click.option("--account", default=None)
 @click.option("--symbol", default=None)
-@click.option("--venue", default=None, help="Venue whose prices mark the positions (default: each position's venue).")
-@click.option("--at", "at", default=None, help=f"PnL at this time ({_TIME_HELP}): positions from snapshots, marks from the event log's state then.")
+@click.option(
+    "--venue", default=None, help="Venue whose prices mark the positions (default: each position's venue)."
+)
+@click.option(
+    "--at",
+    "at",
+    default=None,
+    help=f"PnL at this time ({_TIME_HELP}): positions from snapshots, marks from the event log's state then.",
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
-def pnl(account: str | None, symbol: str | None, venue: str | None, at: str | None, as_json: bool, **common: Any) -> None:
+def pnl(
+    account: str | None, symbol: str | None, venue: str | None, at: str | None, as_json: bool, **common: Any
+) -> None:
     """Realized and unrealized PnL per position (unrealized marked to the latest cached price)."""
     from ticktape.schemas.orders.fixed import SCALE2, format_fixed, from_float
 
@@ -266,7 +331,16 @@ def pnl(account: str | None, symbol: str | None, venue: str | None, at: str | No
             click.echo(json.dumps(d))
         return
     table = Table()
-    cols = ("account", "symbol", "quantity", "avg_cost", "mark", "realized_pnl", "unrealized_pnl", "total_pnl")
+    cols = (
+        "account",
+        "symbol",
+        "quantity",
+        "avg_cost",
+        "mark",
+        "realized_pnl",
+        "unrealized_pnl",
+        "total_pnl",
+    )
     for col in cols:
         table.add_column(col, justify="left" if col in ("account", "symbol") else "right")
     for d in docs:

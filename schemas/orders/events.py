@@ -205,7 +205,9 @@ def _ident(w: _Wire, name: str, code: str = DLCode.BAD_ORDER) -> str:
     if value is None:
         raise _missing(name)
     if not _ID.fullmatch(value):
-        raise RejectError(code, name, "1-64 characters of A-Z a-z 0-9 . _ : @ / - (starting alphanumeric)", value)
+        raise RejectError(
+            code, name, "1-64 characters of A-Z a-z 0-9 . _ : @ / - (starting alphanumeric)", value
+        )
     return str(value)
 
 
@@ -216,7 +218,9 @@ def _text(w: _Wire, name: str) -> str:
     return str(value)
 
 
-def _choice(w: _Wire, name: str, allowed: tuple[str, ...], default: str | None, code: str = DLCode.BAD_ORDER) -> str:
+def _choice(
+    w: _Wire, name: str, allowed: tuple[str, ...], default: str | None, code: str = DLCode.BAD_ORDER
+) -> str:
     value = getattr(w, name)
     if value is None:
         if default is None:
@@ -236,7 +240,9 @@ def _fixed(w: _Wire, name: str, code: str, *, positive: bool = True, default: in
     try:
         units = parse_fixed(value)
     except ValueError as exc:
-        raise RejectError(code, name, "a finite decimal number with at most 9 decimals", f"{value!r} ({exc})") from None
+        raise RejectError(
+            code, name, "a finite decimal number with at most 9 decimals", f"{value!r} ({exc})"
+        ) from None
     if positive and units <= 0:
         raise RejectError(code, name, "a number > 0", value)
     return units
@@ -250,7 +256,9 @@ def _ts(w: _Wire) -> int:
         try:
             value = rfc3339_to_ns(value)
         except ValueError as exc:
-            raise DecodeError(DLCode.DECODE_ERROR, "ts", "int ns or an RFC 3339 time", f"{w.ts!r} ({exc})") from None
+            raise DecodeError(
+                DLCode.DECODE_ERROR, "ts", "int ns or an RFC 3339 time", f"{w.ts!r} ({exc})"
+            ) from None
     if value <= 0 or value >= 1 << 63:
         raise RejectError(DLCode.BAD_ORDER, "ts", "ns since the epoch, > 0", value)
     return value
@@ -283,7 +291,9 @@ def _build(w: _Wire) -> OrderEvent:
             client_order_id=_ident(w, "client_order_id") if w.client_order_id else "",
         )  # fmt: skip
     if typ == ACCEPTED:
-        return OrderAccepted(order_id=oid, ts=ts, venue_order_id=_ident(w, "venue_order_id") if w.venue_order_id else "")
+        return OrderAccepted(
+            order_id=oid, ts=ts, venue_order_id=_ident(w, "venue_order_id") if w.venue_order_id else ""
+        )
     if typ == REJECTED:
         return OrderRejected(order_id=oid, ts=ts, reason=_text(w, "reason"))
     if typ == CANCELLED:
@@ -296,7 +306,9 @@ def _build(w: _Wire) -> OrderEvent:
     fee = _fixed(w, "fee", DLCode.BAD_ORDER, positive=False, default=0)
     liquidity = _choice(w, "liquidity", LIQUIDITY, "taker")
     if typ == TRADE:
-        return TradeExecuted(order_id=oid, ts=ts, trade_id=trade_id, quantity=qty, price=price, fee=fee, liquidity=liquidity)
+        return TradeExecuted(
+            order_id=oid, ts=ts, trade_id=trade_id, quantity=qty, price=price, fee=fee, liquidity=liquidity
+        )
     cumulative = _fixed(w, "cumulative", DLCode.BAD_SIZE, positive=False, default=-1)
     remaining = _fixed(w, "remaining", DLCode.BAD_SIZE, positive=False, default=-1)
     cls = OrderFilled if typ == FILLED else OrderPartiallyFilled
@@ -319,7 +331,9 @@ def decode_order(raw: bytes | bytearray | memoryview) -> OrderEvent:
     except DataError:
         raise
     except (TypeError, ValueError) as exc:  # defensive: a value the checks above let through
-        raise DecodeError(DLCode.DECODE_ERROR, "$", "an order message", f"{short_repr(raw)} ({exc})") from None
+        raise DecodeError(
+            DLCode.DECODE_ERROR, "$", "an order message", f"{short_repr(raw)} ({exc})"
+        ) from None
 
 
 def payload_of(record: OrderEvent) -> dict[str, Any]:

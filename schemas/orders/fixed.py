@@ -58,7 +58,7 @@ def parse_fixed(value: object) -> int:
         raise ValueError(f"expected a decimal number, got {text[:40]!r}") from None
     if not d.is_finite():
         raise ValueError(f"expected a finite number, got {text[:40]!r}")
-    sign, digits, exp = d.as_tuple()
+    _sign, digits, exp = d.as_tuple()
     assert isinstance(exp, int)
     if exp < -DECIMALS:
         # trailing zeros beyond 9 decimals are fine: 1.5000000000

@@ -115,7 +115,9 @@ def step(state: OrderState | None, record: OrderEvent) -> tuple[OrderState, list
     key, digest = _identity(record)
     if state is None:
         if not isinstance(record, ev.OrderSubmitted):
-            raise TransitionError("order-not-submitted", f"{ev.type_of(record)} of unknown order {record.order_id!r}")
+            raise TransitionError(
+                "order-not-submitted", f"{ev.type_of(record)} of unknown order {record.order_id!r}"
+            )
         state = OrderState(
             order_id=record.order_id, account=record.account, symbol=record.symbol, venue=record.venue,
             side=record.side, order_type=record.order_type, quantity=record.quantity, price=record.price,
@@ -125,9 +127,13 @@ def step(state: OrderState | None, record: OrderEvent) -> tuple[OrderState, list
         if seen is not None:
             if seen == digest:
                 raise Duplicate(key)
-            raise TransitionError("conflicting-duplicate", f"{key} of order {state.order_id!r} with other content")
+            raise TransitionError(
+                "conflicting-duplicate", f"{key} of order {state.order_id!r} with other content"
+            )
         if state.status in TERMINAL:
-            raise TransitionError("after-terminal", f"{ev.type_of(record)} after the order was {state.status}")
+            raise TransitionError(
+                "after-terminal", f"{ev.type_of(record)} after the order was {state.status}"
+            )
     if record.ts < state.last_ts:
         raise TransitionError("time-goes-back", f"ts {record.ts} < the order's last event at {state.last_ts}")
     out = _apply(state, record)
@@ -159,7 +165,9 @@ def _apply(state: OrderState, record: OrderEvent) -> list[OrderEvent]:
 
 def _fill(state: OrderState, record: ev.TradeExecuted | ev.OrderPartiallyFilled) -> list[OrderEvent]:
     if state.status == PENDING:
-        raise TransitionError("fill-before-accept", f"a fill of {format_fixed(record.quantity)} before OrderAccepted")
+        raise TransitionError(
+            "fill-before-accept", f"a fill of {format_fixed(record.quantity)} before OrderAccepted"
+        )
     filled = state.filled + record.quantity
     if filled > state.quantity:
         raise TransitionError(
@@ -167,15 +175,21 @@ def _fill(state: OrderState, record: ev.TradeExecuted | ev.OrderPartiallyFilled)
             f"a fill of {format_fixed(record.quantity)} would make {format_fixed(filled)} of {format_fixed(state.quantity)}",
         )
     if state.order_type == ev.LIMIT and (
-        (state.side == "buy" and record.price > state.price) or (state.side == "sell" and record.price < state.price)
+        (state.side == "buy" and record.price > state.price)
+        or (state.side == "sell" and record.price < state.price)
     ):
         raise TransitionError(
-            "fill-beyond-limit", f"{state.side} fill at {format_fixed(record.price)}, limit {format_fixed(state.price)}"
+            "fill-beyond-limit",
+            f"{state.side} fill at {format_fixed(record.price)}, limit {format_fixed(state.price)}",
         )
     remaining = state.quantity - filled
     if isinstance(record, ev.OrderFilled) and remaining:
         raise TransitionError("filled-not-complete", f"OrderFilled leaves {format_fixed(remaining)} open")
-    if isinstance(record, ev.OrderPartiallyFilled) and not isinstance(record, ev.OrderFilled) and not remaining:
+    if (
+        isinstance(record, ev.OrderPartiallyFilled)
+        and not isinstance(record, ev.OrderFilled)
+        and not remaining
+    ):
         raise TransitionError("partial-fill-completes", "OrderPartiallyFilled leaves nothing open")
     if isinstance(record, ev.OrderPartiallyFilled) and (
         (record.cumulative >= 0 and record.cumulative != filled)
@@ -213,9 +227,15 @@ def to_events(state: OrderState, records: list[OrderEvent], causation: str) -> l
         trade = getattr(rec, "trade_id", "")
         out.append(
             Event(
-                event_id(rec.ts, "O", typ, state.order_id, trade), typ, agg, first + i, rec.ts, 0,
-                ev.encode_payload(rec), causation,
-            )  # fmt: skip
+                event_id(rec.ts, "O", typ, state.order_id, trade),
+                typ,
+                agg,
+                first + i,
+                rec.ts,
+                0,
+                ev.encode_payload(rec),
+                causation,
+            )
         )
     state.seq += len(records)
     return out

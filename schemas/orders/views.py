@@ -91,7 +91,11 @@ def apply_order(view: OrderView, event: Event) -> None:
     view.updated_ts = rec.ts
     if isinstance(rec, ev.OrderSubmitted):
         view.account, view.symbol, view.venue, view.side = rec.account, rec.symbol, rec.venue, rec.side
-        view.order_type, view.time_in_force, view.client_order_id = rec.order_type, rec.time_in_force, rec.client_order_id
+        view.order_type, view.time_in_force, view.client_order_id = (
+            rec.order_type,
+            rec.time_in_force,
+            rec.client_order_id,
+        )
         view.quantity, view.price, view.created_ts = rec.quantity, rec.price, rec.ts
         view.status = machine.PENDING
     elif isinstance(rec, ev.OrderAccepted):

@@ -27,8 +27,6 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from ticktape.schemas.orders import events as ev
 from ticktape.schemas.orders.views import OrderView, Position, apply_fill, apply_order
 from ticktape.schemas.records import Event
@@ -92,7 +90,7 @@ class Projector:
                     if not rows:
                         return total
                     ctx = _Batch(self.store, cur, self.snapshot_every)
-                    for batch_id, body, codec in rows:
+                    for _batch_id, body, codec in rows:
                         for e in decode_batch(body, codec, dicts) or ():
                             if e.type in _ORDER_TYPES:
                                 ctx.apply(e)

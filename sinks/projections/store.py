@@ -34,8 +34,6 @@ from ticktape.sinks.base.sqlite import connect
 from ticktape.sinks.projections.schema import TABLES, ddl
 
 
-
-
 class Dialect(Protocol):
     """What differs between SQLite and PostgreSQL."""
 
@@ -198,7 +196,12 @@ class ProjectionStore:
         return True
 
     def fills(
-        self, cur: Any, account: str, symbol: str, after: tuple[int, str] | None = None, until: int | None = None
+        self,
+        cur: Any,
+        account: str,
+        symbol: str,
+        after: tuple[int, str] | None = None,
+        until: int | None = None,
     ) -> list[tuple[int, str, str]]:
         """``(ts, fill_key, doc)`` of a position's executions in canonical order, after
         the key ``after`` and with ``ts <= until`` when given."""
@@ -210,7 +213,9 @@ class ProjectionStore:
         if until is not None:
             sql += " AND ts <= ?"
             params.append(until)
-        return [(int(r[0]), str(r[1]), str(r[2])) for r in self._x(cur, sql + " ORDER BY ts, fill_key", params)]
+        return [
+            (int(r[0]), str(r[1]), str(r[2])) for r in self._x(cur, sql + " ORDER BY ts, fill_key", params)
+        ]
 
     def add_snapshot(self, cur: Any, p: Position) -> None:
         self._x(
@@ -220,7 +225,9 @@ class ProjectionStore:
         )
 
     def drop_snapshots(self, cur: Any, account: str, symbol: str) -> None:
-        self._x(cur, "DELETE FROM proj_position_snapshots WHERE account = ? AND symbol = ?", (account, symbol))
+        self._x(
+            cur, "DELETE FROM proj_position_snapshots WHERE account = ? AND symbol = ?", (account, symbol)
+        )
 
     def reset(self) -> None:
         """Empty every projection table (a rebuild starts here)."""
@@ -242,7 +249,7 @@ class ProjectionStore:
         limit: int = 1000,
     ) -> list[OrderView]:
         """Orders matching every filter, oldest first (by creation time, then id)."""
-        sql, params = "SELECT doc FROM proj_orders WHERE 1 = 1", []
+        sql, params = "SELECT doc FROM proj_orders WHERE 1 = 1", list[Any]()
         if account is not None:
             sql += " AND account = ?"
             params.append(account)
@@ -275,7 +282,9 @@ class ProjectionStore:
 
     def position_keys(self) -> list[tuple[str, str]]:
         with self.transaction() as cur:
-            rows = self._x(cur, "SELECT account, symbol FROM proj_positions ORDER BY account, symbol").fetchall()
+            rows = self._x(
+                cur, "SELECT account, symbol FROM proj_positions ORDER BY account, symbol"
+            ).fetchall()
         return [(str(a), str(s)) for a, s in rows]
 
     def snapshot_before(self, cur: Any, account: str, symbol: str, at: int) -> Position | None:

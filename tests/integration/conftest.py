@@ -1,6 +1,7 @@
 """Fixtures that run real servers as local processes on free 127.0.0.1 ports.
 
-Session-scoped: ``kafka_broker`` (Tansu), ``s3_server`` (moto), ``redis_server``.
+Session-scoped: ``kafka_broker`` (Tansu), ``s3_server`` (moto), ``redis_server``,
+``postgres_server`` (Debian's postgresql, a throwaway cluster).
 Function-scoped: ``s3_client``/``s3_bucket`` (a fresh bucket, dummy credentials in the
 environment), ``kafka_topic`` (factory: a fresh topic with N partitions),
 ``redis_factory`` and ``prometheus_factory`` (private instances a test may restart or
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 
 from ticktape.infra.devstack.base import Service
-from ticktape.infra.devstack.services import MotoS3, PrometheusServer, RedisServer, TansuBroker
+from ticktape.infra.devstack.services import MotoS3, PostgresServer, PrometheusServer, RedisServer, TansuBroker
 
 REGION = "us-east-1"
 
@@ -55,6 +56,25 @@ def s3_server(services_dir: Path) -> Iterator[MotoS3]:
 def redis_server(services_dir: Path) -> Iterator[RedisServer]:
     """A shared redis-server (no persistence). Do not restart it: use ``redis_factory``."""
     yield from _run(RedisServer(services_dir))
+
+
+@pytest.fixture(scope="session")
+def postgres_server(services_dir: Path) -> Iterator[PostgresServer]:
+    """A PostgreSQL server (initdb in a temp dir, trust auth); ``.url`` is a libpq URL."""
+    yield from _run(PostgresServer(services_dir))
+
+
+@pytest.fixture
+def postgres_db(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh database on the session server (dropped after the test); its URL."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield postgres_server.url.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -500,7 +500,7 @@ def test_stack_up_status_down(tmp_path: Path) -> None:
     state = tmp_path / "devstack"
     try:
         info = stack_up(state)
-        assert [s.kind for s in info.services] == ["kafka", "s3", "redis", "prometheus"]
+        assert [s.kind for s in info.services] == ["kafka", "s3", "redis", "prometheus", "postgres"]
         status = stack_status(state)
         assert all(s.alive and s.ready for s in status.services), status
         env = status.env()
