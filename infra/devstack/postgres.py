@@ -33,7 +33,10 @@ ROLE = "ticktape"
 
 def pg_program(name: str) -> str | None:
     """``name`` (``initdb``, ``postgres``) from PATH or the newest /usr/lib/postgresql/*/bin."""
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0)
+    found = sorted(
+        glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+        key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0,
+    )
     return found[-1] if found else find_program(name)
 
 
@@ -50,7 +53,9 @@ def _run_as() -> tuple[list[str], int | None, int | None]:
         if runuser is None:
             raise BinaryNotFoundError("postgres", "runuser", "install util-linux")
         return [runuser, "-u", account, "--"], entry.pw_uid, entry.pw_gid
-    raise ServiceError("postgres", "running as root and no `postgres` or `nobody` account to run the server as")
+    raise ServiceError(
+        "postgres", "running as root and no `postgres` or `nobody` account to run the server as"
+    )
 
 
 class PostgresServer(Service):
@@ -79,11 +84,24 @@ class PostgresServer(Service):
         pgdata = Path(tempfile.mkdtemp(prefix="ticktape-pg-"))
         if uid is not None and gid is not None:
             os.chown(pgdata, uid, gid)
-        cmd = [*prefix, initdb, "-D", str(pgdata), "-U", ROLE, "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"]
+        cmd = [
+            *prefix,
+            initdb,
+            "-D",
+            str(pgdata),
+            "-U",
+            ROLE,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+        ]
         done = subprocess.run(cmd, cwd=pgdata, capture_output=True, text=True, timeout=120, check=False)  # noqa: S603
         if done.returncode != 0:
             shutil.rmtree(pgdata, ignore_errors=True)
-            raise ServiceError(self.name, f"initdb failed ({done.returncode}): {(done.stderr or done.stdout)[-600:]}")
+            raise ServiceError(
+                self.name, f"initdb failed ({done.returncode}): {(done.stderr or done.stdout)[-600:]}"
+            )
         self.pgdata = pgdata
 
     def argv(self, port: int) -> list[str]:

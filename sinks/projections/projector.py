@@ -107,12 +107,15 @@ class Projector:
 
 
 class _Batch:
-    """The views touched by one transaction (written once at the end)."""
+    """The views touched by one transaction (written once at the end). New executions are
+    collected per position and applied in canonical order at :meth:`save`: in one step
+    when they all follow the position's last execution, else by refolding from the
+    newest snapshot before the first of them (at most once per position and transaction)."""
 
     def __init__(self, store: ProjectionStore, cur: Any, every: int) -> None:
         self.store, self.cur, self.every = store, cur, every
         self.orders: dict[str, OrderView] = {}
-        self.positions: dict[tuple[str, str], Position] = {}
+        self.fills: dict[tuple[str, str], list[tuple[int, str, ev.TradeExecuted]]] = {}
 
     def apply(self, e: Event) -> None:
         oid = e.aggregate[len("order:") :]
@@ -124,40 +127,36 @@ class _Batch:
             return  # applied before (a replayed batch)
         apply_order(view, e)
         if e.type == ev.TRADE:
-            self._fill(e)
+            trade = _trade_of(e.payload)
+            fk = fill_key(e)
+            if self.store.add_fill(self.cur, trade.account, trade.symbol, trade.ts, fk, e.payload.decode()):
+                self.fills.setdefault((trade.account, trade.symbol), []).append((trade.ts, fk, trade))
 
-    def _fill(self, e: Event) -> None:
-        trade = _trade_of(e.payload)
-        key = (trade.account, trade.symbol)
-        fk = fill_key(e)
-        if not self.store.add_fill(self.cur, trade.account, trade.symbol, trade.ts, fk, e.payload.decode()):
-            return
-        pos = self.positions.get(key)
-        if pos is None:
-            pos = self.store.load_position(self.cur, *key) or Position(account=key[0], symbol=key[1])
-        if (trade.ts, fk) > (pos.last_ts, pos.last_event):
-            apply_fill(pos, trade, fk)
-            if pos.fills % self.every == 0:
-                self.store.add_snapshot(self.cur, pos)
-        else:  # out of canonical order: refold from the stored executions
-            pos = self.refold(*key)
-        self.positions[key] = pos
-
-    def refold(self, account: str, symbol: str) -> Position:
-        self.store.drop_snapshots(self.cur, account, symbol)
-        pos = Position(account=account, symbol=symbol)
-        for _, eid, doc in self.store.fills(self.cur, account, symbol):
-            apply_fill(pos, _trade_of(doc), eid)
-            if pos.fills % self.every == 0:
-                self.store.add_snapshot(self.cur, pos)
-        return pos
+    def _fold(self, pos: Position, trade: ev.TradeExecuted, key: str) -> None:
+        apply_fill(pos, trade, key)
+        if pos.fills % self.every == 0:
+            self.store.add_snapshot(self.cur, pos)
 
     def save(self) -> None:
+        store, cur = self.store, self.cur
         for view in self.orders.values():
             if view.seq:
-                self.store.save_order(self.cur, view)
-        for pos in self.positions.values():
-            self.store.save_position(self.cur, pos)
+                store.save_order(cur, view)
+        for (account, symbol), new in self.fills.items():
+            new.sort(key=lambda f: (f[0], f[1]))
+            pos = store.load_position(cur, account, symbol) or Position(account=account, symbol=symbol)
+            first = (new[0][0], new[0][1])
+            if first > (pos.last_ts, pos.last_event):
+                for ts, key, trade in new:
+                    self._fold(pos, trade, key)
+            else:  # out of canonical order: refold from the newest snapshot before it
+                base = store.snapshot_below(cur, account, symbol, first)
+                after = (base.last_ts, base.last_event) if base is not None else None
+                store.drop_snapshots_after(cur, account, symbol, after)
+                pos = base or Position(account=account, symbol=symbol)
+                for _, key, doc in store.fills(cur, account, symbol, after=after):
+                    self._fold(pos, _trade_of(doc), key)
+            store.save_position(cur, pos)
 
 
 def position_at(store: ProjectionStore, account: str, symbol: str, at: int) -> Position:

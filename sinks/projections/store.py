@@ -224,10 +224,24 @@ class ProjectionStore:
             (p.account, p.symbol, p.last_ts, p.last_event, encode_position(p).decode()),
         )
 
-    def drop_snapshots(self, cur: Any, account: str, symbol: str) -> None:
-        self._x(
-            cur, "DELETE FROM proj_position_snapshots WHERE account = ? AND symbol = ?", (account, symbol)
-        )
+    def drop_snapshots_after(self, cur: Any, account: str, symbol: str, key: tuple[int, str] | None) -> None:
+        """Delete a position's snapshots taken after execution ``key`` (all when None)."""
+        sql = "DELETE FROM proj_position_snapshots WHERE account = ? AND symbol = ?"
+        params: list[Any] = [account, symbol]
+        if key is not None:
+            sql += " AND (ts > ? OR (ts = ? AND fill_key > ?))"
+            params += [key[0], key[0], key[1]]
+        self._x(cur, sql, params)
+
+    def snapshot_below(self, cur: Any, account: str, symbol: str, key: tuple[int, str]) -> Position | None:
+        """The newest snapshot taken at an execution before ``key`` (canonical order)."""
+        row = self._x(
+            cur,
+            "SELECT doc FROM proj_position_snapshots WHERE account = ? AND symbol = ?"
+            " AND (ts < ? OR (ts = ? AND fill_key < ?)) ORDER BY ts DESC, fill_key DESC LIMIT 1",
+            (account, symbol, key[0], key[0], key[1]),
+        ).fetchone()
+        return decode_position(row[0]) if row else None
 
     def reset(self) -> None:
         """Empty every projection table (a rebuild starts here)."""

@@ -21,7 +21,13 @@ from typing import Any
 import pytest
 
 from ticktape.infra.devstack.base import Service
-from ticktape.infra.devstack.services import MotoS3, PostgresServer, PrometheusServer, RedisServer, TansuBroker
+from ticktape.infra.devstack.services import (
+    MotoS3,
+    PostgresServer,
+    PrometheusServer,
+    RedisServer,
+    TansuBroker,
+)
 
 REGION = "us-east-1"
 

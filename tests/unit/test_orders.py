@@ -23,7 +23,9 @@ def msg(typ: str, oid: str = "o-1", ts: int = T0, **fields: object) -> bytes:
     return json.dumps({"type": typ, "order_id": oid, "ts": ts, **fields}).encode()
 
 
-def submitted(oid: str = "o-1", *, qty: str = "10", price: str | None = "100", side: str = "buy", ts: int = T0) -> bytes:
+def submitted(
+    oid: str = "o-1", *, qty: str = "10", price: str | None = "100", side: str = "buy", ts: int = T0
+) -> bytes:
     extra = {"price": price} if price is not None else {}
     return msg(
         "OrderSubmitted", oid, ts, account="acct-1", symbol="BTC-USDT", venue="binance", side=side,
@@ -65,7 +67,9 @@ def test_fixed_text_round_trips_exactly(d: Decimal) -> None:
     assert parse_fixed(format_fixed(units)) == units
 
 
-@pytest.mark.parametrize(("a", "b", "q"), [(5, 2, 2), (7, 2, 4), (-5, 2, -2), (-7, 2, -4), (1, 3, 0), (2, 3, 1), (5, -2, -2)])
+@pytest.mark.parametrize(
+    ("a", "b", "q"), [(5, 2, 2), (7, 2, 4), (-5, 2, -2), (-7, 2, -4), (1, 3, 0), (2, 3, 1), (5, -2, -2)]
+)
 def test_div_round_is_half_to_even(a: int, b: int, q: int) -> None:
     assert div_round(a, b) == q
 
@@ -77,9 +81,16 @@ def test_the_documented_messages_decode() -> None:
     rec = ev.decode_order(submitted(qty="0.5", price="43000.1"))
     assert isinstance(rec, ev.OrderSubmitted)
     assert (rec.quantity, rec.price, rec.time_in_force) == (500_000_000, 43_000_100_000_000, "GTC")
-    rec = ev.decode_order(msg("TradeExecuted", trade_id="t-9", quantity="0.2", price=43000, fee="0.86", liquidity="maker"))
+    rec = ev.decode_order(
+        msg("TradeExecuted", trade_id="t-9", quantity="0.2", price=43000, fee="0.86", liquidity="maker")
+    )
     assert isinstance(rec, ev.TradeExecuted)
-    assert (rec.quantity, rec.price, rec.fee, rec.liquidity) == (200_000_000, 43_000 * SCALE, 860_000_000, "maker")
+    assert (rec.quantity, rec.price, rec.fee, rec.liquidity) == (
+        200_000_000,
+        43_000 * SCALE,
+        860_000_000,
+        "maker",
+    )
     rec = ev.decode_order(msg("OrderCancelled", ts="2023-11-14T22:13:20Z", reason="user"))
     assert rec.ts == T0 and isinstance(rec, ev.OrderCancelled)
 
@@ -131,7 +142,11 @@ def test_any_json_object_decodes_or_becomes_a_data_error(doc: dict[str, object])
 
 
 def test_payloads_round_trip_through_the_event_log_form() -> None:
-    state, outs = run(submitted(), msg("OrderAccepted"), msg("TradeExecuted", trade_id="t1", quantity="4", price="99.5", fee="0.01"))
+    state, outs = run(
+        submitted(),
+        msg("OrderAccepted"),
+        msg("TradeExecuted", trade_id="t1", quantity="4", price="99.5", fee="0.01"),
+    )
     for rec in [r for out in outs for r in out]:
         assert ev.event_record(ev.encode_payload(rec)) == rec
 
@@ -144,16 +159,27 @@ def test_a_full_lifecycle_and_the_fill_arithmetic() -> None:
         submitted(qty="10", price="100"),
         msg("OrderAccepted", ts=T0 + 1),
         msg("TradeExecuted", ts=T0 + 2, trade_id="t1", quantity="4", price="99"),
-        msg("OrderFilled", ts=T0 + 3, trade_id="t2", quantity="6", price="100", cumulative="10", remaining="0"),
+        msg(
+            "OrderFilled", ts=T0 + 3, trade_id="t2", quantity="6", price="100", cumulative="10", remaining="0"
+        ),
     )
     assert state is not None and state.status == m.FILLED and state.filled == 10 * SCALE
     types = [[ev.type_of(r) for r in out] for out in outs]
-    assert types == [["OrderSubmitted"], ["OrderAccepted"], ["TradeExecuted", "OrderPartiallyFilled"], ["TradeExecuted", "OrderFilled"]]
+    assert types == [
+        ["OrderSubmitted"],
+        ["OrderAccepted"],
+        ["TradeExecuted", "OrderPartiallyFilled"],
+        ["TradeExecuted", "OrderFilled"],
+    ]
     partial = outs[2][1]
     assert isinstance(partial, ev.OrderPartiallyFilled)
     assert (partial.cumulative, partial.remaining) == (4 * SCALE, 6 * SCALE)
     trade = outs[3][0]
-    assert isinstance(trade, ev.TradeExecuted) and (trade.account, trade.symbol, trade.side) == ("acct-1", "BTC-USDT", "buy")
+    assert isinstance(trade, ev.TradeExecuted) and (trade.account, trade.symbol, trade.side) == (
+        "acct-1",
+        "BTC-USDT",
+        "buy",
+    )
 
 
 @pytest.mark.parametrize(
@@ -189,13 +215,25 @@ def test_a_fill_before_the_accept_and_an_accept_twice_are_refused() -> None:
 
 
 def test_duplicates_are_duplicates_whatever_form_the_fill_takes() -> None:
-    state, _ = run(submitted(), msg("OrderAccepted", ts=T0 + 1), msg("TradeExecuted", ts=T0 + 2, trade_id="t1", quantity="4", price="99"))
+    state, _ = run(
+        submitted(),
+        msg("OrderAccepted", ts=T0 + 1),
+        msg("TradeExecuted", ts=T0 + 2, trade_id="t1", quantity="4", price="99"),
+    )
     assert state is not None
     for again in (
         submitted(),
         msg("OrderAccepted", ts=T0 + 1),
         msg("TradeExecuted", ts=T0 + 2, trade_id="t1", quantity="4", price="99"),
-        msg("OrderPartiallyFilled", ts=T0 + 2, trade_id="t1", quantity="4", price="99", cumulative="4", remaining="6"),
+        msg(
+            "OrderPartiallyFilled",
+            ts=T0 + 2,
+            trade_id="t1",
+            quantity="4",
+            price="99",
+            cumulative="4",
+            remaining="6",
+        ),
     ):
         with pytest.raises(m.Duplicate):
             m.step(state, ev.decode_order(again))

@@ -33,7 +33,12 @@ def test_average_cost_and_realized_pnl_by_hand() -> None:
         (trade("buy", "10", "100"), "10", "100", "0"),
         (trade("buy", "10", "110", fee="1"), "20", "105", "-1"),  # avg (1000 + 1100) / 20; fee -1
         (trade("sell", "5", "120"), "15", "105", "74"),  # +5 * (120 - 105) = 75
-        (trade("sell", "20", "100", fee="0.5"), "-5", "100", "-1.5"),  # 15 * (100 - 105) = -75, flip: short 5 @ 100
+        (
+            trade("sell", "20", "100", fee="0.5"),
+            "-5",
+            "100",
+            "-1.5",
+        ),  # 15 * (100 - 105) = -75, flip: short 5 @ 100
         (trade("buy", "5", "90"), "0", None, "48.5"),  # short closed: 5 * (100 - 90) = 50
     ]
     for i, (t, qty, avg, realized) in enumerate(steps):
@@ -101,7 +106,9 @@ def test_rebuild_equals_incremental_maintenance_and_partition_order_does_not_mat
         s.close()
 
 
-def test_orders_and_positions_equal_direct_folds_of_the_log(order_log: tuple[Path, list], tmp_path: Path) -> None:
+def test_orders_and_positions_equal_direct_folds_of_the_log(
+    order_log: tuple[Path, list], tmp_path: Path
+) -> None:
     directory, events = order_log
     with open_store("sqlite", tmp_path) as store:
         Projector(store).catch_up_dir(directory)
@@ -121,7 +128,9 @@ def test_orders_and_positions_equal_direct_folds_of_the_log(order_log: tuple[Pat
             assert isinstance(t, ev.TradeExecuted)
             pos = want.setdefault((t.account, t.symbol), Position(account=t.account, symbol=t.symbol))
             apply_fill(pos, t, f"{e.aggregate[6:]}/{e.seq:010d}")
-        assert {(p.account, p.symbol): p.as_dict() for p in store.positions()} == {k: p.as_dict() for k, p in want.items()}
+        assert {(p.account, p.symbol): p.as_dict() for p in store.positions()} == {
+            k: p.as_dict() for k, p in want.items()
+        }
         opened = store.open_orders()
         assert opened and all(v.open for v in opened)
         assert {v.order_id for v in opened} == {
@@ -129,7 +138,9 @@ def test_orders_and_positions_equal_direct_folds_of_the_log(order_log: tuple[Pat
         }
 
 
-def test_position_at_a_time_equals_a_fold_of_the_fills_until_then(order_log: tuple[Path, list], tmp_path: Path) -> None:
+def test_position_at_a_time_equals_a_fold_of_the_fills_until_then(
+    order_log: tuple[Path, list], tmp_path: Path
+) -> None:
     directory, events = order_log
     with open_store("sqlite", tmp_path) as store:
         Projector(store, snapshot_every=3).catch_up_dir(directory)
