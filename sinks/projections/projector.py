@@ -147,7 +147,7 @@ class _Batch:
             pos = store.load_position(cur, account, symbol) or Position(account=account, symbol=symbol)
             first = (new[0][0], new[0][1])
             if first > (pos.last_ts, pos.last_event):
-                for ts, key, trade in new:
+                for _ts, key, trade in new:
                     self._fold(pos, trade, key)
             else:  # out of canonical order: refold from the newest snapshot before it
                 base = store.snapshot_below(cur, account, symbol, first)

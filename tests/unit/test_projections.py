@@ -46,7 +46,9 @@ def test_average_cost_and_realized_pnl_by_hand() -> None:
         assert format_fixed(pos.quantity) == qty
         assert (format_fixed(pos.avg_cost) if pos.avg_cost is not None else None) == avg
         assert format_fixed(pos.realized, SCALE2) == realized
-    assert pos.fees == int(1.5 * SCALE) and pos.bought == 25 * SCALE and pos.sold == 25 * SCALE
+    assert pos.fees == int(1.5 * SCALE)
+    assert pos.bought == 25 * SCALE
+    assert pos.sold == 25 * SCALE
     assert pos.unrealized(100 * SCALE) == 0
 
 
@@ -63,7 +65,7 @@ def test_a_partial_close_rounds_once_and_a_full_close_is_exact() -> None:
 
 @pytest.fixture
 def order_log(tmp_path: Path) -> tuple[Path, list]:
-    events, outs, _ = process(order_messages(300, seed=5, faults=0.15))
+    events, _outs, _ = process(order_messages(300, seed=5, faults=0.15))
     directory = tmp_path / "events"
     write_log(directory, events, parts=3, batch=37)
     return directory, events
@@ -96,7 +98,8 @@ def test_rebuild_equals_incremental_maintenance_and_partition_order_does_not_mat
     want = projections(rebuilt.dump())
     assert projections(incremental.dump()) == want
     assert projections(backwards.dump()) == want
-    assert len(want["proj_orders"]) > 250 and len(want["proj_positions"]) >= 6
+    assert len(want["proj_orders"]) > 250
+    assert len(want["proj_positions"]) >= 6
     assert want["proj_position_snapshots"]
     # a second catch-up and a second rebuild change nothing (exactly once)
     assert projector.catch_up_dir(inc_dir) == 0
@@ -118,7 +121,8 @@ def test_orders_and_positions_equal_direct_folds_of_the_log(
                 by_order.setdefault(e.aggregate[6:], []).append(e)
         for oid, evs in by_order.items():
             got = store.get_order(oid)
-            assert got is not None and got.as_dict() == fold_order(oid, evs).as_dict()
+            assert got is not None
+            assert got.as_dict() == fold_order(oid, evs).as_dict()
         trades = sorted(
             ((ev.event_record(e.payload), e) for e in events if e.type == ev.TRADE),
             key=lambda p: (p[0].ts, f"{p[1].aggregate[6:]}/{p[1].seq:010d}"),
@@ -132,7 +136,8 @@ def test_orders_and_positions_equal_direct_folds_of_the_log(
             k: p.as_dict() for k, p in want.items()
         }
         opened = store.open_orders()
-        assert opened and all(v.open for v in opened)
+        assert opened
+        assert all(v.open for v in opened)
         assert {v.order_id for v in opened} == {
             oid for oid, evs in by_order.items() if fold_order(oid, evs).open
         }
