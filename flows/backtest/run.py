@@ -24,7 +24,7 @@ import numpy as np
 
 from ticktape.flows import wiring
 from ticktape.flows.backfill.inputs import read_archive, read_files
-from ticktape.flows.backtest.broker import Execution, SimBroker
+from ticktape.flows.backtest.broker import Execution, SimBroker, fx
 from ticktape.flows.backtest.config import BacktestConfig, speed_factor
 from ticktape.flows.backtest.data import (
     MarketData,
@@ -209,6 +209,7 @@ def run_backtest(
         },
         "metrics": mets,
         "final_equity": format_fixed(final18, SCALE2),
+        "marks": {n: format_fixed(fx(p)) for n, p in zip(data.names, broker.last, strict=True) if p},
         "orders": n_orders, "fills": len(broker.fills), "order_dead_letters": len(broker.dead),
         "positions": positions, "trades": trips,
         "files": {"equity_csv": "equity.csv", "chart": "equity.png" if chart else None,

@@ -47,7 +47,9 @@ def ticktape(*args: str) -> subprocess.Popen[bytes]:
     )  # fmt: skip
 
 
-def test_orders_from_kafka_survive_kill_9_and_equal_a_clean_run(tmp_path: Path, kafka_broker, kafka_topic) -> None:
+def test_orders_from_kafka_survive_kill_9_and_equal_a_clean_run(
+    tmp_path: Path, kafka_broker, kafka_topic
+) -> None:
     topic = kafka_topic(3)
     servers = kafka_broker.bootstrap_servers
     raws = order_messages(9000, seed=31, faults=0.05)
