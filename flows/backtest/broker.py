@@ -178,9 +178,10 @@ class SimBroker:
     def equity18(self) -> int:
         """Cash plus positions marked at their last price, units of 1e-18."""
         total = self.cash18
-        for i, q in enumerate(self.pos):
-            if q:
-                total += q * fx(self.last[i])
+        if any(self.pos):
+            for i, q in enumerate(self.pos):
+                if q:
+                    total += q * fx(self.last[i])
         return total
 
     def equity(self) -> float:
@@ -325,9 +326,9 @@ class SimBroker:
 
     def _emit(self, record: ev.OrderEvent) -> None:
         self._inputs += 1
-        item = OrderInput(record, "backtest", self._inputs, ev.encode_payload(record))
+        item = OrderInput(record, "backtest", self._inputs, b"")
         out = self.proc.process([item])
         self.events.extend(out.events)
         self.dead.extend(out.dead)
-        if self.drain is not None and len(self.events) >= 20_000:
+        if self.drain is not None and len(self.events) >= 50_000:
             self.drain()

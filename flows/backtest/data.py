@@ -23,7 +23,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ticktape.schemas.errors import InputError
-from ticktape.schemas.records import Candle
+from ticktape.sinks.candles.store import CandleStore
 
 CANDLE, QUOTE, TRADE = 0, 1, 2
 _SIDES = {"buy": 1, "sell": -1}
@@ -163,21 +163,50 @@ def _sorted_candles(c: Candles) -> Candles:
     )  # fmt: skip
 
 
-def candles_from_list(candles: list[Candle], names: list[str]) -> Candles:
-    """Stored candles (one interval) as columns; ``names`` must hold their symbols."""
+def candles_from_store(
+    store: CandleStore, *, interval_s: int, since: int | None, until: int | None, symbols: list[str]
+) -> tuple[list[str], Candles]:
+    """Stored candles of one interval as columns, the latest revision of each window (the
+    candle store's own rule: highest revision, then most trades, then latest), vectorized.
+    Names are the symbols (``SYMBOL@venue`` when a symbol has candles of several venues)."""
+    table = store.read_table(interval=interval_s, since=since, until=until)
+    if table is not None and symbols:
+        table = table.filter(pc.is_in(table["symbol"], pa.array(symbols)))
+    if table is None or not table.num_rows:
+        raise InputError(
+            f"no stored candles of {interval_s}s for the symbols and time range (run a backfill first)"
+        )
+    table = table.sort_by([
+        ("venue", "ascending"), ("symbol", "ascending"), ("start", "ascending"),
+        ("revision", "descending"), ("trades", "descending"), ("ts_final", "descending"),
+    ])  # fmt: skip
+    venue = np.asarray(table["venue"].to_numpy(zero_copy_only=False), object)
+    symbol = np.asarray(table["symbol"].to_numpy(zero_copy_only=False), object)
+    start = np.asarray(table["start"].cast(pa.int64()).to_numpy(), np.int64)
+    keep = np.ones(len(start), bool)
+    keep[1:] = (venue[1:] != venue[:-1]) | (symbol[1:] != symbol[:-1]) | (start[1:] != start[:-1])
+    idx = np.flatnonzero(keep)
+    pairs = sorted(set(zip(venue[idx].tolist(), symbol[idx].tolist(), strict=True)))
+    several = {s for _, s in pairs if sum(1 for _, t in pairs if t == s) > 1}
+    label = {(v, s): f"{s}@{v}" if s in several else s for v, s in pairs}
+    names = sorted(set(label.values()))
     index = {n: i for i, n in enumerate(names)}
-    if not candles:
-        raise InputError("no stored candles for the symbols and time range")
-    interval = candles[0].interval
-    col = np.array
+    sym = np.array(
+        [index[label[(v, s)]] for v, s in zip(venue[idx].tolist(), symbol[idx].tolist(), strict=True)],
+        np.int32,
+    )
+
+    def col(name: str, dtype: type) -> np.ndarray:
+        return np.asarray(
+            table[name].cast(pa.int64() if dtype is np.int64 else pa.float64()).to_numpy(), dtype
+        )[idx]
+
     c = Candles(
-        ts=col([k.end for k in candles], np.int64), sym=col([index[k.symbol] for k in candles], np.int32),
-        start=col([k.start for k in candles], np.int64), open=col([k.open for k in candles], np.float64),
-        high=col([k.high for k in candles], np.float64), low=col([k.low for k in candles], np.float64),
-        close=col([k.close for k in candles], np.float64), volume=col([k.volume for k in candles], np.float64),
-        trades=col([k.trades for k in candles], np.int64), interval=interval,
+        ts=col("end", np.int64), sym=sym, start=start[idx], open=col("open", np.float64), high=col("high", np.float64),
+        low=col("low", np.float64), close=col("close", np.float64), volume=col("volume", np.float64),
+        trades=col("trades", np.int64), interval=interval_s,
     )  # fmt: skip
-    return _sorted_candles(c)
+    return names, _sorted_candles(c)
 
 
 def read_quotes(path: Path, names: list[str] | None = None) -> tuple[list[str], Quotes]:

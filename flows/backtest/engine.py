@@ -1,6 +1,6 @@
 """The replay loop: market events in merge order -> broker -> strategy; equity samples.
 
-Two loops share one contract:
+Three loops share one contract (the third, candles only, is the first's twin):
 
 * :meth:`Engine._trades_loop` — trades only (no candles or quotes needed by the
   strategy), unpaced: a ``zip`` over Python lists of columns; per trade it compares two
@@ -76,8 +76,11 @@ class Engine:
         strategy.on_start()
         d = self.data
         only_trades = d.candles is None and d.quotes is None and d.trades is not None
+        only_candles = d.trades is None and d.quotes is None and d.candles is not None
         if only_trades and not self.speed:
             self._trades_loop()
+        elif only_candles and not self.speed:
+            self._candles_loop()
         else:
             self._mixed_loop()
         broker.now = last
@@ -139,6 +142,41 @@ class Engine:
                 on_trade(tick)
             n += 1
         self.events += n
+
+    def _candles_loop(self) -> None:
+        c = self.data.candles
+        assert c is not None
+        broker, strategy = self.broker, self.strategy
+        on_candle = strategy.on_candle if overrides(strategy, "on_candle") else None
+        names, working, last = broker.names, broker.working, broker.last
+        match = [i in self.data.candle_symbols for i in range(len(names))]
+        bar = Bar()
+        bar.interval = c.interval
+        nxt = self._next_sample
+        order = np.lexsort((np.arange(len(c)), c.sym, c.ts))  # the merge order (module doc)
+        columns = (c.ts, c.sym, c.start, c.open, c.high, c.low, c.close, c.volume, c.trades)
+        for ts, sym, start, o, h, lo, cl, v, n in zip(*(col[order].tolist() for col in columns), strict=True):
+            if ts >= nxt:
+                nxt = self._sample_until(ts)
+            if ts >= broker.next_at:
+                broker.advance(ts)
+            broker.now = ts
+            last[sym] = cl
+            if working[sym] and match[sym]:
+                broker.on_candle(sym, start, o, h, lo, v)
+            if on_candle is not None:
+                bar.ts, bar.symbol, bar.start, bar.open, bar.high, bar.low, bar.close = (
+                    ts,
+                    names[sym],
+                    start,
+                    o,
+                    h,
+                    lo,
+                    cl,
+                )
+                bar.volume, bar.trades = v, n
+                on_candle(bar)
+        self.events += len(c)
 
     def _mixed_loop(self) -> None:
         d, broker, strategy = self.data, self.broker, self.strategy

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from typing import Any
 
 from ticktape.flows.backtest.strategy import Bar, Strategy, TradeTick
 
@@ -28,7 +29,9 @@ class MovingAverageCrossover(Strategy):
 
     A cross is a change of ``fast SMA > slow SMA`` between two consecutive candles of the
     symbol (both averages over whole windows); the first candle with both averages only
-    sets the state. SMAs are exact-rounded sums (``math.fsum``) over the window.
+    sets the state. The averages are compared exactly: closes are read as fixed-point
+    integers (1e-9) and ``sum_fast * slow > sum_slow * fast`` is integer arithmetic, so
+    no float rounding can invent or hide a cross (O(1) per candle).
     """
 
     def __init__(self, fast: int = 10, slow: int = 30, quantity: float | str = 1, symbol: str = "") -> None:
@@ -36,31 +39,38 @@ class MovingAverageCrossover(Strategy):
         if not 0 < fast < slow:
             raise ValueError(f"expected 0 < fast < slow, got fast={fast}, slow={slow}")
         self.fast, self.slow, self.quantity, self.symbol = fast, slow, quantity, symbol
-        self.closes: dict[str, deque[float]] = {}
-        self.above: dict[str, bool] = {}
+        self.state: dict[str, list[Any]] = {}  # symbol -> [window, fast sum, slow sum, above]
 
     def on_candle(self, bar: Bar) -> None:
-        if self.symbol and bar.symbol != self.symbol:
+        sym = bar.symbol
+        if self.symbol and sym != self.symbol:
             return
-        closes = self.closes.get(bar.symbol)
-        if closes is None:
-            closes = self.closes[bar.symbol] = deque(maxlen=self.slow)
-        closes.append(bar.close)
-        if len(closes) < self.slow:
+        st = self.state.get(sym)
+        if st is None:
+            st = self.state[sym] = [deque(), 0, 0, None]
+        window: deque[int] = st[0]
+        close = round(bar.close * 1e9)
+        window.append(close)
+        st[1] += close
+        st[2] += close
+        n = len(window)
+        if n > self.fast:
+            st[1] -= window[n - 1 - self.fast]
+        if n > self.slow:
+            st[2] -= window.popleft()
+            n -= 1
+        if n < self.slow:
             return
-        window = list(closes)
-        fast = math.fsum(window[-self.fast :]) / self.fast
-        slow = math.fsum(window) / self.slow
-        above = fast > slow
-        before = self.above.get(bar.symbol)
-        self.above[bar.symbol] = above
+        above = st[1] * self.slow > st[2] * self.fast
+        before = st[3]
+        st[3] = above
         if before is None or above == before:
             return
-        held = self.position(bar.symbol)
+        held = self.position(sym)
         if above and held <= 0:
-            self.buy(bar.symbol, self.quantity)
+            self.buy(sym, self.quantity)
         elif not above and held > 0:
-            self.close(bar.symbol)
+            self.close(sym)
 
 
 class ZScoreMeanReversion(Strategy):

@@ -28,7 +28,7 @@ from ticktape.flows.backtest.broker import Execution, SimBroker, fx
 from ticktape.flows.backtest.config import BacktestConfig, speed_factor
 from ticktape.flows.backtest.data import (
     MarketData,
-    candles_from_list,
+    candles_from_store,
     candles_from_trades,
     read_quotes,
     trades_from_tables,
@@ -93,14 +93,21 @@ def load_market_data(cfg: Config, bt: BacktestConfig, strategy: Strategy) -> Mar
         data.names, data.trades = trades_from_tables(tables, symbols=symbols, since=since, until=until)
     interval_s = int(bt.interval) // 1_000_000_000
     if bt.candles:
-        stored = CandleStore(wiring.candles_dir(cfg)).read(interval=interval_s, since=since, until=until)
-        stored = [c for c in stored if not symbols or c.symbol in symbols]
+        store = CandleStore(wiring.candles_dir(cfg))
+        names, candles = candles_from_store(
+            store, interval_s=interval_s, since=since, until=until, symbols=symbols
+        )
         if data.trades is None:
-            data.names = sorted({c.symbol for c in stored})
-            data.candle_symbols = frozenset(range(len(data.names)))
-        else:
-            stored = [c for c in stored if c.symbol in data.names]
-        data.candles = candles_from_list(stored, data.names)
+            data.names, data.candles = names, candles
+            data.candle_symbols = frozenset(range(len(names)))
+        else:  # trades and candles: the trades' symbols (trades fill the orders)
+            if not set(names) <= set(data.names):
+                raise InputError(
+                    f"stored candles of symbols without trades: {sorted(set(names) - set(data.names))} (use --symbols)"
+                )
+            remap = np.array([data.names.index(n) for n in names], np.int32)
+            candles.sym = remap[candles.sym]
+            data.candles = candles
     elif overrides(strategy, "on_candle") and data.trades is not None:
         data.candles = candles_from_trades(data.trades, interval_s)
     for path in bt.quotes:
@@ -148,7 +155,7 @@ def run_backtest(
         shutil.rmtree(orders_root)
     events_dir = orders_root / "events"
     parts = cfg.orders.eventlog_partitions
-    writers = [EventLogPartition(partition_path(events_dir, i), background=True) for i in range(parts)]
+    writers = [EventLogPartition(partition_path(events_dir, i)) for i in range(parts)]
     broker = SimBroker(
         data.names,
         execution_of(bt),

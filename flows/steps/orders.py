@@ -24,6 +24,7 @@ from ticktape.schemas.decoding import dead_letter_event
 from ticktape.schemas.errors import DataError
 from ticktape.schemas.ids import event_id
 from ticktape.schemas.orders.decoding import OrderInput
+from ticktape.schemas.orders.events import encode_payload
 from ticktape.schemas.orders.machine import Duplicate, OrderState, step, to_events
 from ticktape.schemas.records import DeadLetter, Event, Tally
 
@@ -74,7 +75,8 @@ class OrderProcessor:
     def _dead(self, item: OrderInput, exc: DataError, events: list[Event]) -> DeadLetter:
         rec = item.record
         dl = DeadLetter(
-            event_id(rec.ts, "OX", item.src, item.offset, rec.order_id), exc.code, exc.describe(), item.raw,
+            event_id(rec.ts, "OX", item.src, item.offset, rec.order_id), exc.code, exc.describe(),
+            item.raw or encode_payload(rec),
             item.src, item.offset, item.ts_recv, symbol=getattr(rec, "symbol", ""), ts_kafka=item.ts_kafka,
         )  # fmt: skip
         state = self.orders.get(rec.order_id)

@@ -336,13 +336,19 @@ def decode_order(raw: bytes | bytearray | memoryview) -> OrderEvent:
         ) from None
 
 
+_LAYOUT: Final = {
+    cls: (cls.__name__, tuple((name, name in _FIXED) for name in cls.__struct_fields__))
+    for cls in RECORD_TYPES.values()
+}
+
+
 def payload_of(record: OrderEvent) -> dict[str, Any]:
     """The JSON object of ``record`` (``type`` first; fixed-point fields as exact decimal
     text; empty optional text fields left out)."""
-    doc: dict[str, Any] = {"type": type_of(record)}
-    for name in record.__struct_fields__:
-        value = getattr(record, name)
-        if name in _FIXED:
+    name_of, layout = _LAYOUT[type(record)]
+    doc: dict[str, Any] = {"type": name_of}
+    for (name, fixed), value in zip(layout, msgspec.structs.astuple(record), strict=True):
+        if fixed:
             doc[name] = format_fixed(value, SCALE)
         elif value != "":
             doc[name] = value
@@ -359,7 +365,23 @@ def encode_payload(record: OrderEvent) -> bytes:
 
 def event_record(payload: bytes) -> OrderEvent:
     """The record stored in an event-log payload (:func:`encode_payload` reversed).
-    ``TradeExecuted`` keeps its order fields (account, symbol, side, venue)."""
+    ``TradeExecuted`` keeps its order fields (account, symbol, side, venue). Payloads the
+    log wrote take a fast path; anything else is decoded and checked like a message
+    (:class:`DataError` when it cannot be used)."""
+    try:
+        wire = _wire.decode(payload)
+        name, layout = _LAYOUT[RECORD_TYPES[wire.type]]
+        if type(wire.ts) is not int:
+            raise TypeError("ts is not ns")
+        kwargs = {}
+        for field, fixed in layout:
+            value = getattr(wire, field)
+            if value is not None:
+                kwargs[field] = parse_fixed(value) if fixed else value
+        rec: OrderEvent = RECORD_TYPES[name](**kwargs)
+        return rec
+    except (KeyError, TypeError, ValueError, msgspec.DecodeError):
+        pass
     record = decode_order(payload)
     if isinstance(record, TradeExecuted):
         doc = msgspec.json.decode(payload)

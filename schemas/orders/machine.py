@@ -64,6 +64,9 @@ RULES: Final = {
 }
 
 
+_msgpack = msgspec.msgpack.Encoder().encode
+
+
 class TransitionError(RejectError):
     """An event the order's state does not allow; ``rule`` is a key of :data:`RULES`."""
 
@@ -101,12 +104,9 @@ class OrderState(msgspec.Struct, gc=False):
 def _identity(record: OrderEvent) -> tuple[str, int]:
     """(identity, content digest) of ``record``: fills by trade id, others by type."""
     if isinstance(record, (ev.TradeExecuted, ev.OrderPartiallyFilled)):
-        key = f"fill:{record.trade_id}"
-        body = f"{record.ts}|{record.quantity}|{record.price}|{record.fee}|{record.liquidity}"
-    else:
-        key = ev.type_of(record)
-        body = ev.encode_payload(record).decode()
-    return key, crc32(body.encode())
+        body = f"{record.ts}|{record.quantity}|{record.price}|{record.fee}|{record.liquidity}".encode()
+        return f"fill:{record.trade_id}", crc32(body)
+    return type(record).__name__, crc32(_msgpack(record))
 
 
 def step(state: OrderState | None, record: OrderEvent) -> tuple[OrderState, list[OrderEvent]]:

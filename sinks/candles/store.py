@@ -71,8 +71,38 @@ class CandleStore:
     ) -> list[Candle]:
         """Candles (latest revision each unless ``all_revisions``) sorted by
         (venue, symbol, interval, start); ``since``/``until`` bound ``start`` (ns)."""
-        if not self.root.is_dir():
+        table = self.read_table(symbol=symbol, venue=venue, interval=interval, since=since, until=until)
+        if table is None:
             return []
+        candles = table_to_candles(table)
+        if not all_revisions:
+            best: dict[tuple[str, str, int, int], Candle] = {}
+            for c in candles:
+                key = (c.venue, c.symbol, c.interval, c.start)
+                cur = best.get(key)
+                if cur is None or (c.revision, c.trades, c.ts_final) > (
+                    cur.revision,
+                    cur.trades,
+                    cur.ts_final,
+                ):
+                    best[key] = c
+            candles = list(best.values())
+        candles.sort(key=lambda c: (c.venue, c.symbol, c.interval, c.start, c.revision))
+        return candles
+
+    def read_table(
+        self,
+        *,
+        symbol: str | None = None,
+        venue: str | None = None,
+        interval: int | None = None,
+        since: int | None = None,
+        until: int | None = None,
+    ) -> pa.Table | None:
+        """Every stored row (all revisions, any order) matching the filters, as an Arrow
+        table of :data:`~ticktape.schemas.arrow.CANDLE_SCHEMA`; None without a store."""
+        if not self.root.is_dir():
+            return None
         dataset = ds.dataset(
             self.root,
             format="parquet",
@@ -97,22 +127,7 @@ class CandleStore:
         if until is not None:
             both(ds.field("date") <= _date(until))
             both(ds.field("start") < pa.scalar(until, type=TS))
-        table = dataset.to_table(filter=expr, columns=list(CANDLE_SCHEMA.names))
-        candles = table_to_candles(table)
-        if not all_revisions:
-            best: dict[tuple[str, str, int, int], Candle] = {}
-            for c in candles:
-                key = (c.venue, c.symbol, c.interval, c.start)
-                cur = best.get(key)
-                if cur is None or (c.revision, c.trades, c.ts_final) > (
-                    cur.revision,
-                    cur.trades,
-                    cur.ts_final,
-                ):
-                    best[key] = c
-            candles = list(best.values())
-        candles.sort(key=lambda c: (c.venue, c.symbol, c.interval, c.start, c.revision))
-        return candles
+        return dataset.to_table(filter=expr, columns=list(CANDLE_SCHEMA.names))
 
     def files(self) -> list[Path]:
         return sorted(self.root.rglob("*.parquet")) if self.root.is_dir() else []

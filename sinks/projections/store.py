@@ -185,15 +185,12 @@ class ProjectionStore:
 
     def add_fill(self, cur: Any, account: str, symbol: str, ts: int, fill_key: str, doc: str) -> bool:
         """Store one execution; False when it was already stored."""
-        found = self._x(
+        self._x(
             cur,
-            "SELECT 1 FROM proj_fills WHERE account = ? AND symbol = ? AND ts = ? AND fill_key = ?",
-            (account, symbol, ts, fill_key),
-        ).fetchone()
-        if found:
-            return False
-        self._x(cur, "INSERT INTO proj_fills VALUES (?, ?, ?, ?, ?)", (account, symbol, ts, fill_key, doc))
-        return True
+            "INSERT INTO proj_fills VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (account, symbol, ts, fill_key, doc),
+        )
+        return bool(cur.rowcount == 1)
 
     def fills(
         self,

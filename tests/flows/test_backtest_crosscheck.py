@@ -8,7 +8,6 @@ import gzip
 import json
 import warnings
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -25,7 +24,8 @@ XRP = TRADES / "XRP_ETH-trades.json.gz"
 
 def polars_candles() -> pl.DataFrame:
     """1-minute OHLCV of the trades (windows with trades only), open/close by (time, id)."""
-    rows = json.load(gzip.open(XRP))
+    with gzip.open(XRP) as fh:
+        rows = json.load(fh)
     trades = pl.DataFrame(
         {"ts": [r[0] for r in rows], "id": [int(r[1]) for r in rows], "price": [r[4] for r in rows],
          "amount": [r[5] for r in rows]}
@@ -34,9 +34,12 @@ def polars_candles() -> pl.DataFrame:
         trades.sort(["ts", "id"])
         .group_by((pl.col("ts") // 60_000).alias("w"), maintain_order=True)
         .agg(
-            pl.col("price").first().alias("open"), pl.col("price").max().alias("high"), pl.col("price").min().alias("low"),
-            pl.col("price").last().alias("close"), pl.col("amount").sum().alias("volume"),
-        )  # fmt: skip
+            pl.col("price").first().alias("open"),
+            pl.col("price").max().alias("high"),
+            pl.col("price").min().alias("low"),
+            pl.col("price").last().alias("close"),
+            pl.col("amount").sum().alias("volume"),
+        )
         .sort("w")
         .with_columns((pl.col("w") * 60_000_000_000).alias("start"))
     )
@@ -50,7 +53,9 @@ def polars_crossover(candles: pl.DataFrame, fee: float) -> tuple[list[dict[str, 
         pl.col("open").shift(-1).alias("next_open"), pl.col("start").shift(-1).alias("next_start"),
     )  # fmt: skip
     df = df.with_columns(pl.col("above").shift(1).alias("before"))
-    crosses = df.filter(pl.col("above").is_not_null() & pl.col("before").is_not_null() & (pl.col("above") != pl.col("before")))
+    crosses = df.filter(
+        pl.col("above").is_not_null() & pl.col("before").is_not_null() & (pl.col("above") != pl.col("before"))
+    )
     crosses = crosses.filter(pl.col("next_open").is_not_null())  # a cross on the last candle never fills
     up = crosses["above"].to_list()
     first_up = up.index(True)
@@ -84,7 +89,9 @@ def engine_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[float, dict[st
             "strategy": "ticktape.flows.backtest.examples:MovingAverageCrossover",
             "params": {"fast": FAST, "slow": SLOW, "quantity": QTY},
         }  # fmt: skip
-        out[fee] = run_backtest(config(data, candles={"intervals": ["1m"]}, backtest=section), data / f"bt-{fee}", chart=False).report
+        out[fee] = run_backtest(
+            config(data, candles={"intervals": ["1m"]}, backtest=section), data / f"bt-{fee}", chart=False
+        ).report
     return out
 
 
@@ -93,7 +100,9 @@ def test_the_candles_are_the_same_candles(engine_runs: dict[float, dict[str, Any
     assert polars_candles()["volume"].min() >= QTY  # so every order fills at once in both models
 
 
-def test_crossover_trades_and_final_equity_equal_a_vectorized_polars_computation(engine_runs: dict[float, dict[str, Any]]) -> None:
+def test_crossover_trades_and_final_equity_equal_a_vectorized_polars_computation(
+    engine_runs: dict[float, dict[str, Any]],
+) -> None:
     candles = polars_candles()
     for fee, report in engine_runs.items():
         want_trades, want_equity = polars_crossover(candles, fee / 10_000)
@@ -143,4 +152,6 @@ def test_crossover_equals_the_backtesting_py_library(engine_runs: dict[float, di
         assert theirs["EntryPrice"].tolist() == [float(t["entry_price"]) for t in closed]
         assert theirs["ExitPrice"].tolist() == [float(t["exit_price"]) for t in closed]
         tolerance = 1e-12 if fee == 0 else 5e-10 * report["fills"]
-        assert float(Decimal(report["final_equity"])) == pytest.approx(stats["Equity Final [$]"], abs=tolerance, rel=0)
+        assert float(Decimal(report["final_equity"])) == pytest.approx(
+            stats["Equity Final [$]"], abs=tolerance, rel=0
+        )
