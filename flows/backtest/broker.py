@@ -113,6 +113,8 @@ class SimBroker:
         self.cash18 = cash * SCALE
         self.initial_cash = cash
         self.pos = [0] * len(names)
+        #: How many symbols have a position (kept by every fill: equity needs no scan when 0).
+        self.open_positions = 0
         self.last = [0.0] * len(names)
         self.working: list[list[SimOrder]] = [[] for _ in names]
         self.orders: dict[str, SimOrder] = {}
@@ -178,7 +180,7 @@ class SimBroker:
     def equity18(self) -> int:
         """Cash plus positions marked at their last price, units of 1e-18."""
         total = self.cash18
-        if any(self.pos):
+        if self.open_positions:
             for i, q in enumerate(self.pos):
                 if q:
                     total += q * fx(self.last[i])
@@ -305,7 +307,9 @@ class SimBroker:
             order_id=o.id, ts=ts, trade_id=f"{o.id}-{o.fills}", quantity=q, price=price, fee=fee, liquidity=liq,
         ))  # fmt: skip
         signed = q if o.side > 0 else -q
-        self.pos[o.sym] += signed
+        before = self.pos[o.sym]
+        self.pos[o.sym] = after = before + signed
+        self.open_positions += (after != 0) - (before != 0)
         self.cash18 -= signed * price + fee * SCALE
         self.fills.append((ts, o.sym, o.side, q, price, fee, liq, o.id))
         if o.remaining == 0:

@@ -92,10 +92,11 @@ class Engine:
     def _sample_until(self, ts: int, *, final: bool = False) -> int:
         """Take the samples due at or before ``ts``; the next boundary."""
         b = self.broker
-        nxt, step, s = self._next_sample, self.sample_ns, self.samples
+        nxt, s = self._next_sample, self.samples
         if nxt <= ts:
-            eq = b.equity18() / SCALE2
-            exposed = any(b.pos)
+            exposed = b.open_positions > 0
+            eq = (b.equity18() if exposed else b.cash18) / SCALE2
+            step = self.sample_ns
             while nxt <= ts:
                 s.ts.append(nxt)
                 s.equity.append(eq)
@@ -104,7 +105,7 @@ class Engine:
         if final and (not s.ts or s.ts[-1] < ts):  # the end of the replay, between boundaries
             s.ts.append(ts)
             s.equity.append(b.equity18() / SCALE2)
-            s.exposed.append(any(b.pos))
+            s.exposed.append(b.open_positions > 0)
         self._next_sample = nxt
         return nxt
 
