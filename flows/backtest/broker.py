@@ -22,8 +22,12 @@ Execution model (documented in the README, "Backtesting"):
   when the low (buy) / high (sell) goes through it (maker), bounded by ``participation``
   x the candle's volume, at the candle's start time;
 * against **quotes**: a market buy fills at the ask (sell: bid) with slippage, a limit
-  buy when the ask is at or below the limit, bounded by ``participation`` x the size;
-* fees: ``maker_fee_bps`` / ``taker_fee_bps`` of the fill's notional, in quote currency.
+  buy when the ask is at or below the limit, bounded by ``participation`` x the size
+  (a symbol replayed with quotes and trades matches against both, in merge order);
+* fees: ``maker_fee_bps`` / ``taker_fee_bps`` of the fill's notional, in quote currency;
+* time in force: ``GTC`` works until filled or cancelled; ``IOC`` trades what it can on
+  its first event after arriving and cancels the rest; ``FOK`` fills in full on that event
+  or is cancelled; ``DAY`` expires (``OrderExpired``) at the end of its UTC day.
 
 Everything is exact: quantities and prices are fixed-point ints (market floats are read
 at 1e-9), the cash is kept in units of 1e-18.
@@ -45,6 +49,8 @@ from ticktape.schemas.orders.fixed import SCALE, SCALE2, div_round, from_float, 
 from ticktape.schemas.records import DeadLetter, Event
 
 _NEVER = 1 << 62
+_DAY = 86_400_000_000_000
+_IMMEDIATE = frozenset(("IOC", "FOK"))
 _BPS = 10_000 * SCALE
 
 
@@ -85,15 +91,30 @@ class Execution(msgspec.Struct, frozen=True):
 
 
 class SimOrder:
-    __slots__ = ("active_at", "done", "fills", "id", "limit", "market", "remaining", "side", "sym", "taker")
+    __slots__ = (
+        "active_at",
+        "done",
+        "fills",
+        "id",
+        "limit",
+        "market",
+        "remaining",
+        "side",
+        "sym",
+        "taker",
+        "tif",
+    )
 
-    def __init__(self, oid: str, sym: int, side: int, qty: int, limit: int, active_at: int) -> None:
+    def __init__(
+        self, oid: str, sym: int, side: int, qty: int, limit: int, active_at: int, tif: str = "GTC"
+    ) -> None:
         self.id, self.sym, self.side, self.remaining, self.limit = oid, sym, side, qty, limit
         self.market = limit == 0
         self.active_at = active_at
         self.taker = self.market
         self.done = False
         self.fills = 0
+        self.tif = tif
 
 
 class SimBroker:
@@ -138,6 +159,8 @@ class SimBroker:
     def submit(self, symbol: str, side: str, quantity: Any, price: Any | None, tif: str = "GTC") -> str:
         if side not in ("buy", "sell"):
             raise StrategyError(f"submit: side must be buy or sell, got {side!r}")
+        if tif not in ev.TIME_IN_FORCE:
+            raise StrategyError(f"submit: tif must be one of {', '.join(ev.TIME_IN_FORCE)}, got {tif!r}")
         try:
             qty = parse_fixed(quantity)
             limit = parse_fixed(price) if price is not None else 0
@@ -153,9 +176,11 @@ class SimBroker:
             order_type=ev.LIMIT if limit else ev.MARKET, quantity=qty, price=limit, venue=self.ex.venue,
             time_in_force=tif,
         ))  # fmt: skip
-        order = SimOrder(oid, sym, 1 if side == "buy" else -1, qty, limit, self.now + self.ex.latency_ns)
+        order = SimOrder(oid, sym, 1 if side == "buy" else -1, qty, limit, self.now + self.ex.latency_ns, tif)
         self.orders[oid] = order
         self._schedule(order.active_at, 0, order)
+        if tif == "DAY":  # expires at the end of the UTC day it reaches the venue
+            self._schedule((order.active_at // _DAY + 1) * _DAY, 2, order)
         return oid
 
     def cancel(self, order_id: str) -> bool:
@@ -221,15 +246,37 @@ class SimBroker:
                     p = fx(last)
                     order.taker = order.limit >= p if order.side > 0 else order.limit <= p
                 self.working[order.sym].append(order)
-            else:
+            elif kind == 1:
                 self._close(order, at, "cancel")
+            else:
+                self._close(order, at, "day", expired=True)
         self.next_at = heap[0][0] if heap else _NEVER
 
-    def _close(self, order: SimOrder, at: int, reason: str) -> None:
+    def _close(self, order: SimOrder, at: int, reason: str, *, expired: bool = False) -> None:
         order.done = True
         if order.sym >= 0 and order in self.working[order.sym]:
             self.working[order.sym].remove(order)
-        self._emit(ev.OrderCancelled(order_id=order.id, ts=at, reason=reason))
+        if expired:
+            self._emit(ev.OrderExpired(order_id=order.id, ts=at))
+        else:
+            self._emit(ev.OrderCancelled(order_id=order.id, ts=at, reason=reason))
+
+    def _take(self, o: SimOrder, ts: int, avail: int, px: int, liq: str) -> int:
+        """Fill ``o`` from ``avail`` at ``px`` under its time in force; what it took."""
+        q = min(o.remaining, avail)
+        if o.tif == "FOK" and q < o.remaining:
+            self._close(o, ts, "FOK: not fillable in full")
+            return 0
+        if q > 0:
+            self._fill(o, ts, q, px, liq)
+        if o.tif == "IOC" and not o.done:
+            self._close(o, ts, "IOC: remainder")
+        return q
+
+    def _missed(self, o: SimOrder, ts: int) -> None:
+        """``o`` could not trade on its first chance: IOC and FOK end there."""
+        if o.tif in _IMMEDIATE:
+            self._close(o, ts, f"{o.tif}: nothing to trade with")
 
     def _slip(self, side: int, price: int) -> int:
         return price + side * div_round(price * self.ex.slippage_bps, _BPS) if self.ex.slippage_bps else price
@@ -239,7 +286,8 @@ class SimBroker:
         avail = div_round(fx(size) * self.ex.participation, SCALE)
         for o in list(self.working[sym]):
             if avail <= 0:
-                return
+                self._missed(o, ts)
+                continue
             if o.market:
                 px, liq = self._slip(o.side, p), "taker"
             elif o.side > 0:
@@ -248,24 +296,25 @@ class SimBroker:
                 elif p < o.limit:
                     px, liq = o.limit, "maker"
                 else:
+                    self._missed(o, ts)
                     continue
             elif o.taker and p >= o.limit:
                 px, liq = max(self._slip(-1, p), o.limit), "taker"
             elif p > o.limit:
                 px, liq = o.limit, "maker"
             else:
+                self._missed(o, ts)
                 continue
-            q = min(o.remaining, avail)
-            avail -= q
-            self._fill(o, ts, q, px, liq)
+            avail -= self._take(o, ts, avail, px, liq)
 
     def on_candle(self, sym: int, start: int, open_: float, high: float, low: float, volume: float) -> None:
         avail = div_round(fx(volume) * self.ex.participation, SCALE)
         op = fx(open_)
         for o in list(self.working[sym]):
-            if avail <= 0:
-                return
             if o.active_at > start:
+                continue
+            if avail <= 0:
+                self._missed(o, start)
                 continue
             if o.market:
                 px, liq = self._slip(o.side, op), "taker"
@@ -275,28 +324,27 @@ class SimBroker:
                 elif fx(low) < o.limit:
                     px, liq = o.limit, "maker"
                 else:
+                    self._missed(o, start)
                     continue
             elif op >= o.limit:
                 px, liq = max(self._slip(-1, op), o.limit), "taker"
             elif fx(high) > o.limit:
                 px, liq = o.limit, "maker"
             else:
+                self._missed(o, start)
                 continue
-            q = min(o.remaining, avail)
-            avail -= q
-            self._fill(o, start, q, px, liq)
+            avail -= self._take(o, start, avail, px, liq)
 
     def on_quote(self, ts: int, sym: int, bid: float, ask: float, bid_size: float, ask_size: float) -> None:
         for o in list(self.working[sym]):
             touch, size = (fx(ask), ask_size) if o.side > 0 else (fx(bid), bid_size)
             if touch <= 0 or not (o.market or (touch <= o.limit if o.side > 0 else touch >= o.limit)):
+                self._missed(o, ts)
                 continue
             px = self._slip(o.side, touch)
             if not o.market:
                 px = min(px, o.limit) if o.side > 0 else max(px, o.limit)
-            q = min(o.remaining, div_round(fx(size) * self.ex.participation, SCALE))
-            if q > 0:
-                self._fill(o, ts, q, px, "taker")
+            self._take(o, ts, div_round(fx(size) * self.ex.participation, SCALE), px, "taker")
 
     def _fill(self, o: SimOrder, ts: int, q: int, price: int, liq: str) -> None:
         bps = self.ex.maker_fee_bps if liq == "maker" else self.ex.taker_fee_bps

@@ -104,7 +104,8 @@ class Strategy:
     def submit(
         self, symbol: str, side: str, quantity: Any, price: Any | None = None, *, tif: str = "GTC"
     ) -> str:
-        """Send an order: market without ``price``, limit with it. Returns the order id.
+        """Send an order: market without ``price``, limit with it; ``tif`` GTC, IOC, FOK or
+        DAY (see :mod:`ticktape.flows.backtest.broker`). Returns the order id.
         It reaches the simulated venue after the configured latency; a refused order
         gets ``OrderRejected`` there (it never raises for market reasons)."""
         return self._broker.submit(symbol, side, quantity, price, tif)

@@ -242,3 +242,60 @@ def test_simulated_orders_are_real_order_events_with_projections(xrp_runs: tuple
                                  price=f.price, fee=f.fee, side=o.side)  # fmt: skip
         apply_fill(check, trade, f.trade_id)
     assert check.realized == pos.realized
+
+
+class QuoteTaker(Strategy):
+    def __init__(self) -> None:
+        super().__init__()
+        self.quotes: list[tuple[int, float, float]] = []
+        self.trades = 0
+
+    def on_quote(self, quote: Any) -> None:
+        self.quotes.append(((quote.ts - T0) // MS, quote.bid, quote.ask))
+        if len(self.quotes) == 1:
+            self.buy("X-Y", 3)
+
+    def on_trade(self, trade: TradeTick) -> None:
+        self.trades += 1
+
+
+def test_quotes_fill_market_orders_at_the_ask_within_its_size_and_merge_before_trades(tmp_path: Path) -> None:
+    from ticktape.flows.backtest.data import read_quotes
+
+    path = tmp_path / "quotes.csv"
+    path.write_text("ts,symbol,bid,ask,bid_size,ask_size\n" + "\n".join(
+        f"{T0 + ms * MS},X-Y,{bid},{ask},5,{size}" for ms, bid, ask, size in ((0, 99, 101, 5), (2, 99.5, 100.5, 2), (4, 99, 100, 9))
+    ) + "\n")  # fmt: skip
+    names, quotes = read_quotes(path, ["X-Y"])
+    data = MarketData(names, trades([(2, 0, 100.0, 1)]), quotes=quotes)
+    s = QuoteTaker()
+    b = run(data, s)
+    # the quote at 2 ms comes before the trade at 2 ms: the buy takes the 2 offered at the ask,
+    # then the rest from the trade that follows at 100; nothing is left for the 4 ms quote
+    assert s.quotes == [(0, 99.0, 101.0), (2, 99.5, 100.5), (4, 99.0, 100.0)]
+    assert s.trades == 1
+    assert fills(b) == [(2, "2", "100.5", "0", "taker"), (2, "1", "100", "0", "taker")]
+
+
+def test_time_in_force_ioc_fok_and_day() -> None:
+    rows = [(0, 0, 100, 1), (1, 0, 100, 2), (2, 0, 100, 9), (86_400_000, 0, 50, 9)]
+    actions = {
+        0: lambda st: [st.submit("X-Y", "buy", 5, tif="IOC"), st.submit("X-Y", "buy", 5, tif="FOK"),
+                       st.submit("X-Y", "buy", 1, price=90, tif="DAY"), st.submit("X-Y", "buy", 1, price=90)][0],
+    }  # fmt: skip
+    s = Scripted(actions)
+    b = run(MarketData(["X-Y"], trades(rows)), s)
+    ioc, fok, day, gtc = (f"bt-{i:08d}" for i in range(1, 5))
+    assert fills(b) == [
+        (1, "2", "100", "0", "taker"),
+        (86_400_000, "1", "90", "0", "maker"),
+    ]  # IOC took 2; GTC at 90
+    assert types(b, ioc)[-2:] == ["OrderPartiallyFilled", "OrderCancelled"]
+    assert types(b, fok) == ["OrderSubmitted", "OrderAccepted", "OrderCancelled"]  # 2 < 5 on its first trade
+    assert types(b, day) == [
+        "OrderSubmitted",
+        "OrderAccepted",
+        "OrderExpired",
+    ]  # gone before the next day's trade
+    assert types(b, gtc)[-1] == "OrderFilled"
+    assert b.dead == []

@@ -117,9 +117,9 @@ def test_positions_now_and_then_and_pnl_marked_to_the_cache(orders_dir: Path) ->
         ]
     )
     cache.close()
-    marked = list(lines(
-            ticktape("pnl", "--data-dir", str(orders_dir), "--symbol", "BTC-USDT", "--json").stdout
-        ))
+    marked = list(
+        lines(ticktape("pnl", "--data-dir", str(orders_dir), "--symbol", "BTC-USDT", "--json").stdout)
+    )
     assert len(marked) == 3
     for p in marked:
         assert p["mark"] == 43_100.5
