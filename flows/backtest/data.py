@@ -214,23 +214,37 @@ def read_quotes(path: Path, names: list[str] | None = None) -> tuple[list[str], 
     ``ask``, ``bid_size``, ``ask_size``."""
     if not path.is_file():
         raise InputError(f"quotes file not found: {path}")
-    table = pq.read_table(path) if path.suffix == ".parquet" else pacsv.read_csv(path)
-    missing = [
-        c for c in ("ts", "symbol", "bid", "ask", "bid_size", "ask_size") if c not in table.column_names
-    ]
-    if missing:
-        raise InputError(f"{path.name}: missing quote columns {missing}")
-    syms = table["symbol"].cast(pa.string()).to_pylist()
+    try:
+        table = pq.read_table(path) if path.suffix == ".parquet" else pacsv.read_csv(path)
+        missing = [
+            c for c in ("ts", "symbol", "bid", "ask", "bid_size", "ask_size") if c not in table.column_names
+        ]
+        if missing:
+            raise InputError(f"{path.name}: missing quote columns {missing}")
+        syms = table["symbol"].cast(pa.string()).to_pylist()
+        ts = np.asarray(table["ts"].cast(pa.int64()).to_numpy(), np.int64)
+        cols = {
+            c: np.asarray(table[c].cast(pa.float64()).to_numpy(), np.float64)
+            for c in ("bid", "ask", "bid_size", "ask_size")
+        }
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, ValueError) as exc:
+        raise InputError(
+            f"{path.name}: not a quotes table (ts ns, symbol, bid, ask, bid_size, ask_size): {exc}"
+        ) from None
+    if any(s is None for s in syms):
+        raise InputError(f"{path.name}: a quote without a symbol")
     all_names = sorted(set(syms) | set(names or []))
     index = {n: i for i, n in enumerate(all_names)}
-    ts = np.asarray(table["ts"].cast(pa.int64()).to_numpy(), np.int64)
     sym = np.array([index[s] for s in syms], np.int32)
     order = np.lexsort((np.arange(len(ts)), sym, ts))
-
-    def f(name: str) -> np.ndarray:
-        return np.asarray(table[name].cast(pa.float64()).to_numpy(), np.float64)[order]
-
-    return all_names, Quotes(ts[order], sym[order], f("bid"), f("ask"), f("bid_size"), f("ask_size"))
+    return all_names, Quotes(
+        ts[order],
+        sym[order],
+        cols["bid"][order],
+        cols["ask"][order],
+        cols["bid_size"][order],
+        cols["ask_size"][order],
+    )
 
 
 def merged_order(data: MarketData) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

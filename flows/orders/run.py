@@ -19,7 +19,8 @@ from ticktape.flows.orders.dataflow import (
     make_order_source,
 )
 from ticktape.flows.runner import init_recovery
-from ticktape.infra.observability.metrics import RunStats
+from ticktape.infra.observability.metrics import RunStats, serve_metrics
+from ticktape.schemas.errors import ConfigError
 from ticktape.schemas.orders.decoding import OrderBatch
 
 
@@ -48,15 +49,29 @@ def run_orders(
         cfg, source=source, outputs=outputs, stats=stats, recoverable=recovery_dir is not None
     )
     recovery = init_recovery(recovery_dir) if recovery_dir is not None else None
+    stop_metrics = None
+    if (
+        cfg.metrics.enabled
+    ):  # the accounting and sink counters (set [metrics] port when the live job runs too)
+        try:
+            stop_metrics = serve_metrics(stats, cfg.metrics.host, cfg.metrics.port)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot serve metrics on {cfg.metrics.host}:{cfg.metrics.port}: {exc} (set [metrics] port, or 0 for any)"
+            ) from None
     t0 = time.perf_counter()
-    cli_main(  # type: ignore[no-untyped-call]
-        flow,
-        workers_per_process=workers or cfg.run.workers,
-        process_id=None,
-        addresses=None,
-        epoch_interval=timedelta(seconds=cfg.run.epoch_interval.seconds),
-        recovery_config=recovery,
-    )
+    try:
+        cli_main(  # type: ignore[no-untyped-call]
+            flow,
+            workers_per_process=workers or cfg.run.workers,
+            process_id=None,
+            addresses=None,
+            epoch_interval=timedelta(seconds=cfg.run.epoch_interval.seconds),
+            recovery_config=recovery,
+        )
+    finally:
+        if stop_metrics is not None:
+            stop_metrics()
     where = {"events": str(events_dir(cfg)), "dead_letters": str(dead_letters_dir(cfg))}
     where["projections"] = (
         cfg.orders.projections

@@ -299,3 +299,18 @@ def test_time_in_force_ioc_fok_and_day() -> None:
     ]  # gone before the next day's trade
     assert types(b, gtc)[-1] == "OrderFilled"
     assert b.dead == []
+
+
+def test_a_quotes_file_that_is_not_quotes_is_one_input_error(tmp_path: Path) -> None:
+    from ticktape.flows.backtest.data import read_quotes
+    from ticktape.schemas.errors import InputError
+
+    for text in (
+        "ts,symbol,bid\n1,X-Y,1\n",
+        "ts,symbol,bid,ask,bid_size,ask_size\nabc,X-Y,1,2,3,4\n",
+        "\x00\xff",
+    ):
+        path = tmp_path / "q.csv"
+        path.write_text(text)
+        with pytest.raises(InputError, match=r"q\.csv"):
+            read_quotes(path)

@@ -43,7 +43,8 @@ def test_two_workers_and_a_rerun_give_the_same_outputs(tmp_path: Path) -> None:
     raws = order_messages(300, seed=9, faults=0.2)
     path = write_messages(tmp_path / "orders.jsonl", raws)
     run_orders(config(tmp_path / "one", orders={"shards": 4}), files=[path])
-    run_orders(config(tmp_path / "two", orders={"shards": 4}), files=[path], workers=2)
+    served = config(tmp_path / "two", orders={"shards": 4}, metrics={"enabled": True, "port": 0})
+    run_orders(served, files=[path], workers=2)  # with its metrics endpoint up
     one, two = order_outputs(tmp_path / "one"), order_outputs(tmp_path / "two")
     assert one == two, outputs.diff_summary(one, two)
     run_orders(config(tmp_path / "one", orders={"shards": 4}), files=[path])  # a replay into the same outputs
