@@ -21,6 +21,10 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise MissingDependencyError("psycopg", "postgres") from exc
 
 
+#: The advisory lock of projection writers (any constant shared by every ticktape process).
+_LOCK_KEY = 0x7469636B  # "tick"
+
+
 class PostgresDialect:
     name = "postgresql"
 
@@ -45,6 +49,10 @@ class PostgresDialect:
 
     def num(self, units: int | None, scale: int) -> Any:
         return None if units is None else Decimal(format_fixed(units, scale))
+
+    def lock(self, cur: Any) -> None:
+        """A transaction-scoped advisory lock: projectors serialize across processes."""
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
 
     def ddl(self) -> tuple[str, ...]:
         return ddl("NUMERIC", "BIGINT", 'TEXT COLLATE "C"')

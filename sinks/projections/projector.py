@@ -81,7 +81,7 @@ class Projector:
             dicts = dictionary_loader(conn)
             total = 0
             while True:
-                with self.store.transaction() as cur:
+                with self.store.transaction(write=True) as cur:
                     after = self.store.checkpoint(cur, log)
                     rows = conn.execute(
                         "SELECT id, body, codec FROM batches WHERE id > ? ORDER BY id LIMIT ?",

@@ -51,6 +51,10 @@ class Dialect(Protocol):
         """A numeric column value."""
         ...
 
+    def lock(self, cur: Any) -> None:
+        """Take the store-wide write lock for the current transaction."""
+        ...
+
 
 class SqliteDialect:
     name = "sqlite"
@@ -68,6 +72,10 @@ class SqliteDialect:
 
     def num(self, units: int | None, scale: int) -> Any:
         return None if units is None else format_fixed(units, scale)
+
+    def lock(self, cur: Any) -> None:
+        """Take the database's write lock now (writers serialize, readers are not blocked)."""
+        cur.execute("BEGIN IMMEDIATE")
 
     def ddl(self) -> tuple[str, ...]:
         return ddl("TEXT", "INTEGER")
@@ -109,11 +117,15 @@ class ProjectionStore:
         self.close()
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Any]:
-        """A cursor inside one transaction (committed on success, rolled back on error)."""
+    def transaction(self, *, write: bool = False) -> Iterator[Any]:
+        """A cursor inside one transaction (committed on success, rolled back on error).
+        ``write``: take the store's write lock first, so projectors in other processes
+        (a rebuild while the flow runs) serialize instead of losing updates."""
         with self._lock:
             cur = self._conn.cursor()
             try:
+                if write:
+                    self.dialect.lock(cur)
                 yield cur
                 self._conn.commit()
             except BaseException:
@@ -242,7 +254,7 @@ class ProjectionStore:
 
     def reset(self) -> None:
         """Empty every projection table (a rebuild starts here)."""
-        with self.transaction() as cur:
+        with self.transaction(write=True) as cur:
             for table in TABLES:
                 self._x(cur, f"DELETE FROM {table}")
 
