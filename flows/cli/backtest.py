@@ -167,35 +167,20 @@ def backtest(
         table.add_row(label, _fmt(value))
     con.print(table)
     if rep["trades"]:
+        from ticktape.schemas.timeparse import ns_to_iso
+
         trips = Table(title=f"trades (first 20 of {len(rep['trades'])})", title_justify="left")
-        for col in (
-            "symbol",
-            "direction",
-            "entry_ts",
-            "exit_ts",
-            "quantity",
-            "entry_price",
-            "exit_price",
-            "pnl",
-        ):
-            trips.add_column(col)
+        for col in ("symbol", "side", "entry (UTC)", "exit (UTC)", "qty", "entry px", "exit px", "pnl"):
+            trips.add_column(col, justify="left" if col in ("symbol", "side") else "right")
         for t in rep["trades"][:20]:
             trips.add_row(
-                *(
-                    _fmt(t[c])
-                    for c in (
-                        "symbol",
-                        "direction",
-                        "entry_ts",
-                        "exit_ts",
-                        "quantity",
-                        "entry_price",
-                        "exit_price",
-                        "pnl",
-                    )
-                )
-            )
-        con.print(trips)
+                t["symbol"], t["direction"], ns_to_iso(t["entry_ts"])[:19],
+                ns_to_iso(t["exit_ts"])[:19] if t["exit_ts"] is not None else "open", t["quantity"],
+                _fmt(t["entry_price"]), _fmt(t["exit_price"]), f"{t['pnl_value']:.6g}",
+            )  # fmt: skip
+        from rich.console import Console
+
+        Console(width=max(con.width, 130), highlight=False).print(trips)
     rate = result.events / result.elapsed if result.elapsed > 0 else 0.0
     con.print(
         f"{result.events:,} market events in {result.elapsed:.2f}s ({rate:,.0f}/s); report {result.report_path}"
