@@ -21,6 +21,7 @@ import signal
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from ticktape.infra.devstack import ports
 from ticktape.infra.devstack.base import Service
@@ -133,6 +134,14 @@ class PostgresServer(Service):
 
         with psycopg.connect(self.url, connect_timeout=2) as conn:
             conn.execute("SELECT 1")
+
+    def record(self) -> dict[str, Any]:
+        return {**super().record(), "pgdata": str(self.pgdata) if self.pgdata is not None else None}
+
+    def attach(self, record: dict[str, Any]) -> PostgresServer:
+        super().attach(record)
+        self.pgdata = Path(record["pgdata"]) if record.get("pgdata") else None
+        return self
 
     def stop(self, grace: float = 5.0) -> None:
         super().stop(grace)
