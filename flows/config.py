@@ -1,4 +1,4 @@
-"""Typed, frozen configuration (DESIGN section 9).
+"""Typed, frozen configuration (docs/architecture.md, "Configuration").
 
 One TOML file, every section a frozen ``msgspec.Struct`` that rejects unknown keys, plus
 environment overrides ``TICKTAPE__<SECTION>__<KEY>=<value>`` (value parsed as TOML when it
@@ -10,20 +10,22 @@ feed into the local cache, event log and dead-letter files under ``./ticktape-da
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
+from msgspec import Meta
 
 from ticktape.connectors.files.history import FileSourceConfig
 from ticktape.connectors.kafka.config import KafkaSourceConfig
 from ticktape.connectors.synthetic.feed import SyntheticConfig
-from ticktape.flows.backtest.config import BacktestConfig
 from ticktape.flows.loader.config import LoaderConfig
-from ticktape.flows.orders.config import OrdersConfig
 from ticktape.flows.steps.candles import CandleConfig
-from ticktape.schemas.durations import Duration, dec_hook, enc_hook
+from ticktape.infra.observability.logs import redact
+from ticktape.schemas.bounds import INT64_MAX, Count, Port, between
+from ticktape.schemas.durations import Duration, PositiveDuration, dec_hook, enc_hook
 from ticktape.schemas.errors import ConfigError
 from ticktape.schemas.validation import ValidationRules
 from ticktape.sinks.archive.config import ArchiveConfig
@@ -45,11 +47,11 @@ class RunConfig(_Section, frozen=True, forbid_unknown_fields=True):
     directory's lifetime."""
 
     mode: Mode = "live"
-    data_dir: str = "ticktape-data"
-    shards: int = 32
-    batch_size: int = 2000
-    epoch_interval: Duration = Duration.parse("2s")
-    workers: int = 1
+    data_dir: Annotated[str, Meta(min_length=1)] = "ticktape-data"
+    shards: Annotated[int, between(1, 65_536)] = 32
+    batch_size: Annotated[int, between(1, 1_000_000)] = 2000
+    epoch_interval: PositiveDuration = PositiveDuration.parse("2s")
+    workers: Annotated[int, between(1, 1024)] = 1
 
 
 class SourceConfig(_Section, frozen=True, forbid_unknown_fields=True):
@@ -72,14 +74,20 @@ class DedupeConfig(_Section, frozen=True, forbid_unknown_fields=True):
     """``[dedupe]``: bounded duplicate detection and gap/stale detection.
 
     ``window`` ids below the high-water mark are remembered per symbol; a missing id is
-    reported as a gap once the high-water mark is ``reorder`` ids past it.
+    reported as a gap once the high-water mark is ``reorder`` ids past it. An id more than
+    ``max_id_jump`` above the high-water mark is rejected (``ID_JUMP``) unless confirmed
+    by the ids after it (0: no bound). ``max_keys_per_shard`` bounds the venue+symbol keys
+    of one shard (``KEY_LIMIT`` beyond; 0: no bound), so a process holds at most that
+    times the shards it runs.
     """
 
-    window: int = 4096
-    reorder: int = 256
+    window: Annotated[int, between(1, 100_000_000)] = 4096
+    reorder: Annotated[int, between(0, 100_000_000)] = 256
+    max_id_jump: Annotated[int, between(1, INT64_MAX)] = 1_000_000
+    max_keys_per_shard: Annotated[int, between(1, 1_000_000_000)] = 10_000
     contiguous_venues: tuple[str, ...] = ("binance", "kraken", "coinbase", "synthetic")
-    stale_after: Duration = Duration.parse("60s")
-    stale_overrides: dict[str, Duration] = {}
+    stale_after: PositiveDuration = PositiveDuration.parse("60s")
+    stale_overrides: dict[str, PositiveDuration] = {}
 
     def __post_init__(self) -> None:
         # Gap maturation reads the window's bitmap up to ``reorder`` ids below the
@@ -88,6 +96,9 @@ class DedupeConfig(_Section, frozen=True, forbid_unknown_fields=True):
             raise ValueError(
                 f"window: expected an integer >= reorder ({self.reorder}) and >= 1, got {self.window}"
             )
+        for name in ("max_id_jump", "max_keys_per_shard"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: expected an integer >= 0 (0: no bound), got {getattr(self, name)}")
 
 
 class CacheConfig(_Section, frozen=True, forbid_unknown_fields=True):
@@ -95,25 +106,20 @@ class CacheConfig(_Section, frozen=True, forbid_unknown_fields=True):
     backends), LRU bounds (embedded) and the Redis connection (``[cache.redis]``)."""
 
     backend: Literal["embedded", "redis"] = "embedded"
-    price_ttl: Duration = Duration.parse("1s")
-    metadata_ttl: Duration = Duration.parse("1h")
-    history_ttl: Duration = Duration.parse("1d")
-    max_entries: int = 100_000
-    max_bytes: int = 64 * 1024 * 1024
+    price_ttl: PositiveDuration = PositiveDuration.parse("1s")
+    metadata_ttl: PositiveDuration = PositiveDuration.parse("1h")
+    history_ttl: PositiveDuration = PositiveDuration.parse("1d")
+    max_entries: Count = 100_000
+    max_bytes: Annotated[int, between(1024, 2**50)] = 64 * 1024 * 1024
     warm_on_start: bool = True
     redis: RedisConfig = RedisConfig()
-
-    def __post_init__(self) -> None:
-        for name in ("price_ttl", "metadata_ttl", "history_ttl"):
-            if int(getattr(self, name)) <= 0:
-                raise ValueError(f"{name}: expected a duration > 0, got {getattr(self, name)!r}")
 
 
 class EventLogConfig(_Section, frozen=True, forbid_unknown_fields=True):
     """``[eventlog]``: SQLite (WAL) files, ``partitions`` of them keyed by aggregate."""
 
-    partitions: int = 4
-    snapshot_every: int = 1000
+    partitions: Annotated[int, between(1, 4096)] = 4
+    snapshot_every: Annotated[int, between(0, 1_000_000_000)] = 1000  # 0: no aggregate snapshots
     synchronous: Literal["OFF", "NORMAL", "FULL"] = "NORMAL"
 
 
@@ -123,9 +129,9 @@ class MetricsConfig(_Section, frozen=True, forbid_unknown_fields=True):
     no other metric has a symbol label (bounded cardinality)."""
 
     enabled: bool = True
-    host: str = "127.0.0.1"
-    port: int = 9464
-    latency_window: int = 100_000
+    host: Annotated[str, Meta(min_length=1)] = "127.0.0.1"
+    port: Port = 9464
+    latency_window: Annotated[int, between(1, 100_000_000)] = 100_000
     symbol_labels: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -139,10 +145,114 @@ class MetricsConfig(_Section, frozen=True, forbid_unknown_fields=True):
             )
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 class LogConfig(_Section, frozen=True, forbid_unknown_fields=True):
+    """``[log]``: ``level`` of every component, or per component in ``levels``
+    (``{"archive" = "DEBUG"}``); levels are case-insensitive."""
+
     level: str = "INFO"
     format: Literal["text", "json"] = "text"
     levels: dict[str, str] = {}
+
+    def __post_init__(self) -> None:
+        for key, value in [("level", self.level), *((f"levels.{k}", v) for k, v in self.levels.items())]:
+            if value.upper() not in LOG_LEVELS:
+                raise ValueError(f"{key}: expected one of {', '.join(LOG_LEVELS)}, got {value!r}")
+
+
+class OrdersConfig(_Section, frozen=True, forbid_unknown_fields=True):
+    """``[orders]`` (see README "Orders and projections").
+
+    - ``source``: ``file`` (``files``: JSON lines of order messages) or ``kafka``
+      (``[orders.kafka]``, the same settings as ``[source.kafka]``; ``format`` is unused).
+    - ``shards``: order ids hash into shards (the unit of keyed parallelism); keep it fixed
+      for a recovery directory's lifetime.
+    - ``eventlog_partitions``: files of the orders event log, ``<data_dir>/orders/events``.
+    - ``projections``: ``sqlite`` (``<data_dir>/orders/projections.sqlite``), a ``.sqlite``
+      path, or a ``postgresql://user@host:port/db`` URL (password from ``PGPASSWORD``).
+    - ``snapshot_every``: a position snapshot every N executions (for ``--at``).
+    """
+
+    source: Literal["file", "kafka"] = "file"
+    files: tuple[str, ...] = ()
+    kafka: KafkaSourceConfig = KafkaSourceConfig(topic="orders")
+    shards: int = 8
+    eventlog_partitions: int = 2
+    projections: str = "sqlite"
+    snapshot_every: int = 100
+    batch_size: int = 1000
+
+    def __post_init__(self) -> None:
+        for name in ("shards", "eventlog_partitions", "snapshot_every", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected an integer >= 1, got {getattr(self, name)}")
+
+
+class BacktestConfig(_Section, frozen=True, forbid_unknown_fields=True):
+    """``[backtest]`` (see README "Backtesting"); every key has a ``ticktape backtest`` flag.
+
+    - ``strategy``: ``module:Class`` (a subclass of ``ticktape.flows.backtest.strategy.Strategy``);
+      ``params``: its keyword arguments (``[backtest.params]``; ``-p name=value`` overrides).
+    - inputs: ``trades`` (history files: freqtrade JSON, CSV, Kraken REST, Parquet),
+      ``archive`` (replay the job's archive instead), ``candles`` (replay stored candles of
+      ``interval`` from the candle store), ``quotes`` (CSV/Parquet top of book);
+      ``symbols``/``start``/``end`` filter them (times: ns, YYYY-MM-DD or RFC 3339).
+    - ``interval``: candles for ``on_candle`` (built from the trades unless ``candles``).
+    - ``speed``: ``max`` or ``<n>x`` (1x = event time at wall-clock pace).
+    - execution: ``cash`` (decimal text), ``latency``, ``slippage_bps``, ``maker_fee_bps``,
+      ``taker_fee_bps``, ``participation`` (the largest share of a trade's or candle's
+      volume that fills our orders), ``account``, ``venue``.
+    - ``sample``: the equity sampling period (returns, Sharpe, drawdown use it).
+    """
+
+    strategy: str = "ticktape.flows.backtest.examples:MovingAverageCrossover"
+    params: dict[str, Any] = {}
+    trades: tuple[str, ...] = ()
+    archive: bool = False
+    candles: bool = False
+    quotes: tuple[str, ...] = ()
+    symbols: tuple[str, ...] = ()
+    start: str = ""
+    end: str = ""
+    interval: Duration = Duration.parse("1m")
+    speed: str = "max"
+    cash: str = "10000"
+    latency: Duration = Duration.parse("0s")
+    slippage_bps: float = 0.0
+    maker_fee_bps: float = 0.0
+    taker_fee_bps: float = 0.0
+    participation: float = 1.0
+    account: str = "backtest"
+    venue: str = "backtest"
+    sample: Duration = Duration.parse("1m")
+
+    def __post_init__(self) -> None:
+        if not 0 < self.participation <= 1:
+            raise ValueError(f"participation: expected a fraction in (0, 1], got {self.participation}")
+        for name in ("slippage_bps", "maker_fee_bps", "taker_fee_bps"):
+            value = getattr(self, name)
+            if not -10_000 < value < 10_000:
+                raise ValueError(f"{name}: expected basis points in (-10000, 10000), got {value}")
+        if int(self.sample) <= 0 or int(self.interval) < 1_000_000_000 or int(self.interval) % 1_000_000_000:
+            raise ValueError("sample: expected a duration > 0; interval: whole seconds >= 1s")
+        speed = self.speed.strip().lower()
+        if speed != "max" and not (speed.endswith("x") and _positive(speed[:-1])):
+            raise ValueError(f"speed: expected max or <n>x (1x, 10x, 0.5x), got {self.speed!r}")
+
+
+def _positive(text: str) -> bool:
+    try:
+        return float(text) > 0
+    except ValueError:
+        return False
+
+
+def speed_factor(speed: str) -> float:
+    """0 for ``max``, else the factor of ``<n>x``."""
+    speed = speed.strip().lower()
+    return 0.0 if speed == "max" else float(speed[:-1])
 
 
 class Config(_Section, frozen=True, forbid_unknown_fields=True):
@@ -200,16 +310,54 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_AT = re.compile(r" - at `\$\.(?P<path>[^`]+)`$")
+
+
+def _value_at(data: Any, path: str) -> Any:
+    """The value at msgspec's error path (``run.shards``, ``a.b[0]``), or ``_MISSING``."""
+    node = data
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        if part.startswith("[") and isinstance(node, list | tuple):
+            index = int(part[1:-1])
+            node = node[index] if index < len(node) else _MISSING
+        elif isinstance(node, dict):
+            node = node.get(part, _MISSING)
+        else:
+            return _MISSING
+        if node is _MISSING:
+            break
+    return node
+
+
+_MISSING = object()
+
+
 def from_dict(data: dict[str, Any]) -> Config:
-    """Build a :class:`Config`, turning msgspec's message into one naming the key."""
+    """Build a :class:`Config`; an invalid value raises :class:`ConfigError` naming the
+    key (``.key``: its dotted path when known) and the value."""
     try:
         cfg = msgspec.convert(data, Config, dec_hook=dec_hook)
         cfg.candles.check()
         return cfg
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"invalid configuration: {exc}") from None
+        text = str(exc)
+        match = _AT.search(text)
+        key = match["path"] if match else None
+        field = re.match(r"(\w+): ", text)
+        if key and field:  # a __post_init__ check: "<field>: expected ..." - at `$.<section>`
+            key = f"{key}.{field[1]}"
+        value = _value_at(data, key) if key else _MISSING
+        # numbers only: a string may be a secret (a URL with a password, a key)
+        if isinstance(value, int | float) and repr(value) not in text:
+            text += f" (got {_short(value)})"
+        raise ConfigError(f"invalid configuration: {text}", key=key) from None
     except ConfigError as exc:
-        raise ConfigError(f"invalid configuration: {exc}") from None
+        raise ConfigError(f"invalid configuration: {exc}", key=exc.key) from None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def load_config(
@@ -234,7 +382,24 @@ def load_config(
     return from_dict(data)
 
 
+#: Key fragments that mark a secret (librdkafka's ``sasl.password``, ``ssl.key.pem``, ...).
+SECRET_MARKERS = ("password", "secret", "passphrase", "private.key", "keytab")
+MASK = "***"
+
+
 def dump_config(cfg: Config) -> dict[str, Any]:
-    """The effective configuration as plain data (durations as text)."""
-    out: dict[str, Any] = msgspec.to_builtins(cfg, enc_hook=enc_hook)
+    """The effective configuration as plain data (durations as text), safe to print:
+    values under secret-looking keys are masked and credentials in URLs redacted (the
+    configuration refuses secrets, this is the second line)."""
+    out: dict[str, Any] = _masked(msgspec.to_builtins(cfg, enc_hook=enc_hook))
     return out
+
+
+def _masked(node: Any, key: str = "") -> Any:
+    if isinstance(node, dict):
+        return {k: _masked(v, str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_masked(v, key) for v in node]
+    if any(marker in key.lower() for marker in SECRET_MARKERS):
+        return MASK
+    return redact(node) if isinstance(node, str) else node

@@ -13,11 +13,26 @@ class TicktapeError(Exception):
 
 
 class ConfigError(TicktapeError):
-    """The configuration (TOML file, environment override or CLI flag) is invalid."""
+    """The configuration (TOML file, environment override or CLI flag) is invalid.
+    ``key``: the dotted config key at fault (``run.workers``) when known, so the CLI can
+    name the flag that set it."""
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class InputError(TicktapeError):
     """An input named by the user cannot be used (missing file, unknown format, ...)."""
+
+
+class StopFailedError(TicktapeError):
+    """A signal stopped the run and the graceful stop could not complete; ``exit_code``
+    is ``128 + signal`` (130 for SIGINT, 143 for SIGTERM)."""
+
+    def __init__(self, message: str, *, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class MissingDependencyError(TicktapeError):
@@ -46,10 +61,17 @@ class DataError(TicktapeError):
         super().__init__(self.describe())
 
     def describe(self) -> str:
-        got = self.got if isinstance(self.got, str) else repr(self.got)
+        got = self.got if isinstance(self.got, str) else _short_repr(self.got)
         if len(got) > 120:
             got = got[:117] + "..."
         return f"field `{self.field}`: expected {self.expected}, got {got}"
+
+
+def _short_repr(value: object) -> str:
+    """``repr`` that cannot fail on hostile values (an int of more than 4,300 digits)."""
+    if isinstance(value, int) and value.bit_length() > 400:
+        return f"an integer of {value.bit_length()} bits"
+    return repr(value)
 
 
 class DecodeError(DataError):
@@ -73,4 +95,4 @@ class SourceError(TicktapeError):
 
 
 class ArchiveError(TicktapeError):
-    """The archive protocol could not complete a step (see DESIGN section 5)."""
+    """The archive protocol could not complete a step (docs/architecture.md, "The archive")."""

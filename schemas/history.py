@@ -24,9 +24,10 @@ import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
+from msgspec import Meta
 
 from ticktape.schemas.errors import DecodeError, InputError
 from ticktape.schemas.records import UNKNOWN, DLCode, Tick
@@ -53,7 +54,7 @@ class CsvMapping(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     side: str = "side"
     trade_id: str = "id"
     symbol: str = ""
-    delimiter: str = ","
+    delimiter: Annotated[str, Meta(min_length=1, max_length=1)] = ","
 
 
 class HistorySpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -151,7 +152,7 @@ def _row_decoder(
     def decode_row(raw: bytes, src: str, offset: int, ts_recv: int, ts_kafka: int) -> list[Tick]:
         try:
             row: FreqtradeRow | RestTradeRow = decode(raw)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:
             raise map_decode_error(exc, raw) from exc
         return row.to_ticks(src, offset, ts_recv, ts_kafka, venue=venue, symbol=symbol)
 
@@ -161,7 +162,7 @@ def _row_decoder(
 def _json_rows(path: Path, data: bytes, what: str) -> list[msgspec.Raw]:
     try:
         return msgspec.json.decode(data, type=list[msgspec.Raw])
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise InputError(f"history file {path} is not {what}: {exc}") from exc
 
 
@@ -179,7 +180,7 @@ def _open_freqtrade(path: Path, spec: HistorySpec) -> tuple[Rows, Decoder]:
 def _open_kraken_rest(path: Path, spec: HistorySpec) -> tuple[Rows, Decoder]:
     try:
         doc = msgspec.json.decode(_read_all(path), type=RestTradesReply)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise InputError(f"history file {path} is not a Kraken REST trades reply: {exc}") from exc
     if doc.error:
         raise InputError(f"Kraken REST reply {path} reports errors: {doc.error}")
@@ -240,7 +241,10 @@ def _open_csv(path: Path, spec: HistorySpec) -> tuple[Rows, Decoder]:
             text = raw.decode()
         except UnicodeDecodeError:
             raise bad_value("$", "UTF-8 text", short_repr(raw)) from None
-        cells = text.split(delim) if '"' not in text else next(csv.reader([text], delimiter=delim))
+        try:
+            cells = text.split(delim) if '"' not in text else next(csv.reader([text], delimiter=delim), [])
+        except csv.Error as exc:  # e.g. a carriage return inside the row
+            raise bad_value("$", "a CSV row", f"{short_repr(raw)} ({exc})") from None
         if len(cells) < width:
             missing = next(name for i, name in needed if i >= len(cells))
             raise DecodeError(DLCode.MISSING_FIELD, missing, "a value", "end of row")
@@ -259,6 +263,24 @@ def _open_csv(path: Path, spec: HistorySpec) -> tuple[Rows, Decoder]:
         ]  # fmt: skip
 
     return _csv_lines(path), decode_row
+
+
+def check_history(path: str | os.PathLike[str], spec: HistorySpec | None = None) -> Format:
+    """The format of the history file at ``path``, after the checks :func:`open_history`
+    would fail (missing file, unknown format, no symbol, CSV columns) without reading
+    the rows of a large file; raises :class:`InputError`."""
+    p = Path(path)
+    spec = spec or HistorySpec()
+    if not p.is_file():
+        raise InputError(f"history file not found: {p}")
+    fmt = detect_format(p) if spec.format == "auto" else spec.format
+    if fmt == "freqtrade" and not (spec.symbol or _symbol_from_name(p)):
+        raise InputError(f"no symbol for {p}: name it PAIR-trades.json(.gz) or set symbol")
+    if fmt == "csv":
+        _open_csv(p, spec)  # reads the header line only
+    elif fmt == "kraken-rest":
+        _open_kraken_rest(p, spec)  # one REST reply: small
+    return fmt
 
 
 def open_history(path: str | os.PathLike[str], spec: HistorySpec | None = None) -> tuple[Rows, Decoder]:

@@ -1,4 +1,4 @@
-"""Validation rules (DESIGN section 3.2).
+"""Validation rules (docs/architecture.md, "Validation").
 
 Stateless rules run in the source partition right after decoding (:class:`TickValidator`);
 the two rules that need per-symbol history, the price-jump check and the z-score anomaly
@@ -11,28 +11,61 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Annotated
 
 import msgspec
 
-from ticktape.schemas.durations import Duration
+from ticktape.schemas.bounds import between
+from ticktape.schemas.durations import Duration, PositiveDuration
 from ticktape.schemas.errors import RejectError
 from ticktape.schemas.instruments.codes import standardize_cusip, standardize_isin
+from ticktape.schemas.limits import (
+    MAX_NOTIONAL,
+    MAX_PRICE,
+    MAX_SIZE,
+    MAX_TRADE_ID_CHARS,
+    MIN_PRICE,
+    TS_MAX,
+    TS_MIN,
+)
 from ticktape.schemas.records import SIDES, DLCode, Tick
 
 DEFAULT_SYMBOL_PATTERN = r"^[A-Z0-9][A-Z0-9._]{0,23}(-[A-Z0-9][A-Z0-9._]{0,23})?$"
+#: Venues are lowercase names (decoders lowercase them): no markup, path or control characters.
+DEFAULT_VENUE_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,31}$"
+#: Known-good venues/symbols remembered per validator (further ones are checked every time).
+_KNOWN_MAX = 100_000
 
 
 class ValidationRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """``[validation]``: the rules and their limits (0 disables a numeric limit)."""
+    """``[validation]``: the rules and their limits (0 disables a numeric limit).
+
+    ``venue_pattern``/``venue_allow_list`` check venues as ``symbol_pattern``/``allow_list``
+    check symbols. ``max_ts_jump`` bounds how far one tick may move its partition's
+    watermark on sources without a receive clock (files, backfills); see
+    :class:`~ticktape.schemas.decoding.BatchDecoder`. The value limits of
+    :mod:`ticktape.schemas.limits` are not configurable: they keep sums exact."""
 
     symbol_pattern: str = DEFAULT_SYMBOL_PATTERN
     allow_list: tuple[str, ...] = ()
+    venue_pattern: str = DEFAULT_VENUE_PATTERN
+    venue_allow_list: tuple[str, ...] = ()
     max_future: Duration = Duration.parse("5s")
     max_past: Duration = Duration.parse("10m")
-    max_jump_pct: float = 20.0
-    zscore_threshold: float = 8.0
-    zscore_min_samples: int = 50
+    max_ts_jump: PositiveDuration = PositiveDuration.parse("7d")
+    max_jump_pct: Annotated[float, between(0.0, 1e9)] = 20.0
+    zscore_threshold: Annotated[float, between(0.0, 1e9)] = 8.0
+    zscore_min_samples: Annotated[int, between(0, 1_000_000_000)] = 50
     check_instrument_ids: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("symbol_pattern", "venue_pattern"):
+            try:
+                re.compile(getattr(self, name))
+            except re.error as exc:
+                raise ValueError(
+                    f"{name}: expected a regular expression, got {getattr(self, name)!r} ({exc})"
+                ) from None
 
 
 class TickValidator:
@@ -49,39 +82,73 @@ class TickValidator:
         self._pattern = re.compile(rules.symbol_pattern)
         self._allowed = frozenset(rules.allow_list)
         self._known_good: set[str] = set()
+        self._venue_pattern = re.compile(rules.venue_pattern)
+        self._venues_allowed = frozenset(rules.venue_allow_list)
+        self._known_venues: set[str] = set()
 
     def check(self, tick: Tick) -> Tick:
-        """Return the tick (possibly with a standardized instrument id) or raise."""
+        """Return the tick (possibly with a standardized instrument id) or raise.
+
+        Value limits (:mod:`ticktape.schemas.limits`) are plain comparisons; venue and
+        symbol patterns run once per distinct name (then a set lookup)."""
         price = tick.price
-        if not (price > 0.0 and math.isfinite(price)):
-            raise RejectError(DLCode.BAD_PRICE, "price", "a finite number > 0", price)
+        if not MIN_PRICE <= price <= MAX_PRICE:  # also NaN and infinities
+            raise RejectError(
+                DLCode.BAD_PRICE, "price", f"a number from {MIN_PRICE:g} to {MAX_PRICE:g}", price
+            )
         size = tick.size
-        if not (size >= 0.0 and math.isfinite(size)):
-            raise RejectError(DLCode.BAD_SIZE, "size", "a finite number >= 0", size)
+        if not 0.0 <= size <= MAX_SIZE:
+            raise RejectError(DLCode.BAD_SIZE, "size", f"a number from 0 to {MAX_SIZE:g}", size)
+        if price * size > MAX_NOTIONAL:
+            raise RejectError(
+                DLCode.BAD_NOTIONAL, "size", f"price x size at most {MAX_NOTIONAL:g}", f"{price:g} x {size:g}"
+            )
         if tick.side not in SIDES:
             raise RejectError(DLCode.BAD_SIDE, "side", "buy, sell or unknown", tick.side)
+        ts = tick.ts_event
+        if not TS_MIN <= ts < TS_MAX:
+            raise RejectError(DLCode.TS_RANGE, "ts_event", "ns from 1970-01-01 to before 2100-01-01", ts)
+        if tick.venue not in self._known_venues:
+            self.check_venue(tick.venue)
         symbol = tick.symbol
         if symbol not in self._known_good:
-            self._check_symbol(symbol)
+            self.check_symbol(symbol)
+        if len(tick.trade_id) > MAX_TRADE_ID_CHARS:
+            raise RejectError(
+                DLCode.BAD_TRADE_ID, "trade_id", f"at most {MAX_TRADE_ID_CHARS} characters", tick.trade_id
+            )
         if self.check_clock:
             self._check_clock(tick)
         if tick.instrument_id and self.rules.check_instrument_ids:
             tick.instrument_id = _standard_instrument_id(tick.instrument_id)
         return tick
 
-    def _check_symbol(self, symbol: str) -> None:
+    def check_symbol(self, symbol: str) -> None:
+        """Raise unless ``symbol`` passes the pattern / allow-list (whole-string match)."""
         if self._allowed:
             if symbol not in self._allowed:
                 raise RejectError(DLCode.SYMBOL_NOT_ALLOWED, "symbol", "a symbol on the allow-list", symbol)
-        elif not self._pattern.match(symbol):
+        elif not self._pattern.fullmatch(symbol):
             raise RejectError(
                 DLCode.BAD_SYMBOL,
                 "symbol",
                 f"a symbol matching {self.rules.symbol_pattern}",
                 symbol,
             )
-        if len(self._known_good) < 100_000:
+        if len(self._known_good) < _KNOWN_MAX:
             self._known_good.add(symbol)
+
+    def check_venue(self, venue: str) -> None:
+        """Raise unless ``venue`` passes the venue pattern / allow-list."""
+        if self._venues_allowed:
+            if venue not in self._venues_allowed:
+                raise RejectError(DLCode.VENUE_NOT_ALLOWED, "venue", "a venue on the allow-list", venue)
+        elif not self._venue_pattern.fullmatch(venue):
+            raise RejectError(
+                DLCode.BAD_VENUE, "venue", f"a venue matching {self.rules.venue_pattern}", venue
+            )
+        if len(self._known_venues) < _KNOWN_MAX:
+            self._known_venues.add(venue)
 
     def _check_clock(self, tick: Tick) -> None:
         ref = tick.ts_kafka or tick.ts_recv

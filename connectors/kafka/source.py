@@ -20,7 +20,9 @@ set, ``next_offset`` is also committed to that group after each snapshot (every 
 and on close, for monitoring tools only (lag dashboards); recovery never reads it.
 
 Messages become ticks through :class:`~ticktape.schemas.decoding.BatchDecoder` (format
-``format``); the broker timestamp is ``ts_kafka``. A null value (tombstone) is a
+``format``); the broker timestamp is ``ts_kafka``, the reference of the future/past
+rule, except for messages with :data:`~ticktape.connectors.kafka.config.HISTORY_HEADER`
+(history produced from files: no receive clock, the rule is skipped for them). A null value (tombstone) is a
 ``DECODE_ERROR`` dead letter; a hole in the offsets (compaction, retention, transaction
 markers) is a ``SequenceGap`` event of the partition's source aggregate. Offset
 resolution and broker quirks live in :mod:`ticktape.connectors.kafka.offsets`.
@@ -36,7 +38,13 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from ticktape.connectors.kafka.config import ClientEvents, KafkaSourceConfig, librdkafka_config, redacted
+from ticktape.connectors.kafka.config import (
+    HISTORY_HEADER,
+    ClientEvents,
+    KafkaSourceConfig,
+    librdkafka_config,
+    redacted,
+)
 from ticktape.connectors.kafka.offsets import (
     Bounds,
     ceil_ms,
@@ -50,7 +58,7 @@ from ticktape.connectors.kafka.offsets import (
 )
 from ticktape.infra.observability.logs import get_logger
 from ticktape.infra.observability.metrics import RunStats
-from ticktape.schemas.decoding import FORMATS, BatchDecoder
+from ticktape.schemas.decoding import FORMATS, BatchDecoder, DecoderState
 from ticktape.schemas.errors import MissingDependencyError, SourceError
 from ticktape.schemas.records import TickBatch
 from ticktape.schemas.validation import TickValidator, ValidationRules
@@ -64,8 +72,14 @@ __all__ = ["KafkaSource", "KafkaSourceConfig", "end_offsets_at"]
 log = get_logger("kafka")
 _EOF = KafkaError._PARTITION_EOF
 _NO_END = 1 << 62
-State = tuple[int, tuple[int, int]]
+State = tuple[int, DecoderState]
 """``(next_offset, (decoder watermark, decoder event seq))`` of one partition."""
+
+
+def _is_history(msg: Message) -> bool:
+    """Whether ``msg`` carries :data:`HISTORY_HEADER` (``ticktape produce --file``)."""
+    headers = msg.headers()
+    return bool(headers) and HISTORY_HEADER in headers  # type: ignore[operator]
 
 
 class _KafkaPartition(StatefulSourcePartition[TickBatch, State]):
@@ -99,6 +113,8 @@ class _KafkaPartition(StatefulSourcePartition[TickBatch, State]):
         self._backoff = 0.0
         self._errored = False
         self._wake: datetime | None = None
+        #: the validator of history rows (HISTORY_HEADER): the same rules, no clock rule
+        self.unclocked = TickValidator(decoder.validator.rules, check_clock=False)
         consumer.assign([TopicPartition(topic, partition, start)])
 
     @property
@@ -137,6 +153,7 @@ class _KafkaPartition(StatefulSourcePartition[TickBatch, State]):
     def _read(self, msgs: list[Message]) -> TickBatch | None:
         ts_recv = time.time_ns()
         rows: list[tuple[int, bytes, int, int]] = []
+        history = False  # whether ``rows`` are history rows (HISTORY_HEADER)
         parts: list[TickBatch] = []
         expected, end, end_ms = self.next_offset, self.end, self.end_ms
         for msg in msgs:
@@ -153,28 +170,39 @@ class _KafkaPartition(StatefulSourcePartition[TickBatch, State]):
             ms = msg.timestamp()[1]
             ts_kafka = ms * 1_000_000 if ms > 0 else 0
             if off > expected and expected < end:  # a hole in the offsets, inside the range
-                parts.extend(self._flush(rows))
+                parts.extend(self._flush(rows, history))
                 parts.append(self._gap(expected, min(off, end) - 1, off, ts_kafka))
             if off >= end or ms >= end_ms:
                 self.done = True
                 break
             value = msg.value()
             if value is None:
-                parts.extend(self._flush(rows))
+                parts.extend(self._flush(rows, history))
                 parts.append(self._tombstone(off, ts_recv, ts_kafka))
             else:
+                marked = _is_history(msg)
+                if marked != history:
+                    parts.extend(self._flush(rows, history))
+                    history = marked
                 rows.append((off, value, ts_recv, ts_kafka))
             expected = off + 1
         self.next_offset = expected
-        parts.extend(self._flush(rows))
+        parts.extend(self._flush(rows, history))
         if not parts:
             return None
         return parts[0] if len(parts) == 1 else merge_batches(parts)
 
-    def _flush(self, rows: list[tuple[int, bytes, int, int]]) -> list[TickBatch]:
+    def _flush(self, rows: list[tuple[int, bytes, int, int]], history: bool = False) -> list[TickBatch]:
+        """Decode ``rows``; history rows without the future/past rule (no receive clock)."""
         if not rows:
             return []
-        batch = self.decoder.decode(rows)
+        clocked = self.decoder.validator
+        if history:
+            self.decoder.validator = self.unclocked
+        try:
+            batch = self.decoder.decode(rows)
+        finally:
+            self.decoder.validator = clocked
         rows.clear()
         return [batch]
 
@@ -281,9 +309,9 @@ class KafkaSource(FixedPartitionedSource[TickBatch, State]):
         conf = {**self._conf, "error_cb": events.on_error, "on_commit": events.on_commit}
         resume_offset = resume_state[0] if resume_state is not None else None
         start, bounds, why = plan_partition(conf, self.cfg, p, resume_offset)
-        wmark, dl_seq = resume_state[1] if resume_state is not None else (0, 0)
+        dstate = resume_state[1] if resume_state is not None else None
         validator = TickValidator(self.rules, check_clock=self.check_clock)
-        decoder = BatchDecoder(for_part, self.decode, validator, wmark=wmark, dl_seq=dl_seq)
+        decoder = BatchDecoder.resume(for_part, self.decode, validator, dstate)
         part = _KafkaPartition(
             open_consumer(conf, self.cfg.group), self.cfg.topic, p, decoder, events, start, bounds,
             batch_size=self.batch_size, poll_timeout=self.cfg.poll_timeout.seconds, group=self.cfg.group,

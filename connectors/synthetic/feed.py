@@ -20,14 +20,16 @@ import random
 import time
 from collections import deque
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import msgspec
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from msgspec import Meta
 
 from ticktape.connectors.synthetic.pacing import Pacer, backlog_metrics
-from ticktape.schemas.decoding import BatchDecoder
-from ticktape.schemas.durations import Duration
+from ticktape.schemas.bounds import INT64_MAX, Fraction, between
+from ticktape.schemas.decoding import BatchDecoder, DecoderState
+from ticktape.schemas.durations import PositiveDuration
 from ticktape.schemas.records import TickBatch
 from ticktape.schemas.validation import TickValidator, ValidationRules
 from ticktape.schemas.venues import generic
@@ -184,9 +186,7 @@ class SyntheticGenerator:
         return self.remaining <= 0 and not self.pending
 
 
-class _SyntheticPartition(
-    StatefulSourcePartition[TickBatch, tuple[SyntheticGenerator, tuple[int, int], int]]
-):
+class _SyntheticPartition(StatefulSourcePartition[TickBatch, tuple[SyntheticGenerator, DecoderState, int]]):
     def __init__(
         self,
         src: str,
@@ -222,7 +222,7 @@ class _SyntheticPartition(
     def next_awake(self) -> datetime | None:
         return self.pacer.wake_at() if self.pacer is not None else None
 
-    def snapshot(self) -> tuple[SyntheticGenerator, tuple[int, int], int]:
+    def snapshot(self) -> tuple[SyntheticGenerator, DecoderState, int]:
         return (copy.deepcopy(self.gen), self.decoder.state(), self.offset)
 
 
@@ -231,24 +231,24 @@ class SyntheticConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     event time (and of wall time when paced); ``duration`` x ``rate`` messages in all;
     the ``*_rate`` knobs are fractions of messages injected as faults."""
 
-    symbols: int = 50
-    rate: float = 5000.0
-    duration: Duration = Duration.parse("10s")
-    partitions: int = 1
+    symbols: Annotated[int, between(1, 10_000_000)] = 50
+    rate: Annotated[float, Meta(gt=0.0, le=1e9)] = 5000.0
+    duration: PositiveDuration = PositiveDuration.parse("10s")
+    partitions: Annotated[int, between(1, 4096)] = 1
     venue: str = "synthetic"
-    seed: int = 7
-    start_ns: int = DEFAULT_START_NS
-    duplicate_rate: float = 0.0
-    out_of_order_rate: float = 0.0
-    gap_rate: float = 0.0
-    malformed_rate: float = 0.0
+    seed: Annotated[int, between(0, INT64_MAX)] = 7
+    start_ns: Annotated[int, between(0, 2**62)] = DEFAULT_START_NS
+    duplicate_rate: Fraction = 0.0
+    out_of_order_rate: Fraction = 0.0
+    gap_rate: Fraction = 0.0
+    malformed_rate: Fraction = 0.0
 
     @property
     def total(self) -> int:
         return int(self.rate * self.duration.seconds)
 
 
-class SyntheticSource(FixedPartitionedSource[TickBatch, tuple[SyntheticGenerator, tuple[int, int], int]]):
+class SyntheticSource(FixedPartitionedSource[TickBatch, tuple[SyntheticGenerator, DecoderState, int]]):
     """The synthetic feed as a Bytewax source (see the module docstring); ``pace`` emits
     in real time (``stats`` then gets the backlog metrics), otherwise as fast as polled."""
 
@@ -287,12 +287,12 @@ class SyntheticSource(FixedPartitionedSource[TickBatch, tuple[SyntheticGenerator
         self,
         step_id: str,
         for_part: str,
-        resume_state: tuple[SyntheticGenerator, tuple[int, int], int] | None,
+        resume_state: tuple[SyntheticGenerator, DecoderState, int] | None,
     ) -> _SyntheticPartition:
         validator = TickValidator(self.rules, check_clock=self.check_clock)
         if resume_state is not None:
-            gen, (wmark, dl_seq), offset = resume_state
-            decoder = BatchDecoder(for_part, generic.decode_tick, validator, wmark=wmark, dl_seq=dl_seq)
+            gen, dstate, offset = resume_state
+            decoder = BatchDecoder.resume(for_part, generic.decode_tick, validator, dstate)
         else:
             c = self.cfg
             gen = SyntheticGenerator(

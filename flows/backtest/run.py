@@ -25,7 +25,6 @@ import numpy as np
 from ticktape.flows import wiring
 from ticktape.flows.backfill.inputs import read_archive, read_files
 from ticktape.flows.backtest.broker import Execution, SimBroker, fx
-from ticktape.flows.backtest.config import BacktestConfig, speed_factor
 from ticktape.flows.backtest.data import (
     MarketData,
     candles_from_store,
@@ -37,7 +36,7 @@ from ticktape.flows.backtest.engine import Engine, Samples
 from ticktape.flows.backtest.metrics import drawdown_series, metrics
 from ticktape.flows.backtest.report import closed_pnls, round_trips, to_json
 from ticktape.flows.backtest.strategy import Strategy, load_strategy, overrides
-from ticktape.flows.config import Config
+from ticktape.flows.config import BacktestConfig, Config, speed_factor
 from ticktape.schemas.errors import InputError
 from ticktape.schemas.orders.fixed import SCALE2, format_fixed, parse_fixed
 from ticktape.schemas.timeparse import rfc3339_to_ns

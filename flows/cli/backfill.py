@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import msgspec
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -17,6 +18,7 @@ from rich.progress import (
 from rich.table import Table
 
 from ticktape.flows.cli.common import common_options, console, load, parse_time
+from ticktape.flows.terminal import add_row, markup_safe
 from ticktape.infra.observability.logs import set_process_operation
 from ticktape.schemas.errors import InputError
 
@@ -56,12 +58,16 @@ class _RowsPerSecond(TextColumn):
 @click.option(
     "--format",
     "fmt",
-    default="auto",
-    show_default=True,
-    help="History format: auto, freqtrade, csv, kraken-rest (Parquet by extension).",
+    type=click.Choice(["auto", "freqtrade", "csv", "kraken-rest", "parquet"]),
+    default=None,
+    help="History format (default: [source.file] format, auto: by extension and content).",
 )
-@click.option("--venue", default="", help="Venue of the history file(s).")
-@click.option("--symbol", default="", help="Symbol of the history file(s) when the format does not carry it.")
+@click.option("--venue", default=None, help="Venue of the history file(s) (default: [source.file] venue).")
+@click.option(
+    "--symbol",
+    default=None,
+    help="Symbol of the history file(s) when the format does not carry it (default: [source.file] symbol).",
+)
 @click.option(
     "--exact-streaming",
     is_flag=True,
@@ -79,16 +85,15 @@ def backfill(
     until: str | None,
     symbols: str,
     intervals: str,
-    fmt: str,
-    venue: str,
-    symbol: str,
+    fmt: str | None,
+    venue: str | None,
+    symbol: str | None,
     exact_streaming: bool,
     repair_gaps: bool,
     **common: Any,
 ) -> None:
     """Rebuild candles (and, on the streaming path, every output) from history files or
     the archive, through the live job's steps and idempotent sinks. Event time only."""
-    from ticktape.connectors.files.history import FileSourceConfig
     from ticktape.flows.backfill.run import backfill as run_backfill
 
     extra: dict[str, Any] = {}
@@ -103,7 +108,9 @@ def backfill(
     for f in files:
         if not f.is_file():
             raise InputError(f"history file not found: {f}")
-    fcfg = FileSourceConfig(format=fmt, venue=venue, symbol=symbol)
+    # [source.file] (its CSV/Parquet column mapping too), with the flags given on top
+    given = {"format": fmt, "venue": venue, "symbol": symbol}
+    fcfg = msgspec.structs.replace(cfg.source.file, **{k: v for k, v in given.items() if v is not None})
     out = console()
     if repair_gaps:
         from ticktape.flows.backfill.repair import repair_gaps as run_repair
@@ -137,12 +144,12 @@ def backfill(
         ("rows", f"{report.rows:,}"), ("candles written", f"{report.candles:,}"), ("duplicates dropped", f"{report.duplicates:,}"),
         ("late trades rejected", f"{report.late_rejected:,}"), ("elapsed", f"{report.elapsed_s:.2f} s"), ("rows/s", f"{report.rows_per_s:,.0f}"),
     ):  # fmt: skip
-        table.add_row(name, value)
+        add_row(table, name, value)
     out.print(table)
     if report.reason:
-        out.print(f"streaming path because: {report.reason}")
+        out.print(f"streaming path because: {markup_safe(report.reason)}")
     if report.accounting:
         out.print(f"accounting balanced: {report.accounting.get('balanced')}")
     out.print(
-        f"intervals: {', '.join(f'{int(i) // 1_000_000_000}s' for i in cfg.candles.intervals)}; outputs under {cfg.data_path}"
+        f"intervals: {', '.join(f'{int(i) // 1_000_000_000}s' for i in cfg.candles.intervals)}; outputs under {markup_safe(cfg.data_path)}"
     )

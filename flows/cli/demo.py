@@ -16,6 +16,7 @@ from rich.table import Table
 from ticktape.flows import wiring
 from ticktape.flows.cli.common import common_options, console, load
 from ticktape.flows.config import Config
+from ticktape.flows.terminal import add_row
 from ticktape.infra.observability.logs import set_process_operation
 from ticktape.infra.observability.metrics import RunStats
 from ticktape.schemas.records import Candle
@@ -76,7 +77,8 @@ def _progress(stats: RunStats, cfg: Config, started: float, last: dict[str, floa
         "cache hit rate",
     ):
         table.add_column(col, justify="right")
-    table.add_row(
+    add_row(
+            table,
         f"{rate:,.0f}", f"{totals.read:,}", f"{totals.accepted:,}", f"{totals.rejected:,}", f"{totals.duplicate:,}",
         f"{stats.events.get('SequenceGap', 0):,}",
         f"{stats.events.get('CandleClosed', 0) + stats.events.get('CandleRevised', 0):,}",
@@ -101,7 +103,8 @@ def _progress(stats: RunStats, cfg: Config, started: float, last: dict[str, floa
     ):
         closed.add_column(col, justify="left" if col in ("symbol", "start (UTC)") else "right", no_wrap=True)
     for c in reversed(recent):
-        closed.add_row(
+        add_row(
+            closed,
             c.symbol, f"{c.interval}s", ns_to_iso(c.start)[11:19], f"{c.open:.6g}", f"{c.high:.6g}", f"{c.low:.6g}",
             f"{c.close:.6g}", f"{c.volume:.6g}", str(c.trades), str(c.revision),
         )  # fmt: skip
@@ -165,24 +168,26 @@ def demo(
     from ticktape.flows.runner import run as run_flow
 
     fault = 0.002 if faults else 0.0
+    flags: dict[str, tuple[str, Any]] = {
+        "run.workers": ("-w/--workers", workers),
+        "metrics.port": ("--metrics-port", metrics_port),
+    }
     if files:
-        source: dict[str, Any] = {
-            "kind": "file",
-            "file": {"paths": [str(f) for f in files], "rate": rate if rate != 5000.0 else 0.0},
-        }
+        source: dict[str, Any] = {"kind": "file", "file": {"paths": [str(f) for f in files]}}
+        flags["source.file.rate"] = ("--rate", rate if rate != 5000.0 else 0.0)
         mode = "replay"
     else:
         source = {"kind": "synthetic", "synthetic": {
-            "symbols": symbols, "rate": rate, "duration": duration, "duplicate_rate": fault,
-            "out_of_order_rate": fault, "gap_rate": fault / 2, "malformed_rate": fault,
+            "duplicate_rate": fault, "out_of_order_rate": fault, "gap_rate": fault / 2, "malformed_rate": fault,
         }}  # fmt: skip
+        flags |= {
+            "source.synthetic.rate": ("--rate", rate),
+            "source.synthetic.symbols": ("--symbols", symbols),
+            "source.synthetic.duration": ("--duration", duration),
+        }
         mode = "live"
-    extra = {
-        "source": source,
-        "run": {"mode": mode, "workers": workers},
-        "metrics": {"port": metrics_port},
-    }
-    cfg, run_id = load(extra=extra, **common)
+    extra = {"source": source, "run": {"mode": mode}}
+    cfg, run_id = load(extra=extra, flags=flags, **common)
     set_process_operation("demo")
     out = console()
     out.print(

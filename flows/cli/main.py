@@ -10,12 +10,14 @@ with ``error:`` and exit with status 2, without a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 from importlib.metadata import entry_points
 
 import click
 
-from ticktape.schemas.errors import TicktapeError
+from ticktape.flows.terminal import printable
+from ticktape.schemas.errors import InputError, TicktapeError
 
 #: Developer commands and where they come from when they are missing.
 DEV_COMMANDS = {
@@ -28,7 +30,7 @@ class _Cli(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         cmd = super().get_command(ctx, name)
         if cmd is None and name in DEV_COMMANDS:
-            raise click.UsageError(
+            raise InputError(
                 f"`ticktape {name}` ({DEV_COMMANDS[name]}) is a developer command: install the dev tools "
                 "from a checkout with `make install-dev` (or `pip install -e infra/`)"
             )
@@ -68,7 +70,17 @@ def _register() -> None:
     ):  # fmt: skip
         cli.add_command(command)
     for ep in entry_points(group="ticktape.commands"):
-        cli.add_command(ep.load(), ep.name)
+        try:
+            cli.add_command(ep.load(), ep.name)
+        except ImportError as exc:  # a broken dev-tools install must not break the job's CLI
+            cli.add_command(_unavailable(ep.name, exc), ep.name)
+
+
+def _unavailable(name: str, exc: ImportError) -> click.Command:
+    def fail() -> None:
+        raise InputError(f"`ticktape {name}` is installed but cannot load: {exc}")
+
+    return click.Command(name, callback=fail, help=f"(unavailable: {exc})")
 
 
 _register()
@@ -76,20 +88,32 @@ _register()
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
+    # A step that fails inside Bytewax is reported as one `error:` line (the runner finds
+    # the ticktape error behind Bytewax's); Rust's own panic note then stays one line too.
+    os.environ["RUST_BACKTRACE"] = "0"
     try:
         cli.main(args=argv, prog_name="ticktape", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {_one_line(exc)}", err=True)
         sys.exit(exc.exit_code)
     except TicktapeError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        click.echo(f"error: {printable(exc)}", err=True)
+        sys.exit(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+
+
+def _one_line(exc: click.ClickException) -> str:
+    """A usage mistake as one line, with where to find help."""
+    message = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, click.UsageError) and ctx is not None:
+        message += f" (see `{ctx.command_path} -h`)"
+    return message
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import msgspec
 
 from ticktape.flows.cli.common import common_options, console, load, parse_time
 from ticktape.flows.config import Config
+from ticktape.flows.terminal import markup_safe
 from ticktape.infra.observability.logs import set_process_operation
 from ticktape.schemas.errors import InputError
 
@@ -80,7 +81,7 @@ def replay(
         raise click.UsageError("--from-offset and --from-time are exclusive")
     if to_offset and to_time:
         raise click.UsageError("--to-offset and --to-time are exclusive")
-    cfg, run_id = load(**common)
+    cfg, run_id = load(flags={"run.workers": ("-w/--workers", workers)}, **common)
     set_process_operation("replay")
     k = cfg.source.kafka
     bounds: dict[str, Any] = {"group": ""}
@@ -117,9 +118,12 @@ def replay(
     )
     recovery = recovery_dir or cfg.data_path / "replays" / rid / "recovery"
     out = console()
-    out.print(f"[b]replay {rid}[/b] of {k.topic}: {bounds}; recovery state in {recovery}")
+    out.print(
+        f"[b]replay {markup_safe(rid)}[/b] of {markup_safe(k.topic)}: {markup_safe(bounds)}; "
+        f"recovery state in {markup_safe(recovery)}"
+    )
     try:
-        result = run_flow(cfg, run_id=run_id, workers=workers, recovery_dir=recovery)
+        result = run_flow(cfg, run_id=run_id, recovery_dir=recovery)
     finally:
         cache_mod.release(wiring.cache_path(cfg))
     print_report(result, out)

@@ -1,4 +1,4 @@
-"""The live dataflow (DESIGN section 3).
+"""The live dataflow (docs/architecture.md, "Data path").
 
 ``build_flow(cfg, *, source=None, outputs=None, stats=None)`` builds nothing at import time,
 so ``python -m bytewax.run "ticktape.flows.live.dataflow:build_flow()"`` (config from ``TICKTAPE_CONFIG``),
@@ -19,15 +19,18 @@ from __future__ import annotations
 import gc
 import os
 import pickle
+import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
-from bytewax.inputs import Source
+from bytewax.inputs import FixedPartitionedSource, Source
 from bytewax.operators import StatefulBatchLogic
+from bytewax.outputs import FixedPartitionedSink, Sink
 
+from ticktape.connectors.stopping import StoppableSource
 from ticktape.flows import wiring
 from ticktape.flows.config import Config, load_config
 from ticktape.flows.live.routing import Router, split_dead, split_events, split_ticks
@@ -35,17 +38,25 @@ from ticktape.flows.steps.shard import ShardOut, ShardProcessor, ShardSettings
 from ticktape.flows.wiring import Outputs
 from ticktape.infra.observability.metrics import RunStats
 from ticktape.schemas.records import Candle, PriceUpdate, Tick, TickBatch
+from ticktape.sinks.base.guarded import GuardedSink
 
 R = TypeVar("R")
 
 
 class _ShardLogic(StatefulBatchLogic[list[Tick], ShardOut, bytes]):
-    """Bytewax wrapper of :class:`ShardProcessor` (live mode: a wall-clock timer too)."""
+    """Bytewax wrapper of :class:`ShardProcessor` (live mode: a wall-clock timer too).
 
-    def __init__(self, proc: ShardProcessor, live: bool, recoverable: bool) -> None:
+    At the end of the input it closes every open window, unless the input ended because
+    of a graceful stop (``stop`` set) of a recoverable run: then the open windows stay in
+    the snapshot and the resumed run completes them, as if it had never stopped."""
+
+    def __init__(
+        self, proc: ShardProcessor, live: bool, recoverable: bool, stop: threading.Event | None = None
+    ) -> None:
         self.proc = proc
         self.live = live
         self.recoverable = recoverable
+        self.stop = stop
 
     def on_batch(self, values: list[list[Tick]]) -> tuple[Iterable[ShardOut], bool]:
         ticks = values[0] if len(values) == 1 else [t for v in values for t in v]
@@ -57,6 +68,8 @@ class _ShardLogic(StatefulBatchLogic[list[Tick], ShardOut, bytes]):
         return ([out] if not out.is_empty() else [], StatefulBatchLogic.RETAIN)
 
     def on_eof(self) -> tuple[Iterable[ShardOut], bool]:
+        if self.recoverable and self.stop is not None and self.stop.is_set():
+            return ([], StatefulBatchLogic.RETAIN)
         out = self.proc.flush()
         return ([out] if not out.is_empty() else [], StatefulBatchLogic.RETAIN)
 
@@ -95,6 +108,9 @@ def shard_settings(cfg: Config) -> ShardSettings:
         stale_overrides={k: int(v) for k, v in d.stale_overrides.items()},
         live=cfg.run.mode == "live",
         candles=cfg.candles,
+        max_id_jump=d.max_id_jump,
+        max_keys=d.max_keys_per_shard,
+        shards=cfg.run.shards,
     )
 
 
@@ -105,6 +121,8 @@ def build_flow(
     outputs: Outputs | None = None,
     stats: RunStats | None = None,
     recoverable: bool = True,
+    stop: threading.Event | None = None,
+    process_id: int = 0,
 ) -> Dataflow:
     """The live flow. Missing ``source``/``outputs`` come from the config (embedded
     defaults); ``stats`` receives the accounting and latencies of the run. Building it
@@ -112,7 +130,11 @@ def build_flow(
 
     ``recoverable=False`` promises the flow runs without a recovery store (``ticktape run``
     without ``-r``): the keyed step then skips pickling its state at every epoch. Keep
-    the default whenever Bytewax may be given a recovery directory."""
+    the default whenever Bytewax may be given a recovery directory.
+
+    ``stop``: the graceful shutdown's flag (:mod:`ticktape.flows.shutdown`): once set, the
+    source partitions end at their next poll (:class:`~ticktape.connectors.stopping.StoppableSource`)
+    and the flow drains and ends."""
     tune_gc()
     if cfg is None:
         cfg = load_config(os.environ.get("TICKTAPE_CONFIG"))
@@ -121,24 +143,31 @@ def build_flow(
     stats.configure(live=cfg.run.mode == "live", symbol_labels=cfg.metrics.symbol_labels)
     if source is None:
         source = wiring.make_source(cfg, stats)
+    if stop is not None and isinstance(source, FixedPartitionedSource):
+        source = StoppableSource(source, stop)
     if outputs is None:
-        outputs = wiring.make_outputs(cfg, stats)
+        outputs = wiring.make_outputs(cfg, stats, process_id=process_id)
     settings = shard_settings(cfg)
     shard_router = Router(cfg.run.shards)
     event_router = Router(cfg.eventlog.partitions)
 
+    def guarded(sink: Sink[Any]) -> Sink[Any]:
+        return GuardedSink(sink, stats.close_errors) if isinstance(sink, FixedPartitionedSink) else sink
+
     flow = Dataflow("ticktape")
     batches = op.input("source", flow, source)
 
-    live = settings.live
+    # history files carry no receive clock: their "venue -> recv" would be years
+    clocked = settings.live and cfg.source.kind != "file"
 
     def to_shards(batch: TickBatch) -> list[tuple[str, list[Tick]]]:
         stats.count_source(batch.src, batch.n_read, len(batch.dead))
         if batch.dead:
             stats.count_dead(dl.code for dl in batch.dead)
+        if batch.events:  # dead-letter events, and the source's own (Kafka offset gaps)
             stats.count_events(e.type for e in batch.events)
         ticks = batch.ticks
-        if live and ticks:
+        if clocked and ticks:
             recv = [t.ts_recv for t in ticks]
             stats.latency.record("venue_to_recv", recv, [t.ts_event for t in ticks])
             kafka = [(t.ts_recv, t.ts_kafka) for t in ticks if t.ts_kafka]
@@ -148,7 +177,7 @@ def build_flow(
 
     keyed = op.flat_map("split_shards", batches, to_shards)
     processed = op.stateful_batch("process", keyed, lambda resume: _ShardLogic(
-        pickle.loads(resume) if resume else ShardProcessor(settings), settings.live, recoverable  # noqa: S301 - our own snapshot
+        pickle.loads(resume) if resume else ShardProcessor(settings), settings.live, recoverable, stop  # noqa: S301 - our own snapshot
     ))  # fmt: skip
     outs: Stream[tuple[str, ShardOut]] = op.map("shard_out", processed, _count_out(stats))
 
@@ -157,25 +186,25 @@ def build_flow(
         shard_events = op.flat_map("shard_events", outs, lambda o: split_events(o[1].events, event_router))
         all_events = op.merge("all_events", src_events, shard_events)
         for i, event_sink in enumerate(outputs.events):
-            op.output(f"events_{i}", all_events, event_sink)
+            op.output(f"events_{i}", all_events, guarded(event_sink))
     if outputs.dead_letters:
         src_dead = op.flat_map("source_dead", batches, lambda b: split_dead(b.dead, event_router))
         shard_dead = op.flat_map("shard_dead", outs, lambda o: split_dead(o[1].dead, event_router))
         all_dead = op.merge("all_dead", src_dead, shard_dead)
         for i, dead_sink in enumerate(outputs.dead_letters):
-            op.output(f"dead_letters_{i}", all_dead, dead_sink)
+            op.output(f"dead_letters_{i}", all_dead, guarded(dead_sink))
     if outputs.cache:
         cache_items = op.filter_map("cache_items", outs, _cache_item)
         for i, cache_sink in enumerate(outputs.cache):
-            op.output(f"cache_{i}", cache_items, cache_sink)
+            op.output(f"cache_{i}", cache_items, guarded(cache_sink))
     if outputs.prices:
         prices = op.filter_map("prices", outs, lambda o: (o[0], o[1].updates) if o[1].updates else None)
         for i, price_sink in enumerate(outputs.prices):
-            op.output(f"prices_{i}", prices, price_sink)
+            op.output(f"prices_{i}", prices, guarded(price_sink))
     if outputs.candles:
         candles = op.filter_map("candles", outs, lambda o: (o[0], o[1].candles) if o[1].candles else None)
         for i, candle_sink in enumerate(outputs.candles):
-            op.output(f"candles_{i}", candles, candle_sink)
+            op.output(f"candles_{i}", candles, guarded(candle_sink))
     return flow
 
 

@@ -1,4 +1,4 @@
-"""The five local servers of the dev/test stack (DESIGN section 8).
+"""The five local servers of the dev/test stack (docs/architecture.md, "Tests").
 
 =================  ===============================================  ==========================
 class              program                                          readiness

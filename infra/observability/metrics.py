@@ -1,6 +1,6 @@
 """Run statistics and the Prometheus endpoint.
 
-:class:`RunStats` holds the accounting of DESIGN 3.1 per source partition
+:class:`RunStats` holds the accounting (docs/architecture.md, "Accounting") per source partition
 (``read == accepted + rejected + duplicate``), dead letters by code, events by type and
 sink counters. Bytewax workers in one process are threads, so updates take a lock (once
 per batch, not per tick). :func:`serve_metrics` exposes it on 127.0.0.1 through a custom
@@ -84,6 +84,9 @@ class RunStats:
         #: ``[metrics] symbol_labels``: the only symbols that get a ``symbol`` label.
         self.symbol_labels: frozenset[str] = frozenset()
         self.symbol_ticks: Counter[tuple[str, str]] = Counter()
+        #: Errors of sink partitions' ``close()`` (kept so a failure while Bytewax
+        #: unwinds cannot abort the process; the runner reports them).
+        self.close_errors: list[BaseException] = []
 
     def configure(self, *, live: bool = False, symbol_labels: Iterable[str] = ()) -> None:
         """Set what the flow knows about the run (``build_flow`` calls this)."""

@@ -15,11 +15,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
-from ticktape.schemas.durations import Duration
+from ticktape.schemas.bounds import between
+from ticktape.schemas.durations import Duration, PositiveDuration
 from ticktape.schemas.errors import ConfigError
 
 DEFAULT_CONF: Final = "http::addr=127.0.0.1:9000;"
@@ -53,10 +54,10 @@ class QuestDBConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     conf: str = ""
     prices_table: str = "ticktape_prices"
     candles_table: str = "ticktape_candles"
-    auto_flush_rows: int = 10_000
-    auto_flush_interval: Duration = Duration.parse("1s")
+    auto_flush_rows: Annotated[int, between(1, 100_000_000)] = 10_000
+    auto_flush_interval: PositiveDuration = PositiveDuration.parse("1s")
     retry_timeout: Duration = Duration.parse("10s")
-    partitions: int = 2
+    partitions: Annotated[int, between(1, 4096)] = 2
     timestamp_type: Literal["TIMESTAMP_NS", "TIMESTAMP"] = "TIMESTAMP_NS"
 
     def __post_init__(self) -> None:
@@ -64,11 +65,6 @@ class QuestDBConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             check_identifier(getattr(self, name), f"outputs.questdb.{name}")
         if self.prices_table == self.candles_table:
             raise ConfigError(f"outputs.questdb: prices_table and candles_table must differ, both are {self.prices_table!r}")  # fmt: skip
-        for name in ("auto_flush_rows", "partitions"):
-            if getattr(self, name) < 1:
-                raise ConfigError(
-                    f"outputs.questdb.{name}: expected an integer >= 1, got {getattr(self, name)}"
-                )
         if self.conf:
             schema, params = parse_conf(self.conf, "outputs.questdb.conf")
             secrets = sorted(SECRET_KEYS & params.keys())

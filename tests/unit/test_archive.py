@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support import records
 from tests.support.archive import (
     HOUR,
     T0,
@@ -31,7 +32,8 @@ from tests.support.archive import (
 )
 from ticktape.infra.observability.metrics import RunStats
 from ticktape.schemas.errors import ArchiveError
-from ticktape.schemas.records import Event, EventType, PriceUpdate
+from ticktape.schemas.ids import event_id
+from ticktape.schemas.records import Event, EventType
 from ticktape.sinks.archive import format as fmt
 from ticktape.sinks.archive.archiver import STEPS, Archiver, archive_all
 from ticktape.sinks.archive.reader import KEY, ArchiveReader, unit_keys
@@ -109,16 +111,18 @@ _text = st.text(max_size=12) | st.sampled_from(
 _int = st.integers(-(2**63), 2**63 - 1)
 _float = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0.1, -0.0, 5e-324, 1e300])
 _update = st.builds(
-    PriceUpdate, _text, _text, _float, _float, _text, _text, _int, _int, _int, _int, _int, _text, _int
-)
+    records.price_update, venue=_text, symbol=_text, price=_float, size=_float, side=_text, trade_id=_text,
+    ts_event=_int, ts_kafka=_int, ts_recv=_int, ts_proc=_int, seq=_int, src=_text, offset=_int,
+)  # fmt: skip
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(_update, st.booleans()), min_size=1, max_size=30), st.booleans())
 def test_any_price_update_round_trips_byte_for_byte(items, hostile_only):
     events = [
-        Event(f"id{i}", EventType.PRICE_UPDATED, f"{u.symbol}@{u.venue}", i, u.ts_event, 0, msgspec.json.encode(u),
-              f"{u.src}@{u.offset}" if derived else "c")
+        records.event(event_id=f"id{i}", type=EventType.PRICE_UPDATED, aggregate=f"{u.symbol}@{u.venue}", seq=i,
+                      ts_event=u.ts_event, ts_logged=0, payload=msgspec.json.encode(u),
+                      causation=f"{u.src}@{u.offset}" if derived else "c")
         for i, (u, derived) in enumerate(items)
     ]  # fmt: skip
     if hostile_only:  # all on the fast path when no payload needs escapes
@@ -192,6 +196,72 @@ def test_crash_at_every_step_then_a_fresh_archiver_finishes(log, tmp_path, step,
     assert all(same(got[i], e) for i, e in enumerate(events))
     assert not any(bodies(path).values())  # retention 0: all verified, all deleted
     assert verify(store, "ticktape", [path], deep=True).ok
+
+
+def test_new_events_inside_a_deleted_batchs_id_range_are_stored_repeats_are_not(log, tmp_path):
+    """Issue 13 item 5: after retention deleted archived bodies, a new event whose id falls
+    inside a deleted batch's id range (a CandleRevised of an old window, a late trade) was
+    dropped as "already stored". The kept ids tell a repeat from a new event exactly."""
+    path, events = log
+    store = LocalObjectStore(tmp_path / "store")
+    archiver = Archiver(path, 0, store, config(tmp_path / "store", retention="0s"))
+    assert archiver.run_once(force=True).error is None
+    archiver.close()
+    assert not any(bodies(path).values())  # every body deleted
+    agg = events[10].aggregate
+    mine = [e for e in events if e.aggregate == agg]
+    lo, hi = mine[0].ts_event, mine[-1].ts_event
+    fresh = [  # new ids, times inside the deleted range of that aggregate
+        Event(
+            event_id(ts, "C", agg, ts), EventType.CANDLE_REVISED, agg, 10_000 + i, ts, 0, b"{}", "candle/60"
+        )
+        for i, ts in enumerate((lo + 1, (lo + hi) // 2, hi - 1))
+    ]
+    assert all(mine[0].event_id < e.event_id < mine[-1].event_id for e in fresh)
+    part = EventLogPartition(path)
+    part.append([*mine[:5], *fresh, *mine[-5:]])  # repeats of deleted events around new ones
+    assert (part.rows_written, part.rows_ignored) == (3, 10)
+    part.append(fresh)  # now stored: repeats
+    assert (part.rows_written, part.rows_ignored) == (3, 13)
+    part.close()
+    got = EventStore(path.parent).query(type=EventType.CANDLE_REVISED)
+    assert sorted(e.event_id for e in got.events) == sorted(e.event_id for e in fresh)
+
+
+def test_keys_name_their_writer_and_keys_of_earlier_versions_stay_readable(log, tmp_path):
+    """Issue 13 item 9: keys carry the writer (job, process id, a random id of the
+    event-log file). An archive written before (keys without ``writer=``) is read,
+    verified and served to the event store exactly as before."""
+    path, events = log
+    store = LocalObjectStore(tmp_path / "store")
+    cfg = config(tmp_path / "store", retention="0s", job="desk1")
+    archiver = Archiver(path, 0, store, cfg, process_id=3)
+    assert archiver.run_once(force=True).error is None
+    writer = archiver.writer
+    archiver.close()
+    assert writer.startswith("desk1-p3-")
+    keys = [o.key for o in ArchiveReader(store).iter_keys()]
+    assert keys
+    assert all(f"/part=000/writer={writer}/" in k for k in keys)
+    again = Archiver(path, 0, store, cfg, process_id=9)
+    assert again.writer == writer  # fixed per file
+    again.close()
+    # the same archive as an earlier version wrote it: no writer segment
+    with sqlite3.connect(path) as conn:
+        for key in keys:
+            legacy = key.replace(f"/writer={writer}", "")
+            store.put(legacy, store.get(key), sha256_of(store.get(key)))
+            store.delete(key)
+            conn.execute("UPDATE archive_units SET key = ? WHERE key = ?", (legacy, key))
+            conn.execute("UPDATE batches SET archived_key = ? WHERE archived_key = ?", (legacy, key))
+    assert Archiver(path, 0, store, cfg).run_once().error is None  # retention: bodies deleted
+    assert not any(bodies(path).values())
+    assert verify(store, "ticktape", [path], deep=True).ok
+    assert len(archived_rows(store)) == len(events)
+    with EventStore(path.parent, ArchiveReader(store)) as es:
+        back = list(es.iter_events())
+    assert len(back) == len(events)
+    assert all(same(a, b) for a, b in zip(back, events, strict=True))
 
 
 def test_crash_before_delete_keeps_bodies_until_the_next_pass(log, tmp_path):

@@ -57,7 +57,7 @@ try:
 except ImportError as exc:  # pragma: no cover - the optional dependency guard
     raise MissingDependencyError("redis", "redis") from exc
 
-log = logging.getLogger("ticktape.sinks.redis_cache")
+log = logging.getLogger("ticktape.cache.redis")
 
 __all__ = ["RedisCache", "RedisConfig"]
 
@@ -69,7 +69,12 @@ REFUSED: tuple[type[Exception], ...] = (rx.AuthenticationError, rx.Authorization
 
 
 class RedisCache:
-    """:class:`~ticktape.sinks.cache.api.CacheBackend` on Redis (see the module docstring)."""
+    """:class:`~ticktape.sinks.cache.api.CacheBackend` on Redis (see the module docstring).
+
+    ``clock``: monotonic seconds, read once per call (not per write) to time the
+    reconnection backoff; tests pass a fake one to step past a backoff without sleeping.
+    Value expiry is Redis's own clock (the ``PX`` TTLs), not this one.
+    """
 
     def __init__(
         self,
@@ -79,8 +84,10 @@ class RedisCache:
         client: redis.Redis[bytes] | None = None,
         stats: RedisCacheStats | None = None,
         per_key: bool = False,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cfg = cfg
+        self.clock = clock
         self.prefix = cfg.key_prefix
         self._owns_client = client is None
         self.client = connect(cfg) if client is None else client
@@ -94,16 +101,23 @@ class RedisCache:
         )
         self._backoff = Backoff(cfg.reconnect_base.seconds, cfg.reconnect_cap.seconds)
         self._down_since: float | None = None
+        self._failed_at = float("-inf")
 
     # -- writes -------------------------------------------------------------------
     def put_many(self, writes: Sequence[Write]) -> int:
         """Compare-and-set ``writes``; how many landed now. While Redis is unreachable they
         wait in the buffer (and land with a later call, :meth:`flush` or :meth:`close`)."""
         with self._lock:
-            if self._buffer or not self._backoff.ready(time.monotonic()):
+            if self._buffer or not self._ready():
                 self._buffer.add(writes)
-                return self._drain() if self._backoff.ready(time.monotonic()) else 0
+                return self._drain() if self._ready() else 0
             return self._send(writes)
+
+    def _ready(self) -> bool:
+        """Whether to try Redis now: the backoff says so, or another cache of this
+        process reached Redis after this one last failed (the other partitions follow
+        the first one that reconnects instead of sleeping out their own backoff)."""
+        return self._backoff.ready(self.clock()) or self.counters.last_success > self._failed_at
 
     def _send(self, writes: Sequence[Write]) -> int:
         landed = 0
@@ -160,12 +174,21 @@ class RedisCache:
         self.counters.add("stale_writes", stale)
         return sum(written.values())
 
+    def _probe(self) -> None:
+        try:
+            self.client.ping()
+        except UNREACHABLE as exc:
+            self._failed(exc)
+        else:
+            self._recovered()
+
     def _failed(self, exc: BaseException) -> None:
         if isinstance(exc, REFUSED):
             raise SinkError(
                 f"redis {self._where()}: {exc} (the password is read from {PASSWORD_ENV[0]})"
             ) from exc
-        now = time.monotonic()
+        now = self.clock()
+        self._failed_at = now
         first = self._down_since is None
         if first:
             self._down_since = now
@@ -177,10 +200,9 @@ class RedisCache:
         )
 
     def _recovered(self) -> None:
+        self.counters.last_success = self.clock()
         if self._down_since is not None:
-            log.info(
-                "redis %s reachable again after %.1fs", self._where(), time.monotonic() - self._down_since
-            )
+            log.info("redis %s reachable again after %.1fs", self._where(), self.clock() - self._down_since)
             self.counters.set_up(id(self), True, reconnected=True)
             self._down_since = None
         self._backoff.succeeded()
@@ -192,8 +214,11 @@ class RedisCache:
         """Deliver buffered writes now if the backoff allows. Raises ``SinkError`` with
         ``on_unavailable="fail"`` when writes still wait (the snapshot must not pass them)."""
         with self._lock:
-            if self._buffer and self._backoff.ready(time.monotonic()):
-                self._drain()
+            if self._down_since is not None and self._ready():
+                if self._buffer:
+                    self._drain()
+                else:  # an idle partition: probe, so it reports "up" as soon as Redis is back
+                    self._probe()
             if self._buffer and self.cfg.on_unavailable == "fail":
                 raise SinkError(
                     f"redis {self._where()} unreachable: {len(self._buffer)} cache writes are waiting"
