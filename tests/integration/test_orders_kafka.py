@@ -86,3 +86,44 @@ def test_orders_from_kafka_survive_kill_9_and_equal_a_clean_run(
     assert len(want["events"]) > 30_000
     assert want["dead_letters"]
     assert len(want["projections"]["proj_orders"]) == 9000  # every order submitted, once
+
+
+def test_sigterm_stops_the_orders_flow_gracefully_and_a_resume_completes_it(
+    tmp_path: Path, kafka_broker, kafka_topic
+) -> None:
+    import signal
+
+    from tests.support.crashes import wait_for_event_writes
+
+    topic = kafka_topic(2)
+    servers = kafka_broker.bootstrap_servers
+    path = write_messages(tmp_path / "orders.jsonl", order_messages(4000, seed=41, faults=0.05))
+    produced = ticktape("produce", "--orders", str(path), "--topic", topic, "--bootstrap", servers)
+    assert produced.wait(timeout=300) == 0
+
+    def cfg(name: str, end: str) -> Path:
+        file = tmp_path / f"{name}-{end}.toml"
+        file.write_text(
+            CONFIG.format(data=tmp_path / name, servers=servers, topic=topic).replace(
+                'end = "launch"', f'end = "{end}"'
+            )
+        )
+        return file
+
+    clean = ticktape("orders", "run", "-c", str(cfg("clean", "launch")))
+    assert clean.wait(timeout=600) == 0
+    recovery = tmp_path / "recovery"
+    started = time.time()
+    live = ticktape(
+        "orders", "run", "-c", str(cfg("stopped", "none")), "-r", str(recovery)
+    )  # never ends by itself
+    wait_for_event_writes(tmp_path / "stopped" / "orders", started)
+    os.killpg(live.pid, signal.SIGTERM)
+    out, err = live.communicate(timeout=120)
+    assert live.returncode == 0, err.decode()
+    assert "accounting balanced: True" in out.decode()
+    resumed = ticktape("orders", "run", "-c", str(cfg("stopped", "launch")), "-r", str(recovery))
+    _, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err.decode()
+    got, want = order_outputs(tmp_path / "stopped"), order_outputs(tmp_path / "clean")
+    assert got == want, outputs.diff_summary(got, want)
