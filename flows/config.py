@@ -178,16 +178,11 @@ class OrdersConfig(_Section, frozen=True, forbid_unknown_fields=True):
     source: Literal["file", "kafka"] = "file"
     files: tuple[str, ...] = ()
     kafka: KafkaSourceConfig = KafkaSourceConfig(topic="orders")
-    shards: int = 8
-    eventlog_partitions: int = 2
+    shards: Annotated[int, between(1, 4096)] = 8
+    eventlog_partitions: Annotated[int, between(1, 256)] = 2
     projections: str = "sqlite"
-    snapshot_every: int = 100
-    batch_size: int = 1000
-
-    def __post_init__(self) -> None:
-        for name in ("shards", "eventlog_partitions", "snapshot_every", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: expected an integer >= 1, got {getattr(self, name)}")
+    snapshot_every: Count = 100
+    batch_size: Annotated[int, between(1, 1_000_000)] = 1000
 
 
 class BacktestConfig(_Section, frozen=True, forbid_unknown_fields=True):
@@ -220,21 +215,15 @@ class BacktestConfig(_Section, frozen=True, forbid_unknown_fields=True):
     speed: str = "max"
     cash: str = "10000"
     latency: Duration = Duration.parse("0s")
-    slippage_bps: float = 0.0
-    maker_fee_bps: float = 0.0
-    taker_fee_bps: float = 0.0
-    participation: float = 1.0
+    slippage_bps: Annotated[float, between(0.0, 10_000.0)] = 0.0
+    maker_fee_bps: Annotated[float, between(-10_000.0, 10_000.0)] = 0.0  # < 0: a rebate
+    taker_fee_bps: Annotated[float, between(-10_000.0, 10_000.0)] = 0.0
+    participation: Annotated[float, Meta(gt=0.0, le=1.0)] = 1.0
     account: str = "backtest"
     venue: str = "backtest"
     sample: Duration = Duration.parse("1m")
 
     def __post_init__(self) -> None:
-        if not 0 < self.participation <= 1:
-            raise ValueError(f"participation: expected a fraction in (0, 1], got {self.participation}")
-        for name in ("slippage_bps", "maker_fee_bps", "taker_fee_bps"):
-            value = getattr(self, name)
-            if not -10_000 < value < 10_000:
-                raise ValueError(f"{name}: expected basis points in (-10000, 10000), got {value}")
         if int(self.sample) <= 0 or int(self.interval) < 1_000_000_000 or int(self.interval) % 1_000_000_000:
             raise ValueError("sample: expected a duration > 0; interval: whole seconds >= 1s")
         speed = self.speed.strip().lower()
