@@ -146,7 +146,7 @@ def build_flow(
     if stop is not None and isinstance(source, FixedPartitionedSource):
         source = StoppableSource(source, stop)
     if outputs is None:
-        outputs = wiring.make_outputs(cfg, stats, process_id=process_id)
+        outputs = wiring.make_outputs(cfg, stats, process_id=process_id, recoverable=recoverable)
     settings = shard_settings(cfg)
     shard_router = Router(cfg.run.shards)
     event_router = Router(cfg.eventlog.partitions)
