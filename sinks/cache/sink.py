@@ -27,6 +27,18 @@ from ticktape.sinks.cache.api import HISTORY, METADATA, PRICE, CacheBackend, Wri
 _enc = msgspec.json.Encoder()
 
 
+class SymbolMetadata(msgspec.Struct, gc=False):
+    """The ``metadata`` entry of a symbol: where its latest update came from (JSON object
+    with these keys, in this order)."""
+
+    venue: str
+    symbol: str
+    seq: int
+    ts_event: int
+    src: str
+    offset: int
+
+
 def cache_writes(updates: list[PriceUpdate], candles: list[Candle]) -> list[Write]:
     """Latest price and symbol metadata per symbol, latest candle per symbol+interval;
     only the newest value per key of a batch is encoded."""
@@ -35,14 +47,7 @@ def cache_writes(updates: list[PriceUpdate], candles: list[Candle]) -> list[Writ
     for u in newest.values():
         key = cache_key(PRICE, u.venue, u.symbol)
         latest[key] = Write(PRICE, key, u.ts_event, u.seq, _enc.encode(u))
-        meta = {
-            "venue": u.venue,
-            "symbol": u.symbol,
-            "seq": u.seq,
-            "ts_event": u.ts_event,
-            "src": u.src,
-            "offset": u.offset,
-        }
+        meta = SymbolMetadata(u.venue, u.symbol, u.seq, u.ts_event, u.src, u.offset)
         key = cache_key(METADATA, u.venue, u.symbol)
         latest[key] = Write(METADATA, key, u.ts_event, u.seq, _enc.encode(meta))
     for c in candles:
