@@ -17,7 +17,7 @@ import msgspec
 from ticktape.schemas.durations import Duration
 from ticktape.schemas.errors import RejectError
 from ticktape.schemas.instruments.codes import standardize_cusip, standardize_isin
-from ticktape.schemas.records import SIDES, DLCode, Tick
+from ticktape.schemas.records import SIDES, BookUpdate, DLCode, Level, Quote, Tick
 
 DEFAULT_SYMBOL_PATTERN = r"^[A-Z0-9][A-Z0-9._]{0,23}(-[A-Z0-9][A-Z0-9._]{0,23})?$"
 
@@ -69,6 +69,36 @@ class TickValidator:
             tick.instrument_id = _standard_instrument_id(tick.instrument_id)
         return tick
 
+    def check_quote(self, q: Quote) -> Quote:
+        """Return the quote or raise: prices finite and > 0, sizes finite and >= 0, bid
+        below ask (a crossed or locked quote is ``CROSSED_BOOK``), symbol and clock rules."""
+        for name, price in (("bid", q.bid), ("ask", q.ask)):
+            if not (price > 0.0 and math.isfinite(price)):
+                raise RejectError(DLCode.BAD_PRICE, name, "a finite number > 0", price)
+        for name, size in (("bid_size", q.bid_size), ("ask_size", q.ask_size)):
+            if not (size >= 0.0 and math.isfinite(size)):
+                raise RejectError(DLCode.BAD_SIZE, name, "a finite number >= 0", size)
+        if q.bid >= q.ask:
+            raise RejectError(DLCode.CROSSED_BOOK, "bid", f"below the ask {q.ask!r}", q.bid)
+        if q.symbol not in self._known_good:
+            self._check_symbol(q.symbol)
+        if self.check_clock:
+            self._check_times(q.ts_event, q.ts_kafka or q.ts_recv)
+        return q
+
+    def check_book(self, u: BookUpdate) -> BookUpdate:
+        """Return the update or raise: every level's price finite and > 0 and size finite
+        and >= 0 (0 deletes), ``first_id <= last_id`` (``BAD_SEQUENCE``), symbol rules."""
+        _check_levels("bids", u.bids)
+        _check_levels("asks", u.asks)
+        if u.first_id > u.last_id >= 0 or (u.first_id >= 0 > u.last_id):
+            raise RejectError(
+                DLCode.BAD_SEQUENCE, "first_id", f"at most last_id {u.last_id}", u.first_id
+            )
+        if u.symbol not in self._known_good:
+            self._check_symbol(u.symbol)
+        return u
+
     def _check_symbol(self, symbol: str) -> None:
         if self._allowed:
             if symbol not in self._allowed:
@@ -84,24 +114,34 @@ class TickValidator:
             self._known_good.add(symbol)
 
     def _check_clock(self, tick: Tick) -> None:
-        ref = tick.ts_kafka or tick.ts_recv
+        self._check_times(tick.ts_event, tick.ts_kafka or tick.ts_recv)
+
+    def _check_times(self, ts_event: int, ref: int) -> None:
         rules = self.rules
-        if rules.max_future and tick.ts_event - ref > rules.max_future:
-            ahead = (tick.ts_event - ref) / 1e9
+        if rules.max_future and ts_event - ref > rules.max_future:
+            ahead = (ts_event - ref) / 1e9
             raise RejectError(
                 DLCode.TS_FUTURE,
                 "ts_event",
                 f"at most {rules.max_future.seconds:g}s ahead of the receive clock",
-                f"{ahead:.3f}s ahead ({tick.ts_event})",
+                f"{ahead:.3f}s ahead ({ts_event})",
             )
-        if rules.max_past and ref - tick.ts_event > rules.max_past:
-            behind = (ref - tick.ts_event) / 1e9
+        if rules.max_past and ref - ts_event > rules.max_past:
+            behind = (ref - ts_event) / 1e9
             raise RejectError(
                 DLCode.TS_PAST,
                 "ts_event",
                 f"at most {rules.max_past.seconds:g}s behind the receive clock",
-                f"{behind:.3f}s behind ({tick.ts_event})",
+                f"{behind:.3f}s behind ({ts_event})",
             )
+
+
+def _check_levels(side: str, levels: list[Level]) -> None:
+    for i, (price, size) in enumerate(levels):
+        if not (price > 0.0 and math.isfinite(price)):
+            raise RejectError(DLCode.BAD_PRICE, f"{side}[{i}].price", "a finite number > 0", price)
+        if not (size >= 0.0 and math.isfinite(size)):
+            raise RejectError(DLCode.BAD_SIZE, f"{side}[{i}].size", "a finite number >= 0", size)
 
 
 def _standard_instrument_id(raw: str) -> str:
