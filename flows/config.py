@@ -19,8 +19,10 @@ import msgspec
 from ticktape.connectors.files.history import FileSourceConfig
 from ticktape.connectors.kafka.config import KafkaSourceConfig
 from ticktape.connectors.synthetic.feed import SyntheticConfig
+from ticktape.connectors.venues.config import WebSocketSourceConfig
 from ticktape.flows.loader.config import LoaderConfig
 from ticktape.flows.steps.candles import CandleConfig
+from ticktape.schemas.books.keeper import KeeperSettings
 from ticktape.schemas.durations import Duration, dec_hook, enc_hook
 from ticktape.schemas.errors import ConfigError
 from ticktape.schemas.validation import ValidationRules
@@ -53,10 +55,39 @@ class RunConfig(_Section, frozen=True, forbid_unknown_fields=True):
 class SourceConfig(_Section, frozen=True, forbid_unknown_fields=True):
     """``[source]``: which source feeds the job (``kind``) and the settings of each."""
 
-    kind: Literal["synthetic", "file", "kafka"] = "synthetic"
+    kind: Literal["synthetic", "file", "kafka", "websocket"] = "synthetic"
     synthetic: SyntheticConfig = SyntheticConfig()
     file: FileSourceConfig = FileSourceConfig()
     kafka: KafkaSourceConfig = KafkaSourceConfig()
+    websocket: WebSocketSourceConfig = WebSocketSourceConfig()
+
+    def __post_init__(self) -> None:
+        if self.kind == "websocket" and not self.websocket.feeds:
+            raise ValueError('websocket: kind = "websocket" needs at least one [[source.websocket.feeds]]')
+
+
+class BooksConfig(_Section, frozen=True, forbid_unknown_fields=True):
+    """``[books]``: the local L2 books of venue feeds (the ``websocket`` source, and a Kafka
+    source of a feed format: both must use the same settings to build the same books).
+
+    ``depth``: levels kept per side; ``snapshot_every``: an L2 snapshot of every book per
+    that much event time (and after every resync), with ``snapshot_levels`` levels per side;
+    ``buffer``: diffs held per book while it waits for a snapshot; ``market_log``: write
+    every accepted quote and L2 snapshot to ``<data_dir>/market`` (archived with the
+    archive settings under ``<prefix>/market``)."""
+
+    depth: int = 1000
+    snapshot_every: Duration = Duration.parse("10s")
+    snapshot_levels: int = 20
+    buffer: int = 10_000
+    market_log: bool = True
+
+    def __post_init__(self) -> None:
+        if self.depth < 1 or self.snapshot_levels < 1 or self.buffer < 1:
+            raise ValueError("depth, snapshot_levels and buffer: expected integers >= 1")
+
+    def keeper(self) -> KeeperSettings:
+        return KeeperSettings(self.depth, int(self.snapshot_every), self.snapshot_levels, self.buffer)
 
 
 class OutputsConfig(_Section, frozen=True, forbid_unknown_fields=True):
@@ -151,6 +182,7 @@ class Config(_Section, frozen=True, forbid_unknown_fields=True):
     validation: ValidationRules = ValidationRules()
     dedupe: DedupeConfig = DedupeConfig()
     candles: CandleConfig = CandleConfig()
+    books: BooksConfig = BooksConfig()
     cache: CacheConfig = CacheConfig()
     eventlog: EventLogConfig = EventLogConfig()
     archive: ArchiveConfig = ArchiveConfig()

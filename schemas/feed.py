@@ -144,6 +144,12 @@ class FeedBatchDecoder(BatchDecoder):
             decided if decided.accepted or decided.duplicate else None,
         )  # fmt: skip
 
+    def final(self, offset: int, ts_recv: int) -> TickBatch:
+        """The batch of a clean end of input: a ``final`` snapshot of every book in sync."""
+        kept = KeeperOut()
+        self.keeper.final(self.src, offset, ts_recv, kept)
+        return TickBatch(self.src, [], [], 0, self.wmark, books=kept.snapshots)
+
     def _dead_record(
         self, exc: DataError, raw: bytes, offset: int, ts_recv: int, ts_kafka: int, index: int, count: int, rec: Any
     ) -> DeadLetter:

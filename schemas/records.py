@@ -79,6 +79,9 @@ class EventType:
     FEED_DISCONNECTED: Final = "FeedDisconnected"
     #: A venue said no (rate limit, bad subscription): logged once, retried with backoff.
     VENUE_ERROR: Final = "VenueError"
+    #: Market-log events (not the event log): every accepted quote, every L2 snapshot.
+    QUOTE_UPDATED: Final = "QuoteUpdated"
+    BOOK_SNAPSHOTTED: Final = "BookSnapshotted"
 
 
 class Tick(msgspec.Struct, array_like=True, gc=False):

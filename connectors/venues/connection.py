@@ -38,8 +38,14 @@ import time
 from collections.abc import Callable
 
 import msgspec
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from ticktape.schemas.errors import MissingDependencyError
+
+try:
+    from websockets.asyncio.client import ClientConnection, connect
+    from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise MissingDependencyError("websockets", "venues") from exc
 
 from ticktape.connectors.venues.backoff import Backoff
 from ticktape.connectors.venues.frames import Frame, FrameQueue

@@ -10,6 +10,8 @@ session and the REST snapshots taken with it) and :func:`synthetic_tape`.
 from __future__ import annotations
 
 import gzip
+import re
+import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -106,9 +108,21 @@ class BinanceSim(SimVenue):
         return 200, self.depth_body(symbol, limit)
 
 
-def recorded_tape(ws_path: str | Path, http_path: str | Path) -> Tape:
+#: The recorded session shipped with ticktape (2021-10-12, 4 symbols, about 25 s).
+RECORDED = (Path(__file__).parent / "data" / "binance.ws.1.0.txt.gz", Path(__file__).parent / "data" / "binance.http.0.0.txt.gz")
+_TIMES = re.compile(rb'"([ET])":(\d{13})')
+
+
+def shift_times(frame: bytes, shift_ms: int) -> bytes:
+    """``frame`` with its event and trade times (``E``, ``T``) moved by ``shift_ms``."""
+    return _TIMES.sub(lambda m: b'"' + m.group(1) + b'":' + str(int(m.group(2)) + shift_ms).encode(), frame)
+
+
+def recorded_tape(ws_path: str | Path, http_path: str | Path, *, now: bool = False) -> Tape:
     """A recorded Binance session (one frame a line: ``ts: payload``) and the REST depth
-    snapshots taken with it (``URL -> ts: body``): the snapshots are the initial books."""
+    snapshots taken with it (``URL -> ts: body``): the snapshots are the initial books.
+    ``now``: event times are moved so that the session starts now (the job's clock rules
+    then accept it as live data)."""
     books: dict[str, tuple[list[tuple[float, float]], list[tuple[float, float]], int]] = {}
     with gzip.open(http_path, "rb") as f:
         for line in f:
@@ -120,12 +134,17 @@ def recorded_tape(ws_path: str | Path, http_path: str | Path) -> Tape:
             doc = msgspec.json.decode(body)
             books[symbol] = (_levels(doc["bids"]), _levels(doc["asks"]), int(doc["lastUpdateId"]))
     items: list[Item] = []
+    shift_ms: int | None = None
     with gzip.open(ws_path, "rb") as f:
         for line in f:
             line = line.strip()
             if not line or b" <-> " in line or b" <- " in line:
                 continue
-            payload = line.partition(b": ")[2]
+            stamp, _, payload = line.partition(b": ")
+            if now:
+                if shift_ms is None:
+                    shift_ms = int(time.time() * 1000) - int(float(stamp) * 1000)
+                payload = shift_times(payload, shift_ms)
             doc = msgspec.json.decode(payload)
             found = stream_key(doc["stream"])
             if found is None:

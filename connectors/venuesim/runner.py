@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,9 +45,13 @@ def build_venue(
     events: int = 5000,
     seed: int = 7,
     depth: int = 20,
+    start_ms: int | None = None,
+    step_ms: int = 10,
 ) -> SimVenue:
-    """The simulated ``venue``: a recorded session (Binance: ``(ws file, REST file)``) or
-    ``events`` events of a synthetic market of ``symbols``."""
+    """The simulated ``venue``: a recorded session (Binance: ``(ws file, REST file)``,
+    e.g. :data:`ticktape.connectors.venuesim.binance.RECORDED`, with its times moved to
+    now unless ``start_ms`` is given) or ``events`` events of a synthetic market of
+    ``symbols`` from ``start_ms`` (default: now), one every ``step_ms``."""
     if venue not in VENUES:
         raise InputError(f"venue: expected one of {', '.join(VENUES)}, got {venue!r}")
     if recorded is not None:
@@ -55,8 +60,9 @@ def build_venue(
         for path in recorded:
             if not Path(path).is_file():
                 raise InputError(f"recorded session file not found: {path}")
-        return VENUES[venue](binance.recorded_tape(*recorded))
-    market = SyntheticMarket(list(symbols), seed=seed, depth=depth)
+        return VENUES[venue](binance.recorded_tape(*recorded, now=start_ms is None))
+    start = int(time.time() * 1000) if start_ms is None else start_ms
+    market = SyntheticMarket(list(symbols), seed=seed, depth=depth, start_ms=start, step_ms=step_ms)
     return VENUES[venue](SYNTHETIC[venue](market, events))
 
 

@@ -21,10 +21,15 @@ from collections import deque
 from collections.abc import Sequence
 from urllib.parse import parse_qsl, urlsplit
 
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
+from ticktape.schemas.errors import MissingDependencyError
+
+try:
+    from websockets.asyncio.server import Server, ServerConnection, serve
+    from websockets.datastructures import Headers
+    from websockets.exceptions import ConnectionClosed
+    from websockets.http11 import Request, Response
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise MissingDependencyError("websockets", "venues") from exc
 
 from ticktape.connectors.venuesim.faults import Fault
 from ticktape.connectors.venuesim.tape import Item

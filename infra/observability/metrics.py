@@ -24,6 +24,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from ticktape.infra.observability.latency import BUCKETS_S, LatencyBook
+from ticktape.infra.observability.market import MarketStats
 from ticktape.schemas.records import Tally
 
 OUTCOMES = ("accepted", "rejected", "duplicate")
@@ -84,6 +85,8 @@ class RunStats:
         #: ``[metrics] symbol_labels``: the only symbols that get a ``symbol`` label.
         self.symbol_labels: frozenset[str] = frozenset()
         self.symbol_ticks: Counter[tuple[str, str]] = Counter()
+        #: Quotes and books of venue feeds (``ticktape_quote_*``, ``ticktape_book_*``).
+        self.market = MarketStats()
 
     def configure(self, *, live: bool = False, symbol_labels: Iterable[str] = ()) -> None:
         """Set what the flow knows about the run (``build_flow`` calls this)."""
@@ -94,6 +97,7 @@ class RunStats:
             )
         self.live = live
         self.symbol_labels = symbols
+        self.market.labels = symbols
 
     def count_source(self, src: str, read: int, rejected: int) -> None:
         with self._lock:
@@ -260,6 +264,7 @@ class _StatsCollector(Collector):
         yield GaugeMetricFamily(
             "ticktape_run_start_time_seconds", "Unix time the run started.", value=s.started
         )
+        yield from s.market.collect()
         for extra in list(s.collectors):
             yield from extra()
 

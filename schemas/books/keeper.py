@@ -58,8 +58,8 @@ class BookState:
     """One symbol's book and its sync state."""
 
     __slots__ = (
-        "book", "buffer", "last_seen", "next_snapshot", "pending", "reason", "skipped", "synced",
-        "symbol", "venue",
+        "book", "buffer", "last_seen", "last_ts", "next_snapshot", "pending", "reason", "skipped",
+        "synced", "symbol", "venue",
     )  # fmt: skip
 
     def __init__(self, venue: str, symbol: str, depth: int, keep_text: bool) -> None:
@@ -69,6 +69,7 @@ class BookState:
         self.synced = False
         self.buffer: list[BookUpdate] = []
         self.last_seen = -1  # highest last_id received (duplicate detection)
+        self.last_ts = 0  # event time of the last change applied
         self.next_snapshot = 0
         self.pending = False  # a resync was requested and no snapshot arrived yet
         self.reason = "initial"  # why the book is out of sync
@@ -108,6 +109,16 @@ class BookKeeper:
         out = [(v, s, r) for (v, s), r in self._resyncs.items()]
         self._resyncs.clear()
         return out
+
+    def final(self, src: str, offset: int, ts_recv: int, out: KeeperOut) -> None:
+        """At a clean end of input: a ``final`` snapshot of every book in sync (its time
+        is the book's last event time, so a replay emits the same snapshot)."""
+        for st in self.books.values():
+            if st.synced:
+                bids, asks = st.book.top(self.settings.snapshot_levels)
+                out.snapshots.append(BookSnapshot(
+                    st.venue, st.symbol, st.last_ts, st.book.last_id, bids, asks, ts_recv, src, offset, "final",
+                ))  # fmt: skip
 
     def apply(self, u: BookUpdate, out: KeeperOut) -> int:
         """Decide one update: :data:`ACCEPTED` (applied, buffered or skipped while out of
@@ -156,6 +167,8 @@ class BookKeeper:
 
     def _after_change(self, st: BookState, u: BookUpdate, out: KeeperOut) -> None:
         book = st.book
+        if u.ts_event > st.last_ts:
+            st.last_ts = u.ts_event
         if u.checksum >= 0:
             mine = kraken_checksum(book)
             if mine != u.checksum:
@@ -227,6 +240,7 @@ class BookKeeper:
                 return
             buf = kept
         book.load(u.bids, u.asks, sid, u.texts)
+        st.last_ts = max(st.last_ts, u.ts_event)
         applied = 0
         rest: list[BookUpdate] = []
         for i, b in enumerate(buf):
@@ -238,6 +252,7 @@ class BookKeeper:
                 rest = buf[i:]
                 break
             book.apply(b.bids, b.asks, b.last_id, b.texts)
+            st.last_ts = max(st.last_ts, b.ts_event)
             applied += 1
         payload: dict[str, int | str] = {
             "venue": st.venue, "symbol": st.symbol, "reason": st.reason, "snapshot_id": sid,

@@ -51,9 +51,11 @@ class _EventLogPart(StatefulSinkPartition[list[Event], None]):
         stats: RunStats | None,
         maintainer: PartitionMaintainer | None,
         snapshotter: Snapshotter | None,
+        name: str = "eventlog",
     ) -> None:
         self.part = part
         self.stats = stats
+        self.name = name
         self.maintainer = maintainer
         self.snapshotter = snapshotter
 
@@ -64,7 +66,7 @@ class _EventLogPart(StatefulSinkPartition[list[Event], None]):
         if self.maintainer is not None:
             self.maintainer.maybe_run()  # cheap until due; an archive pass runs on its own thread
         if self.stats is not None:
-            self.stats.count_sink("eventlog", len(events), time.perf_counter() - t0)
+            self.stats.count_sink(self.name, len(events), time.perf_counter() - t0)
 
     def snapshot(self) -> None:
         self.part.flush()
@@ -82,7 +84,8 @@ class _EventLogPart(StatefulSinkPartition[list[Event], None]):
 class EventLogSink(PartitionedSink[list[Event], None]):
     """Events into ``<directory>/part-NNN.sqlite``; optionally snapshots every
     ``snapshot_every`` events per aggregate (on the writer thread) and a ``maintainer``
-    per partition (the archiver)."""
+    per partition (the archiver). ``name`` labels its metrics (``eventlog``; the market
+    log of venue feeds uses the same sink as ``market_log``)."""
 
     def __init__(
         self,
@@ -94,8 +97,10 @@ class EventLogSink(PartitionedSink[list[Event], None]):
         background: bool = True,
         snapshot_every: int = 0,
         maintainer: MaintainerFactory | None = None,
+        name: str = "eventlog",
     ) -> None:
         super().__init__(partitions)
+        self.name = name
         self.directory = directory
         self.synchronous = synchronous
         self.stats = stats
@@ -110,4 +115,4 @@ class EventLogSink(PartitionedSink[list[Event], None]):
         if snapshotter is not None:
             part.after_write = snapshotter.maybe_run
         maintainer = self.maintainer(path, int(for_part)) if self.maintainer is not None else None
-        return _EventLogPart(part, self.stats, maintainer, snapshotter)
+        return _EventLogPart(part, self.stats, maintainer, snapshotter, self.name)
