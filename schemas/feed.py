@@ -12,7 +12,9 @@ them). One frame may hold trades, a quote, book updates or a control frame:
   :class:`~ticktape.schemas.books.keeper.BookKeeper` (applied, buffered, or duplicate):
   its facts (``BookGap``/``BookResync``) and L2 snapshots ride in the batch;
 * control frames become ``FeedConnected``/``FeedDisconnected``/``SequenceGap``/
-  ``VenueError`` events of the partition's source aggregate.
+  ``VenueError`` events of the partition's source aggregate; an unplanned reconnect puts
+  the venue's books out of sync (changes may have been missed while away, and no later
+  diff may come to reveal it), so they resync.
 
 Accounting (docs/architecture.md, "Delivery"): ``n_read`` counts trades, quotes and book
 updates decoded plus undecodable frames (control frames are not records); book updates
@@ -44,7 +46,15 @@ from ticktape.schemas.records import (
 )
 from ticktape.schemas.validation import TickValidator, ValidationRules
 from ticktape.schemas.venues.feeds import FeedDecoder, binance, bybit, coinbase, kraken
-from ticktape.schemas.venues.feeds.control import CONNECTED, DISCONNECTED, GAP, OVERSIZED, VENUE_ERROR, Control
+from ticktape.schemas.venues.feeds.control import (
+    CONNECTED,
+    DISCONNECTED,
+    GAP,
+    OVERSIZED,
+    PLANNED,
+    VENUE_ERROR,
+    Control,
+)
 
 FEED_FORMATS: dict[str, FeedDecoder] = {
     "binance-ws": binance.decode_frame,
@@ -54,6 +64,9 @@ FEED_FORMATS: dict[str, FeedDecoder] = {
 }
 #: The venue each feed format speaks.
 FEED_VENUES: dict[str, str] = {name: name.removesuffix("-ws") for name in FEED_FORMATS}
+#: Venues whose book messages carry neither update ids nor checksums: an undecodable
+#: frame may have been a book change, so every book of the partition resyncs.
+BLIND_BOOKS = frozenset({"coinbase"})
 _enc = msgspec.json.Encoder()
 
 
@@ -82,6 +95,7 @@ class FeedBatchDecoder(BatchDecoder):
     ) -> None:
         super().__init__(src, _no_trades, validator, wmark=wmark, dl_seq=dl_seq)
         self.feed_decoder = decoder
+        self.blind_venue = next((v for f, v in FEED_VENUES.items() if FEED_FORMATS[f] is decoder and v in BLIND_BOOKS), "")
         self.keeper = keeper if keeper is not None else BookKeeper(keeper_settings)
 
     def state(self) -> tuple[int, int, BookKeeper]:  # type: ignore[override]
@@ -106,16 +120,22 @@ class FeedBatchDecoder(BatchDecoder):
             except DataError as exc:
                 n_read += 1
                 dead.append(self._dead(exc, raw, offset, ts_recv, ts_kafka, 0, 1, None))
+                if self.blind_venue:
+                    keeper.lose_all(self.blind_venue, "undecodable frame", ts_recv, src, offset, kept)
                 continue
             count = len(records)
             for index, rec in enumerate(records):
                 kind = type(rec)
                 if kind is Control:
-                    if rec.ticktape == OVERSIZED:  # type: ignore[union-attr]
+                    ctrl: Control = rec  # type: ignore[assignment]
+                    if ctrl.ticktape == OVERSIZED:
                         n_read += 1
-                        dead.append(self._oversized(rec, offset, ts_recv, ts_kafka))  # type: ignore[arg-type]
-                    else:
-                        events.append(self._control(rec, offset))  # type: ignore[arg-type]
+                        dead.append(self._oversized(ctrl, offset, ts_recv, ts_kafka))
+                        continue
+                    events.append(self._control(ctrl, offset))
+                    if ctrl.ticktape == CONNECTED and ctrl.session > 1 and ctrl.reason != PLANNED:
+                        # frames may have been missed while away, and no diff may come to say so
+                        keeper.lose_all(ctrl.venue, "reconnect", ctrl.ts, src, offset, kept)
                     continue
                 n_read += 1
                 try:

@@ -57,6 +57,7 @@ from ticktape.schemas.venues.feeds.control import (
     DISCONNECTED,
     GAP,
     OVERSIZED,
+    PLANNED,
     SNAPSHOT,
     VENUE_ERROR,
     Control,
@@ -202,7 +203,8 @@ class FeedConnection:
         else:
             self._active = s.n
             self._current = s
-        self._control(s, Control(CONNECTED, self.protocol.venue, self.name, s.n, url=url.split("?")[0], ts=self.clock()))
+        self._control(s, Control(CONNECTED, self.protocol.venue, self.name, s.n, url=url.split("?")[0],
+                                 reason=PLANNED if pending else "", ts=self.clock()))  # fmt: skip
         try:
             for message in self.protocol.subscribe(self.streams):
                 await ws.send(message)
@@ -377,6 +379,8 @@ class FeedConnection:
         venue_symbol = self.protocol.venue_symbol(symbol)
         if venue_symbol is None:
             return
+        if reason == "reconnect" and not self.protocol.rest_snapshots:
+            return  # every new session subscribes afresh: its snapshots are on their way
         if self.protocol.rest_snapshots:
             if venue_symbol not in self._fetching:
                 self._fetching.add(venue_symbol)

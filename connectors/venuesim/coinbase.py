@@ -73,6 +73,10 @@ class CoinbaseSim(SimVenue):
         reply = head + str(conn.next_seq()).encode() + b',"events":[{"subscriptions":' + _enc.encode(subs) + b"}]}"
         return [reply, *(_bytes(conn, frame) for frame in snapshots)]
 
+    def resends(self, item: Item) -> bool:
+        # level2 updates carry no ids: a resent one could not be told from a new one
+        return item.key[0] != "book"
+
     def snapshot(self, product: str, book: L2Book, ts_ns: int) -> tuple[bytes, bytes]:
         bids, asks = book.bids.top_texts(len(book.bids)), book.asks.top_texts(len(book.asks))
         return l2_frame("snapshot", product, bids, asks, ts_ns)

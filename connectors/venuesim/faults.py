@@ -14,7 +14,7 @@ kind              what the client sees
 ``oversized:N``   a frame of ``N`` bytes before frame ``AT``
 ``skip``          frame ``AT`` is never sent (a sequence hole)
 ``duplicate:K``   on connect, the last ``K`` frames the venue sent (to anyone) are sent again
-``slow:Q``        the venue queues at most ``Q`` frames for this client, then drops it (1008)
+``slow:Q``        from frame ``AT`` the client stops keeping up: the venue queues ``Q`` frames, then drops it (1008)
 ``rest_error:S``  REST request number ``AT`` is answered with HTTP status ``S``
 ================  =============================================================================
 """

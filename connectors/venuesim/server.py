@@ -2,8 +2,8 @@
 
 Two ways to play a tape:
 
-* ``market`` (default): one market clock per venue. It starts when the first client
-  subscribes and sends ``rate`` items per second (0: all at once) to every connection
+* ``market`` (default): one market clock per venue. It starts ``start_delay`` seconds
+  after the first client subscribes and sends ``rate`` items per second (0: all at once) to every connection
   subscribed to each item's stream, like a live venue: a client that is away misses what
   was sent meanwhile. The reference books follow every book change sent.
 * ``replay``: every connection gets the whole tape from its start, as fast as it reads
@@ -74,6 +74,7 @@ class VenueSimServer:
         port: int = 0,
         heartbeat_every: float = 1.0,
         history: int = 1000,
+        start_delay: float = 0.0,
     ) -> None:
         if mode not in ("market", "replay"):
             raise ValueError(f"mode: expected market or replay, got {mode!r}")
@@ -84,6 +85,7 @@ class VenueSimServer:
         self.host = host
         self.port = port
         self.heartbeat_every = heartbeat_every
+        self.start_delay = start_delay
         self.stats = SimStats()
         self.done = asyncio.Event()
         self.started = asyncio.Event()
@@ -148,8 +150,7 @@ class VenueSimServer:
         if not self.venue.accept(conn):
             await ws.close(1008, "unknown path or stream")
             return
-        slow = self._faults("slow", n)
-        client = _Client(conn, ws, int(slow[0].arg) if slow else DEFAULT_QUEUE)
+        client = _Client(conn, ws, DEFAULT_QUEUE)
         self._clients.append(client)
         sender = asyncio.create_task(self._send(client))
         try:
@@ -174,14 +175,21 @@ class VenueSimServer:
         ``duplicate`` fault resends what the venue sent last."""
         conn = client.conn
         for fault in self._faults("duplicate", conn.n):
-            for item in list(self._recent)[-int(fault.arg) :]:
-                if self.venue.wants(conn, item):
-                    for frame in self.venue.render(conn, item):
-                        client.out.put_nowait(frame)
+            self._spawn(self._resend(client, int(fault.arg)))
         if self.mode == "replay":
             self._spawn(self._replay(client))
         else:
             self.started.set()
+
+    async def _resend(self, client: _Client, count: int) -> None:
+        """The ``duplicate`` fault: once the client had time to subscribe to everything,
+        the last ``count`` items of its streams again."""
+        await asyncio.sleep(0.2)
+        venue, conn = self.venue, client.conn
+        items = [i for i in self._recent if venue.wants(conn, i) and venue.resends(i)]
+        for item in items[-count:]:
+            for frame in venue.render(conn, item):
+                client.out.put_nowait(frame)
 
     def _spawn(self, coro: object) -> None:
         task = asyncio.ensure_future(coro)  # type: ignore[call-overload]
@@ -190,7 +198,7 @@ class VenueSimServer:
 
     async def _send(self, client: _Client) -> None:
         ws, conn, n = client.ws, client.conn, client.conn.n
-        plan = {f.at: f for f in self.faults if f.hits(n) and f.kind not in ("duplicate", "slow", "rest_error")}
+        plan = {f.at: f for f in self.faults if f.hits(n) and f.kind not in ("duplicate", "rest_error")}
         try:
             while True:
                 try:
@@ -232,6 +240,10 @@ class VenueSimServer:
             await ws.send(b'{"junk":"' + b"x" * max(size - 11, 0) + b'"}', text=True)
         elif fault.kind == "skip":
             return False
+        elif fault.kind == "slow":  # the client stops keeping up: the venue queues, then drops it
+            client.limit = int(fault.arg)
+            client.out.put_nowait(frame)
+            await asyncio.Event().wait()
         return True
 
     def _fanout(self, item: Item) -> None:
@@ -250,6 +262,7 @@ class VenueSimServer:
 
     async def _run_market(self) -> None:
         await self.started.wait()
+        await asyncio.sleep(self.start_delay)  # let the first client finish subscribing
         items = self.venue.tape.items
         loop = asyncio.get_running_loop()
         t0 = loop.time()

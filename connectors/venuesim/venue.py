@@ -67,6 +67,11 @@ class SimVenue:
     def wants(self, conn: SimConn, item: Item) -> bool:
         return item.key in conn.subs
 
+    def resends(self, item: Item) -> bool:
+        """Whether the ``duplicate`` fault may send ``item`` again (a venue without
+        message ids could not be defended against, and does not do it)."""
+        return True
+
     def render(self, conn: SimConn, item: Item) -> list[bytes]:
         """The bytes ``conn`` gets for ``item`` (numbering, derived frames)."""
         return [_bytes(conn, item.frame)]

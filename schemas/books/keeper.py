@@ -120,6 +120,20 @@ class BookKeeper:
                     st.venue, st.symbol, st.last_ts, st.book.last_id, bids, asks, ts_recv, src, offset, "final",
                 ))  # fmt: skip
 
+    def lose_all(self, venue: str, reason: str, ts_event: int, src: str, offset: int, out: KeeperOut) -> None:
+        """Every book of ``venue`` in sync may have missed a change (an undecodable frame of
+        a venue whose books carry neither ids nor checksums): out of sync, resync."""
+        for st in self.books.values():
+            if st.venue == venue and st.synced:
+                st.synced = False
+                st.reason = reason
+                st.skipped = 0
+                payload: dict[str, int | str] = {
+                    "venue": st.venue, "symbol": st.symbol, "reason": reason, "last_id": st.book.last_id,
+                }  # fmt: skip
+                out.facts.append(BookFact(EventType.BOOK_GAP, st.venue, st.symbol, ts_event, src, offset, payload))
+                self._request(st)
+
     def apply(self, u: BookUpdate, out: KeeperOut) -> int:
         """Decide one update: :data:`ACCEPTED` (applied, buffered or skipped while out of
         sync) or :data:`DUPLICATE` (its ids are already in the book)."""

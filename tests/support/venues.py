@@ -49,6 +49,7 @@ def simulator(
 ) -> Iterator[SimThread]:  # fmt: skip
     """A simulated ``venue`` on 127.0.0.1 (faults in the ``--fault`` text form)."""
     sim_venue = build_venue(venue, recorded=RECORDED if recorded else None, events=events)
+    options.setdefault("start_delay", 0.3)
     with SimThread(sim_venue, rate=rate, faults=[parse_fault(f) for f in faults], **options) as sim:
         yield sim
 

@@ -34,6 +34,9 @@ GAP: Final = "gap"
 VENUE_ERROR: Final = "venue_error"
 OVERSIZED: Final = "oversized"
 KINDS: Final = (CONNECTED, DISCONNECTED, SNAPSHOT, GAP, VENUE_ERROR, OVERSIZED)
+#: ``reason`` of a ``connected`` frame whose session took over from a live one (a planned
+#: reconnect with overlap: nothing was missed).
+PLANNED: Final = "planned"
 
 
 class Control(msgspec.Struct, frozen=True, omit_defaults=True):
