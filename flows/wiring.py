@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import msgspec
-
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 

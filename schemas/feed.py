@@ -95,7 +95,9 @@ class FeedBatchDecoder(BatchDecoder):
     ) -> None:
         super().__init__(src, _no_trades, validator, wmark=wmark, dl_seq=dl_seq)
         self.feed_decoder = decoder
-        self.blind_venue = next((v for f, v in FEED_VENUES.items() if FEED_FORMATS[f] is decoder and v in BLIND_BOOKS), "")
+        self.blind_venue = next(
+            (v for f, v in FEED_VENUES.items() if FEED_FORMATS[f] is decoder and v in BLIND_BOOKS), ""
+        )
         self.keeper = keeper if keeper is not None else BookKeeper(keeper_settings)
 
     def state(self) -> tuple[int, int, BookKeeper]:  # type: ignore[override]
@@ -171,7 +173,15 @@ class FeedBatchDecoder(BatchDecoder):
         return TickBatch(self.src, [], [], 0, self.wmark, books=kept.snapshots)
 
     def _dead_record(
-        self, exc: DataError, raw: bytes, offset: int, ts_recv: int, ts_kafka: int, index: int, count: int, rec: Any
+        self,
+        exc: DataError,
+        raw: bytes,
+        offset: int,
+        ts_recv: int,
+        ts_kafka: int,
+        index: int,
+        count: int,
+        rec: Any,
     ) -> DeadLetter:
         if type(rec) is Tick:
             return self._dead(exc, raw, offset, ts_recv, ts_kafka, index, count, rec)

@@ -92,9 +92,7 @@ class TickValidator:
         _check_levels("bids", u.bids)
         _check_levels("asks", u.asks)
         if u.first_id > u.last_id >= 0 or (u.first_id >= 0 > u.last_id):
-            raise RejectError(
-                DLCode.BAD_SEQUENCE, "first_id", f"at most last_id {u.last_id}", u.first_id
-            )
+            raise RejectError(DLCode.BAD_SEQUENCE, "first_id", f"at most last_id {u.last_id}", u.first_id)
         if u.symbol not in self._known_good:
             self._check_symbol(u.symbol)
         return u

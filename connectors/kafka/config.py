@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 import msgspec
 
 from ticktape.infra.observability.logs import get_logger
-from ticktape.schemas.feed import format_names
 from ticktape.schemas.durations import Duration
 from ticktape.schemas.errors import ConfigError
+from ticktape.schemas.feed import format_names
 
 if TYPE_CHECKING:  # importable without the `kafka` extra: ticktape.flows.config uses the config
     from confluent_kafka import KafkaError, TopicPartition

@@ -256,11 +256,10 @@ class _KafkaPartition(StatefulSourcePartition[TickBatch, State]):
 
 def _recv_of(msg: Message, default: int) -> int:
     """The ``ts_recv`` header of a recorded frame, else ``default``."""
-    headers = msg.headers()
-    if headers:
-        for key, value in headers:
-            if key == TS_RECV_HEADER and value is not None and len(value) == 8:
-                return int.from_bytes(value, "big")
+    headers: list[tuple[str, bytes | None]] | None = msg.headers()  # type: ignore[assignment]
+    for key, value in headers or ():
+        if key == TS_RECV_HEADER and isinstance(value, bytes) and len(value) == 8:
+            return int.from_bytes(value, "big")
     return default
 
 

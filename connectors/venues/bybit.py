@@ -40,7 +40,13 @@ class BybitProtocol(VenueProtocol):
     def subscribe(self, streams: list[Stream]) -> list[str]:
         topics = [self.topic(s) for s in streams]
         return [
-            encode({"op": "subscribe", "args": topics[i : i + ARGS_PER_REQUEST], "req_id": str(i // ARGS_PER_REQUEST)})
+            encode(
+                {
+                    "op": "subscribe",
+                    "args": topics[i : i + ARGS_PER_REQUEST],
+                    "req_id": str(i // ARGS_PER_REQUEST),
+                }
+            )
             for i in range(0, len(topics), ARGS_PER_REQUEST)
         ]
 
@@ -63,4 +69,3 @@ class BybitProtocol(VenueProtocol):
         if reply.success is False:
             return Classified(Kind.ERROR, f"{reply.op or 'request'}: {reply.ret_msg or 'refused'}")
         return ACK
-

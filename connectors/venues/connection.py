@@ -36,6 +36,7 @@ import contextlib
 import random
 import time
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
@@ -75,19 +76,32 @@ class ConnectionStats:
     """Counters of one logical connection (read by the metrics collector)."""
 
     __slots__ = (
-        "acks", "bytes", "connected", "data_frames", "dropped_after_switch", "errors", "heartbeats",
-        "last_frame_ns", "oversized", "reconnects", "sequence_gaps", "sessions", "snapshots",
-        "snapshot_failures", "stalls",
+        "acks",
+        "bytes",
+        "connected",
+        "data_frames",
+        "dropped_after_switch",
+        "errors",
+        "heartbeats",
+        "last_frame_ns",
+        "oversized",
+        "reconnects",
+        "sequence_gaps",
+        "sessions",
+        "snapshot_failures",
+        "snapshots",
+        "stalls",
     )  # fmt: skip
 
     def __init__(self) -> None:
-        for name in self.__slots__:
-            setattr(self, name, 0)
+        self.acks = self.bytes = self.data_frames = self.dropped_after_switch = self.errors = 0
+        self.heartbeats = self.last_frame_ns = self.oversized = self.reconnects = self.sequence_gaps = 0
+        self.sessions = self.snapshots = self.snapshot_failures = self.stalls = 0
         self.connected = False
 
 
 class _Session:
-    __slots__ = ("data", "last_seq", "n", "opened", "pending", "reason", "seq", "task", "ws", "first_data")
+    __slots__ = ("data", "first_data", "last_seq", "n", "opened", "pending", "reason", "seq", "task", "ws")
 
     def __init__(self, n: int, ws: ClientConnection) -> None:
         self.n = n
@@ -220,11 +234,16 @@ class FeedConnection:
 
     async def _watch(self, s: _Session) -> str:
         """Until the session ends (``closed``), ``stop``, or its ``lifetime`` is reached."""
-        assert s.task is not None and self._stop is not None
+        assert s.task is not None
+        assert self._stop is not None
         stop = asyncio.ensure_future(self._stop.wait())
-        waits: set[asyncio.Future[object]] = {s.task, stop}  # type: ignore[arg-type]
+        waits: set[asyncio.Future[Any]] = {s.task, stop}
         life = self.cfg.lifetime.seconds
-        timer = asyncio.ensure_future(asyncio.sleep(max(life - (time.monotonic() - s.opened), 0))) if life else None
+        timer = (
+            asyncio.ensure_future(asyncio.sleep(max(life - (time.monotonic() - s.opened), 0)))
+            if life
+            else None
+        )
         if timer is not None:
             waits.add(timer)
         try:
@@ -311,7 +330,9 @@ class FeedConnection:
             else:
                 stats.errors += 1
                 self._log_once(f"venue error: {c.detail}")
-                self._control(s, Control(VENUE_ERROR, proto.venue, self.name, s.n, reason=c.detail[:500], ts=ts))
+                self._control(
+                    s, Control(VENUE_ERROR, proto.venue, self.name, s.n, reason=c.detail[:500], ts=ts)
+                )
                 s.reason = f"venue error: {c.detail[:200]}"
                 return
 
@@ -434,4 +455,3 @@ def _describe(exc: ConnectionClosed) -> str:
 def _describe_closed(ws: ClientConnection) -> str:
     code = ws.close_code
     return f"closed: code {code}" if code is not None else "closed"
-

@@ -11,7 +11,16 @@ from __future__ import annotations
 
 import msgspec
 
-from ticktape.connectors.venues.protocol import ACK, DATA, HEARTBEAT, Classified, Kind, Stream, VenueProtocol, encode
+from ticktape.connectors.venues.protocol import (
+    ACK,
+    DATA,
+    HEARTBEAT,
+    Classified,
+    Kind,
+    Stream,
+    VenueProtocol,
+    encode,
+)
 
 _CHANNEL = {"trades": "trade", "quotes": "ticker", "book": "book"}
 

@@ -48,7 +48,7 @@ class FeedRunner:
         self._ready.set()
         try:
             self._loop.run_until_complete(self.connection.run(self._stop))
-        except BaseException as exc:  # noqa: BLE001 - kept for the source to raise
+        except BaseException as exc:
             self.failed = exc
             log.exception("%s: feed connection crashed", self.name)
         finally:

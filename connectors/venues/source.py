@@ -68,7 +68,12 @@ def plan_connections(cfg: WebSocketSourceConfig) -> dict[str, tuple[VenueProtoco
 
 class _FeedPartition(StatefulSourcePartition[TickBatch, State]):
     def __init__(
-        self, runner: FeedRunner, decoder: FeedBatchDecoder, offset: int, batch_size: int, stop: threading.Event | None
+        self,
+        runner: FeedRunner,
+        decoder: FeedBatchDecoder,
+        offset: int,
+        batch_size: int,
+        stop: threading.Event | None,
     ) -> None:
         self.runner = runner
         self.stop = stop
@@ -172,9 +177,15 @@ class WebSocketSource(FixedPartitionedSource[TickBatch, State]):
 
     def _collect(self) -> Iterable[Metric]:
         labels = ["partition"]
-        connected = GaugeMetricFamily("ticktape_feed_connected", "1 while the venue connection is open.", labels=labels)
-        backlog = GaugeMetricFamily("ticktape_feed_queue_frames", "Frames received, not yet read by the job.", labels=labels)
-        age = GaugeMetricFamily("ticktape_feed_last_frame_age_seconds", "Seconds since the last frame.", labels=labels)
+        connected = GaugeMetricFamily(
+            "ticktape_feed_connected", "1 while the venue connection is open.", labels=labels
+        )
+        backlog = GaugeMetricFamily(
+            "ticktape_feed_queue_frames", "Frames received, not yet read by the job.", labels=labels
+        )
+        age = GaugeMetricFamily(
+            "ticktape_feed_last_frame_age_seconds", "Seconds since the last frame.", labels=labels
+        )
         counters = {
             name: CounterMetricFamily(f"ticktape_feed_{name}", doc, labels=labels)
             for name, doc in (

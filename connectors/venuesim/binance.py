@@ -109,7 +109,10 @@ class BinanceSim(SimVenue):
 
 
 #: The recorded session shipped with ticktape (2021-10-12, 4 symbols, about 25 s).
-RECORDED = (Path(__file__).parent / "data" / "binance.ws.1.0.txt.gz", Path(__file__).parent / "data" / "binance.http.0.0.txt.gz")
+RECORDED = (
+    Path(__file__).parent / "data" / "binance.ws.1.0.txt.gz",
+    Path(__file__).parent / "data" / "binance.http.0.0.txt.gz",
+)
 _TIMES = re.compile(rb'"([ET])":(\d{13})')
 
 
@@ -136,8 +139,8 @@ def recorded_tape(ws_path: str | Path, http_path: str | Path, *, now: bool = Fal
     items: list[Item] = []
     shift_ms: int | None = None
     with gzip.open(ws_path, "rb") as f:
-        for line in f:
-            line = line.strip()
+        for raw_line in f:
+            line = raw_line.strip()
             if not line or b" <-> " in line or b" <- " in line:
                 continue
             stamp, _, payload = line.partition(b": ")
@@ -178,7 +181,7 @@ def synthetic_tape(market: SyntheticMarket, events: int) -> Tape:
         books[venue_symbol(symbol)] = (bids, asks, FIRST_UPDATE_ID)
         last_id[symbol] = FIRST_UPDATE_ID
         tops[symbol] = (*bids[0], *asks[0])
-    levels = {s: (dict(market.initial(s)[0]), dict(market.initial(s)[1])) for s in market.symbols}
+    sides = {s: (dict(market.initial(s)[0]), dict(market.initial(s)[1])) for s in market.symbols}
     items: list[Item] = []
     for ev in market.events(events):
         vs = venue_symbol(ev.symbol)
@@ -203,11 +206,13 @@ def synthetic_tape(market: SyntheticMarket, events: int) -> Tape:
                 "a": [[fmt(p, pd), fmt(q, sd)] for p, q in ev.asks]}  # fmt: skip
         frame = b'{"stream":"' + low + b'@depth@100ms","data":' + _enc.encode(data) + b"}"
         items.append(Item(("book", vs), frame, BookOp(vs, ev.bids, ev.asks, last)))
-        bid_levels, ask_levels = levels[ev.symbol]
-        for p, q in ev.bids:
-            bid_levels.pop(p, None) if q == 0 else bid_levels.__setitem__(p, q)
-        for p, q in ev.asks:
-            ask_levels.pop(p, None) if q == 0 else ask_levels.__setitem__(p, q)
+        bid_levels, ask_levels = sides[ev.symbol]
+        for side, changes in ((bid_levels, ev.bids), (ask_levels, ev.asks)):
+            for price, size in changes:
+                if size == 0:
+                    side.pop(price, None)
+                else:
+                    side[price] = size
         if bid_levels and ask_levels:
             bp = max(bid_levels)
             ap = min(ask_levels)

@@ -50,7 +50,17 @@ class BybitSim(SimVenue):
         op = request.get("op")
         req_id = request.get("req_id", "")
         if op == "ping":
-            return [_enc.encode({"success": True, "ret_msg": "pong", "conn_id": f"sim-{conn.n}", "req_id": req_id, "op": "ping"})]
+            return [
+                _enc.encode(
+                    {
+                        "success": True,
+                        "ret_msg": "pong",
+                        "conn_id": f"sim-{conn.n}",
+                        "req_id": req_id,
+                        "op": "ping",
+                    }
+                )
+            ]
         if op not in ("subscribe", "unsubscribe"):
             return [_enc.encode({"success": False, "ret_msg": f"unknown op {op}", "op": op or ""})]
         out: list[bytes] = []
@@ -69,7 +79,11 @@ class BybitSim(SimVenue):
                 book = self.books[key[1]]
                 snapshots.append(book_frame(str(topic), "snapshot", key[1], book.bids.top_texts(depth),
                                             book.asks.top_texts(depth), book.last_id, int(time.time() * 1000)))  # fmt: skip
-        out.append(_enc.encode({"success": True, "ret_msg": "", "conn_id": f"sim-{conn.n}", "req_id": req_id, "op": op}))
+        out.append(
+            _enc.encode(
+                {"success": True, "ret_msg": "", "conn_id": f"sim-{conn.n}", "req_id": req_id, "op": op}
+            )
+        )
         return out + snapshots
 
     def render(self, conn: SimConn, item: Item) -> list[bytes]:
@@ -106,14 +120,20 @@ def synthetic_tape(market: SyntheticMarket, events: int) -> Tape:
         if isinstance(ev, Trade):
             trade = {"T": ev.ts_ms, "s": vs, "S": "Buy" if ev.buy else "Sell", "v": fmt(ev.size, sd),
                      "p": fmt(ev.price, pd), "L": "ZeroPlusTick", "i": str(ev.trade_id), "BT": False}  # fmt: skip
-            items.append(Item(("trades", vs), _enc.encode(
-                {"topic": f"publicTrade.{vs}", "type": "snapshot", "ts": ev.ts_ms, "data": [trade]})))
+            items.append(
+                Item(
+                    ("trades", vs),
+                    _enc.encode(
+                        {"topic": f"publicTrade.{vs}", "type": "snapshot", "ts": ev.ts_ms, "data": [trade]}
+                    ),
+                )
+            )
             continue
         assert isinstance(ev, Change)
         u[ev.symbol] += 1
-        bids = [(fmt(p, pd), fmt(q, sd)) for p, q in ev.bids]
-        asks = [(fmt(p, pd), fmt(q, sd)) for p, q in ev.asks]
-        frame = book_frame(f"orderbook.50.{vs}", "delta", vs, bids, asks, u[ev.symbol], ev.ts_ms)
+        bid_texts = [(fmt(p, pd), fmt(q, sd)) for p, q in ev.bids]
+        ask_texts = [(fmt(p, pd), fmt(q, sd)) for p, q in ev.asks]
+        frame = book_frame(f"orderbook.50.{vs}", "delta", vs, bid_texts, ask_texts, u[ev.symbol], ev.ts_ms)
         items.append(Item(("book", vs), frame, BookOp(vs, ev.bids, ev.asks, u[ev.symbol])))
         book = local[ev.symbol]
         book.apply(ev.bids, ev.asks, u[ev.symbol])

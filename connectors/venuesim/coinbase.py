@@ -29,7 +29,9 @@ def _l2_updates(side: str, levels: list[tuple[str, str]], when: str) -> list[byt
             + b'","new_quantity":"' + q.encode() + b'"}' for p, q in levels]  # fmt: skip
 
 
-def l2_frame(kind: str, product: str, bids: list[tuple[str, str]], asks: list[tuple[str, str]], ts_ns: int) -> tuple[bytes, bytes]:
+def l2_frame(
+    kind: str, product: str, bids: list[tuple[str, str]], asks: list[tuple[str, str]], ts_ns: int
+) -> tuple[bytes, bytes]:
     when = ns_to_iso(ts_ns)
     updates = b",".join(_l2_updates("bid", bids, when) + _l2_updates("offer", asks, when))
     tail = (b',"events":[{"type":"' + kind.encode() + b'","product_id":"' + product.encode() + b'","updates":['
@@ -70,7 +72,13 @@ class CoinbaseSim(SimVenue):
             name = {v: k for k, v in _KEY.items()}[ch]
             subs.setdefault(name, []).append(product)
         head = _head("subscriptions", now)
-        reply = head + str(conn.next_seq()).encode() + b',"events":[{"subscriptions":' + _enc.encode(subs) + b"}]}"
+        reply = (
+            head
+            + str(conn.next_seq()).encode()
+            + b',"events":[{"subscriptions":'
+            + _enc.encode(subs)
+            + b"}]}"
+        )
         return [reply, *(_bytes(conn, frame) for frame in snapshots)]
 
     def resends(self, item: Item) -> bool:
@@ -112,9 +120,9 @@ def synthetic_tape(market: SyntheticMarket, events: int) -> Tape:
             items.append(Item(("trades", ev.symbol), (_head("market_trades", ts), tail)))
             continue
         assert isinstance(ev, Change)
-        bids = [(fmt(p, pd), fmt(q, sd)) for p, q in ev.bids]
-        asks = [(fmt(p, pd), fmt(q, sd)) for p, q in ev.asks]
-        items.append(Item(("book", ev.symbol), l2_frame("update", ev.symbol, bids, asks, ts),
+        bid_texts = [(fmt(p, pd), fmt(q, sd)) for p, q in ev.bids]
+        ask_texts = [(fmt(p, pd), fmt(q, sd)) for p, q in ev.asks]
+        items.append(Item(("book", ev.symbol), l2_frame("update", ev.symbol, bid_texts, ask_texts, ts),
                           BookOp(ev.symbol, ev.bids, ev.asks, -1)))  # fmt: skip
         book = local[ev.symbol]
         book.apply(ev.bids, ev.asks, -1)

@@ -28,7 +28,9 @@ import msgspec
 
 from ticktape.schemas.errors import ConfigError
 
-Kind = Literal["disconnect", "close", "stall", "malformed", "oversized", "skip", "duplicate", "slow", "rest_error"]
+Kind = Literal[
+    "disconnect", "close", "stall", "malformed", "oversized", "skip", "duplicate", "slow", "rest_error"
+]
 KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
 _DEFAULT_ARG = {"close": 1011.0, "stall": 5.0, "oversized": 2_000_000.0, "duplicate": 20.0, "slow": 100.0,
                 "rest_error": 429.0}  # fmt: skip

@@ -25,7 +25,9 @@ def venue_symbol(symbol: str) -> str:
 
 
 def _levels_json(texts: list[tuple[str, str]]) -> bytes:
-    return b"[" + b",".join(b'{"price":' + p.encode() + b',"qty":' + q.encode() + b"}" for p, q in texts) + b"]"
+    return (
+        b"[" + b",".join(b'{"price":' + p.encode() + b',"qty":' + q.encode() + b"}" for p, q in texts) + b"]"
+    )
 
 
 def book_frame(kind: str, symbol: str, bids: list[tuple[str, str]], asks: list[tuple[str, str]], checksum: int,
@@ -51,11 +53,17 @@ class KrakenSim(SimVenue):
         if method == "ping":
             return [_enc.encode({"method": "pong", "req_id": req_id})]
         if method not in ("subscribe", "unsubscribe"):
-            return [_enc.encode({"error": f"Unsupported method {method}", "method": method, "success": False})]
+            return [
+                _enc.encode({"error": f"Unsupported method {method}", "method": method, "success": False})
+            ]
         params = request.get("params") or {}
         channel = params.get("channel")
         if channel not in _KEY:
-            return [_enc.encode({"error": "Channel not found", "method": method, "success": False, "req_id": req_id})]
+            return [
+                _enc.encode(
+                    {"error": "Channel not found", "method": method, "success": False, "req_id": req_id}
+                )
+            ]
         out: list[bytes] = []
         for symbol in params.get("symbol") or []:
             key = (_KEY[channel], symbol)
@@ -98,7 +106,12 @@ def synthetic_tape(market: SyntheticMarket, events: int) -> Tape:
         vs = venue_symbol(symbol)
         books[vs] = (bids, asks, -1)
         book = local[symbol] = L2Book(10_000, keep_text=True)
-        book.load(bids, asks, -1, ([(fmt(p, pd), fmt(q, sd)) for p, q in bids], [(fmt(p, pd), fmt(q, sd)) for p, q in asks]))
+        book.load(
+            bids,
+            asks,
+            -1,
+            ([(fmt(p, pd), fmt(q, sd)) for p, q in bids], [(fmt(p, pd), fmt(q, sd)) for p, q in asks]),
+        )
         tops[symbol] = None
     items: list[Item] = []
     for ev in market.events(events):
@@ -107,7 +120,9 @@ def synthetic_tape(market: SyntheticMarket, events: int) -> Tape:
             trade = {"symbol": vs, "side": "buy" if ev.buy else "sell", "price": "PRICE", "qty": "QTY",
                      "ord_type": "market", "trade_id": ev.trade_id, "timestamp": ns_to_iso(ev.ts_ms * 1_000_000)}  # fmt: skip
             frame = _enc.encode({"channel": "trade", "type": "update", "data": [trade]})
-            frame = frame.replace(b'"PRICE"', fmt(ev.price, pd).encode()).replace(b'"QTY"', fmt(ev.size, sd).encode())
+            frame = frame.replace(b'"PRICE"', fmt(ev.price, pd).encode()).replace(
+                b'"QTY"', fmt(ev.size, sd).encode()
+            )
             items.append(Item(("trades", vs), frame))
             continue
         assert isinstance(ev, Change)

@@ -72,7 +72,7 @@ class SyntheticMarket:
         self.books: dict[str, _Book] = {}
         for k, symbol in enumerate(symbols):
             ref = round(100.0 * (k + 1) + 0.5, price_decimals)
-            tick = 10.0 ** -price_decimals * 5
+            tick = 10.0**-price_decimals * 5
             book = _Book(ref, tick)
             for i in range(1, depth + 1):
                 book.bids[self._price(ref - i * tick)] = self._size()

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 from ticktape.connectors.venuesim import binance, bybit, coinbase, kraken
 from ticktape.connectors.venuesim.faults import Fault
@@ -21,6 +22,7 @@ from ticktape.connectors.venuesim.server import VenueSimServer
 from ticktape.connectors.venuesim.venue import SimVenue
 from ticktape.schemas.errors import InputError
 
+T = TypeVar("T")
 VENUES: dict[str, type[SimVenue]] = {
     "binance": binance.BinanceSim,
     "coinbase": coinbase.CoinbaseSim,
@@ -56,7 +58,9 @@ def build_venue(
         raise InputError(f"venue: expected one of {', '.join(VENUES)}, got {venue!r}")
     if recorded is not None:
         if venue != "binance":
-            raise InputError("recorded sessions are available for binance only (the others use older protocols)")
+            raise InputError(
+                "recorded sessions are available for binance only (the others use older protocols)"
+            )
         for path in recorded:
             if not Path(path).is_file():
                 raise InputError(f"recorded session file not found: {path}")
@@ -84,8 +88,9 @@ class SimThread:
     async def _start(self) -> VenueSimServer:
         return await VenueSimServer(self.venue, **self.options).start()  # type: ignore[arg-type]
 
-    def call(self, coro: object, timeout: float = 30.0) -> object:  # type: ignore[no-untyped-def]
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)  # type: ignore[arg-type]
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        """Run ``coro`` on the simulator's loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     @property
     def url(self) -> str:

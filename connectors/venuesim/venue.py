@@ -40,9 +40,9 @@ class SimVenue:
             book = self.books[symbol] = L2Book(10_000, keep_text=True)
             book.load(bids, asks, last_id, self._texts(bids, asks))
 
-    def _texts(self, bids: list[tuple[float, float]], asks: list[tuple[float, float]]) -> tuple[
-        list[tuple[str, str]], list[tuple[str, str]]
-    ]:
+    def _texts(
+        self, bids: list[tuple[float, float]], asks: list[tuple[float, float]]
+    ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         pd, sd = self.tape.price_decimals, self.tape.size_decimals
         return ([(fmt(p, pd), fmt(q, sd)) for p, q in bids], [(fmt(p, pd), fmt(q, sd)) for p, q in asks])
 
@@ -53,7 +53,9 @@ class SimVenue:
             book = self.books[op.symbol] = L2Book(10_000, keep_text=True)
         if op.last_id >= 0 and 0 <= op.last_id <= book.last_id:
             return  # already in the book (a recorded diff older than the recorded snapshot)
-        book.apply(op.bids, op.asks, op.last_id if op.last_id >= 0 else book.last_id, self._texts(op.bids, op.asks))
+        book.apply(
+            op.bids, op.asks, op.last_id if op.last_id >= 0 else book.last_id, self._texts(op.bids, op.asks)
+        )
 
     # --- protocol hooks ---------------------------------------------------------------
     def accept(self, conn: SimConn) -> bool:

@@ -37,9 +37,10 @@ from ticktape.flows.config import Config, load_config
 from ticktape.flows.live.routing import Router, split_dead, split_events, split_market, split_ticks
 from ticktape.flows.steps.market import MarketBatch, MarketOut, MarketProcessor
 from ticktape.flows.steps.shard import ShardOut, ShardProcessor, ShardSettings
-from ticktape.flows.wiring import CacheItem, Outputs
+from ticktape.flows.wiring import Outputs
 from ticktape.infra.observability.metrics import RunStats
 from ticktape.schemas.records import Tick, TickBatch
+from ticktape.sinks.cache.sink import CacheItem
 
 R = TypeVar("R")
 

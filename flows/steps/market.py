@@ -118,10 +118,11 @@ class MarketProcessor:
                 st = self._state(f.venue, f.symbol)
                 st.book_ev_seq += 1
                 tag = "BG" if f.type == EventType.BOOK_GAP else "BR"
-                ident = (f.detail.get("reason", ""), f.detail.get("last_id", ""), f.detail.get("snapshot_id", ""),
-                         f.detail.get("expected", ""), f.detail.get("got", ""))  # fmt: skip
+                detail = f.detail
+                what = (detail.get("reason", ""), detail.get("last_id", ""), detail.get("snapshot_id", ""),
+                        detail.get("expected", ""), detail.get("got", ""))  # fmt: skip
                 events.append(Event(
-                    event_id(f.ts_event, tag, f.venue, f.symbol, *ident), f.type, book_aggregate(f.venue, f.symbol),
+                    event_id(f.ts_event, tag, f.venue, f.symbol, *what), f.type, book_aggregate(f.venue, f.symbol),
                     st.book_ev_seq, f.ts_event, 0, _enc.encode(f.detail), f"{f.src}@{f.offset}",
                 ))  # fmt: skip
             for b in batch.books:

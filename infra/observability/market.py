@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -22,20 +22,31 @@ AGE_BUCKETS_S: tuple[float, ...] = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.
 
 
 class _Quote(Protocol):
-    venue: str
-    symbol: str
-    bid: float
-    bid_size: float
-    ask: float
-    ask_size: float
-    ts_recv: int
+    @property
+    def venue(self) -> str: ...
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def bid(self) -> float: ...
+    @property
+    def bid_size(self) -> float: ...
+    @property
+    def ask(self) -> float: ...
+    @property
+    def ask_size(self) -> float: ...
+    @property
+    def ts_recv(self) -> int: ...
 
 
 class _Book(Protocol):
-    venue: str
-    symbol: str
-    bids: list[tuple[float, float]]
-    asks: list[tuple[float, float]]
+    @property
+    def venue(self) -> str: ...
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def bids(self) -> list[tuple[float, float]]: ...
+    @property
+    def asks(self) -> list[tuple[float, float]]: ...
 
 
 class MarketStats:
@@ -46,12 +57,14 @@ class MarketStats:
         self.labels: frozenset[str] = frozenset()
         self.quotes: Counter[str] = Counter()
         self.snapshots: Counter[str] = Counter()
-        self.top: dict[tuple[str, str], tuple[float, float, float, float]] = {}  # bid, ask, bid_size, ask_size
+        self.top: dict[
+            tuple[str, str], tuple[float, float, float, float]
+        ] = {}  # bid, ask, bid_size, ask_size
         self.depth: dict[tuple[str, str], tuple[float, float, int, int]] = {}  # bid/ask volume, levels
         self.age = [0] * (len(AGE_BUCKETS_S) + 1)
         self.age_sum = 0.0
 
-    def observe_quotes(self, quotes: list[_Quote], now_ns: int) -> None:
+    def observe_quotes(self, quotes: Sequence[_Quote], now_ns: int) -> None:
         per_venue = Counter(q.venue for q in quotes)
         labeled = self.labels
         with self._lock:
@@ -63,7 +76,7 @@ class MarketStats:
                 if q.symbol in labeled:
                     self.top[(q.symbol, q.venue)] = (q.bid, q.ask, q.bid_size, q.ask_size)
 
-    def observe_books(self, books: list[_Book]) -> None:
+    def observe_books(self, books: Sequence[_Book]) -> None:
         labeled = self.labels
         with self._lock:
             self.snapshots.update(b.venue for b in books)
@@ -82,7 +95,9 @@ class MarketStats:
         for venue, n in sorted(quotes.items()):
             q.add_metric([venue], n)
         yield q
-        s = CounterMetricFamily("ticktape_book_snapshots", "L2 book snapshots emitted per venue.", labels=["venue"])
+        s = CounterMetricFamily(
+            "ticktape_book_snapshots", "L2 book snapshots emitted per venue.", labels=["venue"]
+        )
         for venue, n in sorted(snapshots.items()):
             s.add_metric([venue], n)
         yield s
@@ -96,7 +111,9 @@ class MarketStats:
         hist.add_metric([], buckets, age_sum)
         yield hist
         labels = ["symbol", "venue"]
-        mid = GaugeMetricFamily("ticktape_quote_mid", "Mid price of the last quote (labeled symbols).", labels=labels)
+        mid = GaugeMetricFamily(
+            "ticktape_quote_mid", "Mid price of the last quote (labeled symbols).", labels=labels
+        )
         spread = GaugeMetricFamily(
             "ticktape_quote_spread_bps", "Spread of the last quote in basis points of the mid (labeled symbols).",
             labels=labels,
@@ -112,7 +129,9 @@ class MarketStats:
             labels=[*labels, "side"],
         )  # fmt: skip
         levels = GaugeMetricFamily(
-            "ticktape_book_levels", "Levels in the last L2 snapshot (labeled symbols).", labels=[*labels, "side"]
+            "ticktape_book_levels",
+            "Levels in the last L2 snapshot (labeled symbols).",
+            labels=[*labels, "side"],
         )
         for (symbol, venue), (bid_vol, ask_vol, nb, na) in sorted(depth.items()):
             volume.add_metric([symbol, venue, "bid"], bid_vol)

@@ -81,14 +81,14 @@ class Side:
         """The ``n`` best levels, best first."""
         prices = self.prices
         sizes = self.sizes
-        chosen = prices[:-n - 1:-1] if self.descending else prices[:n]
+        chosen = prices[: -n - 1 : -1] if self.descending else prices[:n]
         return [(p, sizes[p]) for p in chosen]
 
     def top_texts(self, n: int) -> list[tuple[str, str]]:
         """The exact text of the ``n`` best levels (venues with checksums)."""
         texts = self.texts or {}
         prices = self.prices
-        chosen = prices[:-n - 1:-1] if self.descending else prices[:n]
+        chosen = prices[: -n - 1 : -1] if self.descending else prices[:n]
         return [texts.get(p) or (repr(p), repr(self.sizes[p])) for p in chosen]
 
 

@@ -58,8 +58,17 @@ class BookState:
     """One symbol's book and its sync state."""
 
     __slots__ = (
-        "book", "buffer", "last_seen", "last_ts", "next_snapshot", "pending", "reason", "skipped",
-        "synced", "symbol", "venue",
+        "book",
+        "buffer",
+        "last_seen",
+        "last_ts",
+        "next_snapshot",
+        "pending",
+        "reason",
+        "skipped",
+        "symbol",
+        "synced",
+        "venue",
     )  # fmt: skip
 
     def __init__(self, venue: str, symbol: str, depth: int, keep_text: bool) -> None:
@@ -131,7 +140,9 @@ class BookKeeper:
                 payload: dict[str, int | str] = {
                     "venue": st.venue, "symbol": st.symbol, "reason": reason, "last_id": st.book.last_id,
                 }  # fmt: skip
-                out.facts.append(BookFact(EventType.BOOK_GAP, st.venue, st.symbol, ts_event, src, offset, payload))
+                out.facts.append(
+                    BookFact(EventType.BOOK_GAP, st.venue, st.symbol, ts_event, src, offset, payload)
+                )
                 self._request(st)
 
     def apply(self, u: BookUpdate, out: KeeperOut) -> int:
@@ -219,7 +230,9 @@ class BookKeeper:
         payload: dict[str, int | str] = {
             "venue": st.venue, "symbol": st.symbol, "reason": reason, "last_id": st.book.last_id, **detail,
         }  # fmt: skip
-        out.facts.append(BookFact(EventType.BOOK_GAP, st.venue, st.symbol, u.ts_event, u.src, u.offset, payload))
+        out.facts.append(
+            BookFact(EventType.BOOK_GAP, st.venue, st.symbol, u.ts_event, u.src, u.offset, payload)
+        )
         self._request(st)
 
     def _buffer(self, st: BookState, u: BookUpdate, out: KeeperOut) -> None:
@@ -235,7 +248,9 @@ class BookKeeper:
                 "venue": st.venue, "symbol": st.symbol, "reason": "buffer_full", "dropped": dropped,
                 "last_id": st.book.last_id,
             }  # fmt: skip
-            out.facts.append(BookFact(EventType.BOOK_GAP, st.venue, st.symbol, u.ts_event, u.src, u.offset, payload))
+            out.facts.append(
+                BookFact(EventType.BOOK_GAP, st.venue, st.symbol, u.ts_event, u.src, u.offset, payload)
+            )
 
     def _load(self, st: BookState, u: BookUpdate, out: KeeperOut) -> None:
         """A snapshot: load it, then replay the buffered diffs that follow it."""
@@ -277,7 +292,9 @@ class BookKeeper:
         # the snapshot is the new truth (a venue restart may even reset its ids)
         st.last_seen = max([book.last_id, *(b.last_id for b in rest)])
         self._resyncs.pop((st.venue, st.symbol), None)
-        out.facts.append(BookFact(EventType.BOOK_RESYNC, st.venue, st.symbol, u.ts_event, u.src, u.offset, payload))
+        out.facts.append(
+            BookFact(EventType.BOOK_RESYNC, st.venue, st.symbol, u.ts_event, u.src, u.offset, payload)
+        )
         if u.checksum >= 0 and kraken_checksum(book) != u.checksum:
             self._lose(st, u, out, "checksum", expected=u.checksum, got=kraken_checksum(book))
             return

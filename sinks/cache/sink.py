@@ -60,7 +60,9 @@ def quote_value(q: Quote) -> QuoteValue:
                       q.src, q.offset)  # fmt: skip
 
 
-def cache_writes(updates: list[PriceUpdate], candles: list[Candle], quotes: list[Quote] | None = None) -> list[Write]:
+def cache_writes(
+    updates: list[PriceUpdate], candles: list[Candle], quotes: list[Quote] | None = None
+) -> list[Write]:
     """Latest price and symbol metadata per symbol, latest candle per symbol+interval,
     latest top of book (with mid and spread) per symbol; only the newest value per key of
     a batch is encoded. Versions: ``(ts_event, seq)`` for prices and quotes,
@@ -102,7 +104,7 @@ def cache_writes(updates: list[PriceUpdate], candles: list[Candle], quotes: list
     return list(latest.values())
 
 
-class CacheSinkPartition(StatefulSinkPartition[CacheItem | tuple[list[PriceUpdate], list[Candle]], None]):
+class CacheSinkPartition(StatefulSinkPartition[CacheItem, None]):
     """One cache sink partition over any :class:`~ticktape.sinks.cache.api.CacheBackend`: builds the
     writes (:func:`cache_writes`), records ``proc_to_sink``/``recv_to_sink`` latency (and
     ``venue_to_sink`` in live runs) and flushes before every snapshot. ``owned``: the
@@ -117,11 +119,11 @@ class CacheSinkPartition(StatefulSinkPartition[CacheItem | tuple[list[PriceUpdat
         self.name = name
         self.owned = owned
 
-    def write_batch(self, values: list[CacheItem | tuple[list[PriceUpdate], list[Candle]]]) -> None:
+    def write_batch(self, values: list[CacheItem]) -> None:
         t0 = time.perf_counter()
         updates = [u for item in values for u in item[0]]
         candles = [c for item in values for c in item[1]]
-        quotes = [q for item in values if len(item) > 2 for q in item[2]]  # type: ignore[misc]
+        quotes = [q for item in values if len(item) > 2 for q in item[2]]  # older callers send 2-tuples
         writes = cache_writes(updates, candles, quotes)
         self.cache.put_many(writes)
         if self.stats is not None:

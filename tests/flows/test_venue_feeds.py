@@ -11,7 +11,15 @@ import msgspec
 import pytest
 
 from tests.support.flows import config
-from tests.support.venues import RECORDED_SYMBOLS, FeedRun, feed, reference_books, run_feed_flow, simulator, top
+from tests.support.venues import (
+    RECORDED_SYMBOLS,
+    FeedRun,
+    feed,
+    reference_books,
+    run_feed_flow,
+    simulator,
+    top,
+)
 from ticktape.connectors.venuesim.runner import SimThread
 from ticktape.schemas.records import EventType
 from ticktape.schemas.symbols import normalize
@@ -46,13 +54,17 @@ def assert_balanced(run: FeedRun) -> None:
 
 def test_recorded_binance_session_flows_into_every_output(tmp_path: Path) -> None:
     with simulator("binance", recorded=True) as sim:
-        entry = feed("binance", sim, symbols=list(RECORDED_SYMBOLS), channels=["agg_trades", "quotes", "book"])
+        entry = feed(
+            "binance", sim, symbols=list(RECORDED_SYMBOLS), channels=["agg_trades", "quotes", "book"]
+        )
         run = run_feed_flow(feed_config(tmp_path, entry), sim)
     assert len(run.updates) == 2  # the session's two aggTrades
     assert {q.symbol for q in run.quotes} == {"NKN-USDT", "LRC-BTC", "BLZ-ETH"}
     assert [q.seq for q in run.quotes if q.symbol == "NKN-USDT"] == list(range(1, 75))
     resyncs = run.of_type(EventType.BOOK_RESYNC)
-    assert {e.aggregate for e in resyncs} == {f"book:{normalize('binance', s)}@binance" for s in RECORDED_SYMBOLS}
+    assert {e.aggregate for e in resyncs} == {
+        f"book:{normalize('binance', s)}@binance" for s in RECORDED_SYMBOLS
+    }
     assert run.of_type(EventType.FEED_CONNECTED)
     assert not run.dead
     assert_balanced(run)
@@ -91,7 +103,9 @@ def assert_trade_gaps_are_events(run: FeedRun, venue: str) -> None:
     for e in run.of_type(EventType.SEQUENCE_GAP):
         doc = msgspec.json.decode(e.payload)
         if doc.get("kind", "trade_id") == "trade_id":
-            by_symbol.setdefault(doc["symbol"], set()).update(range(doc["first_missing"], doc["last_missing"] + 1))
+            by_symbol.setdefault(doc["symbol"], set()).update(
+                range(doc["first_missing"], doc["last_missing"] + 1)
+            )
     for symbol, ids in by_symbol.items():
         assert ids == set(range(min(ids), max(ids) + 1)), symbol
 
@@ -114,18 +128,21 @@ def test_client_recovers_from_each_fault(tmp_path: Path, venue: str, fault: str)
     with simulator(venue, events=1500, faults=FAULTS[fault]) as sim:
         entry = feed(venue, sim, idle_timeout="1s") if fault == "stall" else feed(venue, sim)
         run = run_feed_flow(feed_config(tmp_path, entry), sim)
-        sessions = sim.server.stats.connections if sim.server else 0
+        assert sim.server is not None
+        sessions = sim.server.stats.connections
     assert_balanced(run)
     assert_books_match(run, sim, venue)
     assert_trade_gaps_are_events(run, venue)
     connected = run.of_type(EventType.FEED_CONNECTED)
     if fault in ("disconnect", "close_code", "stall", "duplicates_after_reconnect", "slow_consumer"):
-        assert len(connected) >= 2 and sessions >= 2, "the client reconnected"
+        assert len(connected) >= 2, "the client reconnected"
+        assert sessions >= 2
         reasons = [msgspec.json.decode(e.payload)["reason"] for e in run.of_type(EventType.FEED_DISCONNECTED)]
         assert len(reasons) >= 2, reasons
     if fault == "malformed":
         assert [d.code for d in run.dead] == ["DECODE_ERROR"]
-        assert run.dead[0].src == f"ws:{venue}/0" and run.dead[0].raw
+        assert run.dead[0].src == f"ws:{venue}/0"
+        assert run.dead[0].raw
     elif fault == "oversized":
         assert [d.code for d in run.dead] == ["OVERSIZED_FRAME"]
     else:

@@ -82,7 +82,9 @@ class FeedRun:
         return {b.symbol: b for b in self.books if b.reason == "final"}
 
 
-def _until_quiet(sim: SimThread, source: WebSocketSource, stop: threading.Event, quiet: float, timeout: float) -> None:
+def _until_quiet(
+    sim: SimThread, source: WebSocketSource, stop: threading.Event, quiet: float, timeout: float
+) -> None:
     deadline = time.monotonic() + timeout
     sim.wait_done(timeout)
     last, since = -1, time.monotonic()
@@ -103,7 +105,9 @@ def run_feed_flow(
     """Run the flow of ``cfg`` (a ``websocket`` source) until ``sim`` sent its whole tape
     and no frame came for ``quiet`` seconds; every output collected (plus the embedded
     cache with ``cache``, and any ``outputs`` given)."""
-    raw: dict[str, list[tuple[str, list[Any]]]] = {k: [] for k in ("events", "dead", "prices", "quotes", "books", "market")}
+    raw: dict[str, list[tuple[str, list[Any]]]] = {
+        k: [] for k in ("events", "dead", "prices", "quotes", "books", "market")
+    }
     out = outputs or Outputs()
     out.events.append(TestingSink(raw["events"]))
     out.dead_letters.append(TestingSink(raw["dead"]))
@@ -127,7 +131,9 @@ def run_feed_flow(
     def flat(name: str) -> list[Any]:
         return [r for _, batch in raw[name] for r in batch]
 
-    return FeedRun(flat("events"), flat("dead"), flat("prices"), flat("quotes"), flat("books"), flat("market"), stats)
+    return FeedRun(
+        flat("events"), flat("dead"), flat("prices"), flat("quotes"), flat("books"), flat("market"), stats
+    )
 
 
 def reference_books(tape: Tape) -> dict[str, tuple[dict[float, float], dict[float, float]]]:

@@ -91,7 +91,9 @@ def _update(d: DepthUpdate, src: str, offset: int, ts_recv: int, ts_kafka: int) 
                       offset, ts_kafka, d.first_id, d.last_id, d.prev_id)  # fmt: skip
 
 
-def _snapshot(d: Depth, symbol: str, ts: int, src: str, offset: int, ts_recv: int, ts_kafka: int) -> BookUpdate:
+def _snapshot(
+    d: Depth, symbol: str, ts: int, src: str, offset: int, ts_recv: int, ts_kafka: int
+) -> BookUpdate:
     return BookUpdate(VENUE, normalize(VENUE, symbol), d.bids, d.asks, ts, ts_recv, src, offset, ts_kafka,
                       -1, d.last_update_id, -1, True)  # fmt: skip
 
@@ -113,7 +115,9 @@ def _data(stream: str, data: bytes, src: str, offset: int, ts_recv: int, ts_kafk
     raise unsupported("$.stream", _EXPECTED, stream)
 
 
-def _event(kind: str | None, raw: bytes, src: str, offset: int, ts_recv: int, ts_kafka: int) -> list[FeedRecord]:
+def _event(
+    kind: str | None, raw: bytes, src: str, offset: int, ts_recv: int, ts_kafka: int
+) -> list[FeedRecord]:
     """A raw (not combined) stream event, by its ``e``; ``bookTicker`` has none on spot."""
     if kind == "trade":
         return list(_trade.decode(raw).to_ticks(src, offset, ts_recv, ts_kafka))

@@ -61,7 +61,11 @@ def _orderbook(msg: Orderbook, src: str, offset: int, ts_recv: int, ts_kafka: in
         if not (d.bids and d.asks):
             return []
         (bid, bid_size), (ask, ask_size) = d.bids[0], d.asks[0]
-        return [Quote(VENUE, symbol, bid, bid_size, ask, ask_size, ts, ts_recv, src, offset, ts_kafka, d.update_id)]
+        return [
+            Quote(
+                VENUE, symbol, bid, bid_size, ask, ask_size, ts, ts_recv, src, offset, ts_kafka, d.update_id
+            )
+        ]
     snapshot = msg.type == "snapshot"
     first = -1 if snapshot else d.update_id
     return [BookUpdate(VENUE, symbol, d.bids, d.asks, ts, ts_recv, src, offset, ts_kafka, first, d.update_id,
