@@ -24,7 +24,8 @@ Messages become ticks through :class:`~ticktape.schemas.decoding.BatchDecoder` (
 ``ticktape record`` writes) decodes through :class:`~ticktape.schemas.feed.FeedBatchDecoder`
 with the partition's local books (part of its resume state), and each message's
 ``ts_recv`` header (the receive time at the venue socket, ns) is its receive time, so a
-replay rebuilds exactly what the direct ``websocket`` source built. A null value (tombstone) is a
+replay rebuilds exactly what the direct ``websocket`` source built; a partition that
+reaches its end emits a ``final`` L2 snapshot of every book in sync before it stops. A null value (tombstone) is a
 ``DECODE_ERROR`` dead letter; a hole in the offsets (compaction, retention, transaction
 markers) is a ``SequenceGap`` event of the partition's source aggregate. Offset
 resolution and broker quirks live in :mod:`ticktape.connectors.kafka.offsets`.
@@ -58,7 +59,7 @@ from ticktape.infra.observability.metrics import RunStats
 from ticktape.schemas.books.keeper import KeeperSettings
 from ticktape.schemas.decoding import BatchDecoder
 from ticktape.schemas.errors import MissingDependencyError, SourceError
-from ticktape.schemas.feed import is_feed_format, make_batch_decoder
+from ticktape.schemas.feed import FeedBatchDecoder, is_feed_format, make_batch_decoder
 from ticktape.schemas.records import TickBatch
 from ticktape.schemas.validation import ValidationRules
 
@@ -111,6 +112,7 @@ class _KafkaPartition(StatefulSourcePartition[TickBatch, State]):
         self._errored = False
         self._wake: datetime | None = None
         self.recv_header = recv_header
+        self.final_sent = False
         consumer.assign([TopicPartition(topic, partition, start)])
 
     @property
@@ -124,6 +126,9 @@ class _KafkaPartition(StatefulSourcePartition[TickBatch, State]):
 
     def next_batch(self) -> list[TickBatch]:
         if self.done:
+            if isinstance(self.decoder, FeedBatchDecoder) and not self.final_sent:
+                self.final_sent = True  # a bounded feed replay ends with the books' final state
+                return [self.decoder.final(self.next_offset, time.time_ns())]
             raise StopIteration
         if self.events.fatal is not None:
             raise SourceError(f"{self.src}: fatal Kafka consumer error: {self.events.fatal}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,10 +45,11 @@ RECORDED_SYMBOLS = ("NKNUSDT", "BLZETH", "LRCBTC", "RUNEEUR")
 @contextmanager
 def simulator(
     venue: str, *, recorded: bool = False, events: int = 1500, rate: float = 3000.0, faults: Sequence[str] = (),
-    **options: Any,
+    start_ms: int | None = None, **options: Any,
 ) -> Iterator[SimThread]:  # fmt: skip
-    """A simulated ``venue`` on 127.0.0.1 (faults in the ``--fault`` text form)."""
-    sim_venue = build_venue(venue, recorded=RECORDED if recorded else None, events=events)
+    """A simulated ``venue`` on 127.0.0.1 (faults in the ``--fault`` text form); the
+    synthetic market starts at ``start_ms`` (default: now)."""
+    sim_venue = build_venue(venue, recorded=RECORDED if recorded else None, events=events, start_ms=start_ms)
     options.setdefault("start_delay", 0.3)
     with SimThread(sim_venue, rate=rate, faults=[parse_fault(f) for f in faults], **options) as sim:
         yield sim
@@ -82,14 +83,20 @@ class FeedRun:
         return {b.symbol: b for b in self.books if b.reason == "final"}
 
 
-def _until_quiet(
-    sim: SimThread, source: WebSocketSource, stop: threading.Event, quiet: float, timeout: float
+def until_quiet(
+    sim: SimThread,
+    frames: Callable[[], int],
+    stop: threading.Event,
+    quiet: float = 0.8,
+    timeout: float = 60.0,
 ) -> None:
+    """Set ``stop`` once ``sim`` sent its whole tape and ``frames()`` (frames read so far)
+    did not change for ``quiet`` seconds."""
     deadline = time.monotonic() + timeout
     sim.wait_done(timeout)
     last, since = -1, time.monotonic()
     while time.monotonic() < deadline:
-        n = source.frames_read()
+        n = frames()
         if n != last:
             last, since = n, time.monotonic()
         elif time.monotonic() - since >= quiet:
@@ -105,9 +112,32 @@ def run_feed_flow(
     """Run the flow of ``cfg`` (a ``websocket`` source) until ``sim`` sent its whole tape
     and no frame came for ``quiet`` seconds; every output collected (plus the embedded
     cache with ``cache``, and any ``outputs`` given)."""
-    raw: dict[str, list[tuple[str, list[Any]]]] = {
-        k: [] for k in ("events", "dead", "prices", "quotes", "books", "market")
-    }
+    stats = RunStats()
+    stop = threading.Event()
+    source = WebSocketSource(
+        cfg.source.websocket, batch_size=cfg.run.batch_size, rules=cfg.validation,
+        keeper_settings=cfg.books.keeper(), check_clock=False, stats=stats, stop=stop,
+    )  # fmt: skip
+    watcher = threading.Thread(
+        target=until_quiet, args=(sim, source.frames_read, stop, quiet, timeout), daemon=True
+    )
+    watcher.start()
+    run = collect(cfg, source, stats, cache=cache, outputs=outputs)
+    watcher.join(5)
+    return run
+
+
+def collect(
+    cfg: Config,
+    source: Any,
+    stats: RunStats | None = None,
+    *,
+    cache: bool = False,
+    outputs: Outputs | None = None,
+) -> FeedRun:
+    """Run the flow of ``cfg`` on ``source`` (bounded) with every output collected."""
+    names = ("events", "dead", "prices", "quotes", "books", "market")
+    raw: dict[str, list[tuple[str, list[Any]]]] = {k: [] for k in names}
     out = outputs or Outputs()
     out.events.append(TestingSink(raw["events"]))
     out.dead_letters.append(TestingSink(raw["dead"]))
@@ -115,25 +145,15 @@ def run_feed_flow(
     out.quotes.append(TestingSink(raw["quotes"]))
     out.books.append(TestingSink(raw["books"]))
     out.market_log.append(TestingSink(raw["market"]))
-    stats = RunStats()
+    stats = stats or RunStats()
     if cache:
         out.cache.append(wiring.cache_sink(cfg, stats))
-    stop = threading.Event()
-    source = WebSocketSource(
-        cfg.source.websocket, batch_size=cfg.run.batch_size, rules=cfg.validation,
-        keeper_settings=cfg.books.keeper(), check_clock=False, stats=stats, stop=stop,
-    )  # fmt: skip
-    watcher = threading.Thread(target=_until_quiet, args=(sim, source, stop, quiet, timeout), daemon=True)
-    watcher.start()
     run_main(build_flow(cfg, source=source, outputs=out, stats=stats, market=True))
-    watcher.join(5)
 
     def flat(name: str) -> list[Any]:
         return [r for _, batch in raw[name] for r in batch]
 
-    return FeedRun(
-        flat("events"), flat("dead"), flat("prices"), flat("quotes"), flat("books"), flat("market"), stats
-    )
+    return FeedRun(*(flat(n) for n in names), stats)  # type: ignore[arg-type]
 
 
 def reference_books(tape: Tape) -> dict[str, tuple[dict[float, float], dict[float, float]]]:
