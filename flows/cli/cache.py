@@ -15,8 +15,9 @@ from ticktape.flows.cli.common import common_options, console, load
 from ticktape.flows.config import Config
 from ticktape.schemas.errors import InputError
 from ticktape.sinks.cache.api import HISTORY, METADATA, PRICE, CacheBackend, cache_key
+from ticktape.sinks.cache.sink import QUOTE_SUFFIX
 
-_KINDS = {"price": PRICE, "metadata": METADATA, "candle": HISTORY}
+_KINDS = {"price": PRICE, "metadata": METADATA, "candle": HISTORY, "quote": PRICE}
 
 
 def _open(cfg: Config) -> CacheBackend:
@@ -29,7 +30,7 @@ def _open(cfg: Config) -> CacheBackend:
 
 @click.group()
 def cache() -> None:
-    """The cache of latest prices, metadata and candles ([cache] backend: embedded or redis)."""
+    """The cache of latest prices, metadata, candles and top of book ([cache] backend: embedded or redis)."""
 
 
 @cache.command("get")
@@ -41,10 +42,12 @@ def cache() -> None:
     "--interval", default="60", show_default=True, help="Candle interval in seconds (with --kind candle)."
 )
 def cache_get(symbol: str, venue: str, kind: str, interval: str, **common: Any) -> None:
-    """Print the cached value of SYMBOL, its version and whether it is still fresh."""
+    """Print the cached value of SYMBOL, its version and whether it is still fresh
+    (--kind quote: the top of book of a venue feed, with mid and spread)."""
     cfg, _ = load(**common)
     store = _open(cfg)
-    key = cache_key(_KINDS[kind], venue, symbol, f"candle/{interval}" if kind == "candle" else "")
+    suffix = {"candle": f"candle/{interval}", "quote": QUOTE_SUFFIX}.get(kind, "")
+    key = cache_key(_KINDS[kind], venue, symbol, suffix)
     try:
         entry = store.peek(key)
     finally:

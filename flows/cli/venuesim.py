@@ -72,7 +72,10 @@ def venue_sim(
     if recorded and venue != "binance":
         raise click.UsageError("--recorded replays the recorded Binance session: use --venue binance")
     plan = [parse_fault(f) for f in faults]
-    sim_venue = build_venue(venue, recorded=RECORDED if recorded else None, events=events, seed=seed)
+    step_ms = max(round(1000 / rate), 1) if rate > 0 else 10  # event times keep pace with the wall clock
+    sim_venue = build_venue(
+        venue, recorded=RECORDED if recorded else None, events=events, seed=seed, step_ms=step_ms
+    )
     out = console()
 
     async def serve() -> None:

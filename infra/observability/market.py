@@ -61,6 +61,8 @@ class MarketStats:
             tuple[str, str], tuple[float, float, float, float]
         ] = {}  # bid, ask, bid_size, ask_size
         self.depth: dict[tuple[str, str], tuple[float, float, int, int]] = {}  # bid/ask volume, levels
+        #: The last L2 snapshot's best levels per labeled symbol (for live views such as the demo).
+        self.ladders: dict[tuple[str, str], tuple[list[tuple[float, float]], list[tuple[float, float]]]] = {}
         self.age = [0] * (len(AGE_BUCKETS_S) + 1)
         self.age_sum = 0.0
 
@@ -85,6 +87,17 @@ class MarketStats:
                     self.depth[(b.symbol, b.venue)] = (
                         sum(q for _, q in b.bids), sum(q for _, q in b.asks), len(b.bids), len(b.asks),
                     )  # fmt: skip
+                    self.ladders[(b.symbol, b.venue)] = (b.bids[:5], b.asks[:5])
+
+    def view(
+        self,
+    ) -> tuple[
+        dict[tuple[str, str], tuple[float, float, float, float]],
+        dict[tuple[str, str], tuple[list[tuple[float, float]], list[tuple[float, float]]]],
+    ]:
+        """Copies of the last top of book and book ladder per labeled symbol."""
+        with self._lock:
+            return dict(self.top), dict(self.ladders)
 
     def collect(self) -> Iterable[Metric]:
         with self._lock:
