@@ -101,7 +101,9 @@ class ConnectionStats:
 
 
 class _Session:
-    __slots__ = ("data", "first_data", "last_seq", "n", "opened", "pending", "reason", "seq", "task", "ws")
+    __slots__ = (
+        "blocked", "data", "first_data", "last_ns", "last_seq", "n", "opened", "pending", "reason", "seq", "task", "ws",
+    )  # fmt: skip
 
     def __init__(self, n: int, ws: ClientConnection) -> None:
         self.n = n
@@ -114,6 +116,8 @@ class _Session:
         self.reason = ""
         self.task: asyncio.Task[None] | None = None
         self.first_data = asyncio.Event()
+        self.last_ns = time.time_ns()  # last frame received (idle watch)
+        self.blocked = False  # waiting for room in the queue
 
 
 class FeedConnection:
@@ -227,6 +231,7 @@ class FeedConnection:
             await self._close(s)
             return None
         s.task = asyncio.create_task(self._receive(s), name=f"{self.name}#{s.n}")
+        self._spawn(self._idle_watch(s))
         if self.protocol.app_ping_every:
             self._spawn(self._app_pings(s))
         self.stats.connected = True
@@ -289,38 +294,36 @@ class FeedConnection:
 
     async def _receive(self, s: _Session) -> None:
         ws, proto, stats = s.ws, self.protocol, self.stats
-        idle = self.cfg.idle_timeout.seconds
         soft_max = self.cfg.max_frame_bytes
-        classify = proto.classify
+        classify, recv, put, now = proto.classify, ws.recv, self.queue.put_nowait, time.time_ns
+        data_kind = Kind.DATA
         while True:
             try:
-                raw = await asyncio.wait_for(ws.recv(decode=False), idle)
-            except TimeoutError:
-                stats.stalls += 1
-                s.reason = f"idle: no frame for {idle:g}s"
-                return
+                raw = await recv(decode=False)
             except ConnectionClosed as exc:
-                s.reason = _describe(exc)
+                s.reason = s.reason or _describe(exc)
                 return
-            ts = time.time_ns()
-            s.seq += 1
+            ts = now()
+            seq = s.seq = s.seq + 1
+            s.last_ns = stats.last_frame_ns = ts
             data = raw if isinstance(raw, bytes) else bytes(raw)
             stats.bytes += len(data)
-            stats.last_frame_ns = ts
             if len(data) > soft_max:
                 stats.oversized += 1
                 head = data[:OVERSIZED_KEEP].decode("utf-8", "replace")
                 ctrl = Control(OVERSIZED, proto.venue, self.name, s.n, reason=head, frames=len(data), ts=ts)
-                await self._deliver(s, Frame(ts, s.n, s.seq, encode_control(ctrl)))
+                await self._deliver(s, Frame(ts, s.n, seq, encode_control(ctrl)))
                 continue
             c = classify(data)
             if c.seq >= 0:
                 self._check_sequence(s, c.seq, ts)
             kind = c.kind
-            if kind is Kind.DATA:
+            if kind is data_kind:
                 s.data += 1
                 stats.data_frames += 1
-                await self._deliver(s, Frame(ts, s.n, s.seq, data))
+                frame = Frame(ts, s.n, seq, data)
+                if s.n != self._active or not put(frame):  # held, or the queue is full
+                    await self._deliver(s, frame)
                 if s.data == 1:
                     s.first_data.set()
             elif kind is Kind.HEARTBEAT:
@@ -334,6 +337,21 @@ class FeedConnection:
                     s, Control(VENUE_ERROR, proto.venue, self.name, s.n, reason=c.detail[:500], ts=ts)
                 )
                 s.reason = f"venue error: {c.detail[:200]}"
+                return
+
+    async def _idle_watch(self, s: _Session) -> None:
+        """End the session when no frame came for ``idle_timeout`` (not while the session
+        waits for room in the queue: that is backpressure, not a stall)."""
+        idle = self.cfg.idle_timeout.seconds
+        idle_ns = int(self.cfg.idle_timeout)
+        while s.task is not None and not s.task.done():
+            await asyncio.sleep(min(idle / 4, 1.0))
+            if s.blocked:
+                s.last_ns = time.time_ns()
+            elif time.time_ns() - s.last_ns > idle_ns and s.task is not None and not s.task.done():
+                self.stats.stalls += 1
+                s.reason = f"idle: no frame for {idle:g}s"
+                s.task.cancel()
                 return
 
     def _check_sequence(self, s: _Session, seq: int, ts: int) -> None:
@@ -363,7 +381,11 @@ class FeedConnection:
     # --- delivery ---------------------------------------------------------------------
     async def _deliver(self, s: _Session, frame: Frame) -> None:
         if s.n == self._active:
-            await self._put(frame)
+            s.blocked = True
+            try:
+                await self._put(frame)
+            finally:
+                s.blocked = False
         elif s.pending is not None:
             s.pending.append(frame)
         else:  # an old session after the handover: the new one has these frames too
