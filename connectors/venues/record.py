@@ -175,8 +175,10 @@ class Recorder:
         key = name.encode()
         produce = self.producer.produce
         for f in frames:
-            headers = [("ts_recv", f.ts_recv.to_bytes(8, "big")), ("session", str(f.session).encode()),
-                       ("seq", str(f.seq).encode())]  # fmt: skip
+            headers: list[tuple[str, str | bytes | None]] = [
+                ("ts_recv", f.ts_recv.to_bytes(8, "big")), ("session", str(f.session).encode()),
+                ("seq", str(f.seq).encode()),
+            ]  # fmt: skip
             while True:
                 try:
                     produce(self.topic, f.raw, key, timestamp=f.ts_recv // 1_000_000, headers=headers)

@@ -94,7 +94,7 @@ async def _bare_picows(url: str, total: int) -> float:
 
     done: asyncio.Future[float] = asyncio.get_running_loop().create_future()
 
-    class Listener(WSListener):  # type: ignore[misc]
+    class Listener(WSListener):
         def __init__(self) -> None:
             self.n = 0
             self.t0 = 0.0

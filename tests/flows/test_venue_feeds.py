@@ -149,3 +149,32 @@ def test_client_recovers_from_each_fault(tmp_path: Path, venue: str, fault: str)
         assert not run.dead
     if fault == "duplicates_after_reconnect":
         assert run.stats.totals().duplicate > 0
+
+
+def test_quotes_and_l2_snapshots_reach_the_archive_through_the_market_log(tmp_path: Path) -> None:
+    from ticktape.flows import wiring
+    from ticktape.flows.wiring import Outputs
+    from ticktape.sinks.archive.archiver import archive_all
+    from ticktape.sinks.archive.config import open_archive_store
+    from ticktape.sinks.archive.reader import ArchiveReader
+
+    with simulator("binance", events=800) as sim:
+        cfg = config(
+            tmp_path,
+            source={"kind": "websocket", "websocket": {"feeds": [feed("binance", sim)]}},
+            books={"snapshot_every": "1s"},
+            archive={"enabled": True, "check_interval": "1h"},
+        )
+        outputs = Outputs(market_log=[wiring.market_log_sink(cfg, None)])
+        run = run_feed_flow(cfg, sim, outputs=outputs)
+    archive = wiring.archive_config(cfg)
+    market = msgspec.structs.replace(archive, prefix=f"{archive.prefix}/market")
+    results = archive_all(tmp_path, market, force=True, log="market")
+    assert sum(r.rows for r in results.values()) == len(run.market) > 0
+    reader = ArchiveReader(open_archive_store(market), market.prefix)
+    quotes = reader.read(stream="quotes")
+    assert quotes.num_rows == len(run.quotes)
+    assert sorted(quotes.column("seq").to_pylist()) == sorted(q.seq for q in run.quotes)
+    books = reader.read(stream="books")
+    assert books.num_rows == len(run.books)
+    assert not reader.list_objects("ticks")  # nothing of the event log under the market prefix

@@ -80,8 +80,8 @@ def test_every_checksum_of_a_real_recorded_kraken_session_matches() -> None:
     books: dict[str, L2Book] = {}
     checked = mismatched = 0
     with gzip.open(VENUES / "recorded" / "kraken.ws.50.0.txt.gz", "rt") as f:
-        for line in f:
-            line = line.strip()
+        for raw_line in f:
+            line = raw_line.strip()
             if not line or "<->" in line or " <- " in line:
                 continue
             doc = json.loads(line.partition(": ")[2], parse_float=str, parse_int=str)
@@ -116,7 +116,8 @@ def test_binance_sync_drops_diffs_the_snapshot_covers_and_applies_the_rest() -> 
     assert k.take_resyncs() == [("binance", "BTC-USDT", "initial")]
     k.apply(snapshot(103, [(10.0, 9.0)], [(11.0, 1.0)]), out)  # covers 100..102 and part of 103..105
     st = k.state_of("binance", "BTC-USDT")
-    assert st is not None and st.synced
+    assert st is not None
+    assert st.synced
     assert st.book.last_id == 105
     assert st.book.best_bid() == (10.0, 2.0)
     resync = [f for f in out.facts if f.type == EventType.BOOK_RESYNC]
