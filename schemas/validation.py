@@ -112,7 +112,13 @@ class TickValidator:
             self._known_good.add(symbol)
 
     def _check_clock(self, tick: Tick) -> None:
-        self._check_times(tick.ts_event, tick.ts_kafka or tick.ts_recv)
+        ref = tick.ts_kafka or tick.ts_recv
+        rules = self.rules  # the trade hot path: the limits are compared here, inline
+        ts_event = tick.ts_event
+        if (rules.max_future and ts_event - ref > rules.max_future) or (
+            rules.max_past and ref - ts_event > rules.max_past
+        ):
+            self._check_times(ts_event, ref)
 
     def _check_times(self, ts_event: int, ref: int) -> None:
         rules = self.rules

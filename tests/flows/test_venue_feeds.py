@@ -178,3 +178,39 @@ def test_quotes_and_l2_snapshots_reach_the_archive_through_the_market_log(tmp_pa
     books = reader.read(stream="books")
     assert books.num_rows == len(run.books)
     assert not reader.list_objects("ticks")  # nothing of the event log under the market prefix
+
+
+def test_feed_metrics_are_served_and_catalogued(tmp_path: Path) -> None:
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from ticktape.infra.observability.metrics import serve_metrics
+
+    with simulator("bybit", events=600) as sim:
+        cfg = config(
+            tmp_path,
+            source={"kind": "websocket", "websocket": {"feeds": [feed("bybit", sim)]}},
+            metrics={"symbol_labels": ["BTC-USDT"]},
+        )
+        run = run_feed_flow(cfg, sim)
+    run.stats.configure(symbol_labels=["BTC-USDT"])
+    stop = serve_metrics(run.stats, port=0)
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{stop.port}/metrics", timeout=10).read().decode()  # type: ignore[attr-defined]
+    finally:
+        stop()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    for name in ("ticktape_feed_connected", "ticktape_feed_data_frames", "ticktape_feed_sessions", "ticktape_quotes",
+                 "ticktape_book_snapshots", "ticktape_quote_age_seconds", "ticktape_quote_mid", "ticktape_book_depth"):  # fmt: skip
+        assert name in families, name
+    frames = {
+        s.labels["partition"]: s.value
+        for s in families["ticktape_feed_data_frames"].samples
+        if s.name.endswith("_total")
+    }
+    assert frames["ws:bybit/0"] > 500
+    catalogue = (Path(__file__).parents[2] / "infra" / "METRICS.md").read_text()
+    undocumented = [n for n in families if n.startswith(("ticktape_feed", "ticktape_quote", "ticktape_book"))
+                    and f"`{n}`" not in catalogue and f"`{n}_total`" not in catalogue]  # fmt: skip
+    assert not undocumented
