@@ -1,4 +1,4 @@
-"""Typed, frozen configuration (DESIGN section 9).
+"""Typed, frozen configuration (docs/architecture.md, "Configuration").
 
 One TOML file, every section a frozen ``msgspec.Struct`` that rejects unknown keys, plus
 environment overrides ``TICKTAPE__<SECTION>__<KEY>=<value>`` (value parsed as TOML when it
@@ -101,11 +101,17 @@ class DedupeConfig(_Section, frozen=True, forbid_unknown_fields=True):
     """``[dedupe]``: bounded duplicate detection and gap/stale detection.
 
     ``window`` ids below the high-water mark are remembered per symbol; a missing id is
-    reported as a gap once the high-water mark is ``reorder`` ids past it.
+    reported as a gap once the high-water mark is ``reorder`` ids past it. An id more than
+    ``max_id_jump`` above the high-water mark is rejected (``ID_JUMP``) unless confirmed
+    by the ids after it (0: no bound). ``max_keys_per_shard`` bounds the venue+symbol keys
+    of one shard (``KEY_LIMIT`` beyond; 0: no bound), so a process holds at most that
+    times the shards it runs.
     """
 
     window: int = 4096
     reorder: int = 256
+    max_id_jump: int = 1_000_000
+    max_keys_per_shard: int = 10_000
     contiguous_venues: tuple[str, ...] = ("binance", "kraken", "coinbase", "synthetic")
     stale_after: Duration = Duration.parse("60s")
     stale_overrides: dict[str, Duration] = {}
@@ -117,6 +123,9 @@ class DedupeConfig(_Section, frozen=True, forbid_unknown_fields=True):
             raise ValueError(
                 f"window: expected an integer >= reorder ({self.reorder}) and >= 1, got {self.window}"
             )
+        for name in ("max_id_jump", "max_keys_per_shard"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: expected an integer >= 0 (0: no bound), got {getattr(self, name)}")
 
 
 class CacheConfig(_Section, frozen=True, forbid_unknown_fields=True):

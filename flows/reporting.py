@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ticktape.flows.runner import RunResult
+from ticktape.flows.terminal import cell
 from ticktape.infra.observability.metrics import RunStats
 
 
@@ -20,7 +21,7 @@ def accounting_table(stats: RunStats) -> Table:
         table.add_column(col, justify="left" if col == "source partition" else "right")
     for src, row in acc["partitions"].items():
         table.add_row(
-            src,
+            cell(src),
             *(f"{row[k]:,}" for k in ("read", "accepted", "rejected", "duplicate")),
             "yes" if row["balanced"] else "NO",
         )
@@ -51,7 +52,7 @@ def counts_table(title: str, counts: dict[str, int]) -> Table:
     table.add_column("name")
     table.add_column("count", justify="right")
     for name, n in sorted(counts.items(), key=lambda kv: -kv[1]):
-        table.add_row(name, f"{n:,}")
+        table.add_row(cell(name), f"{n:,}")
     return table
 
 
@@ -76,7 +77,7 @@ def print_report(result: RunResult, console: Console, extra_outputs: dict[str, s
     table.add_column("output")
     table.add_column("where")
     for name, where in outputs.items():
-        table.add_row(name, where)
+        table.add_row(cell(name), cell(where))
     console.print(table)
     rate = report["ticks_per_s"]
     if result.processes > 1:

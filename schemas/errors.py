@@ -46,10 +46,17 @@ class DataError(TicktapeError):
         super().__init__(self.describe())
 
     def describe(self) -> str:
-        got = self.got if isinstance(self.got, str) else repr(self.got)
+        got = self.got if isinstance(self.got, str) else _short_repr(self.got)
         if len(got) > 120:
             got = got[:117] + "..."
         return f"field `{self.field}`: expected {self.expected}, got {got}"
+
+
+def _short_repr(value: object) -> str:
+    """``repr`` that cannot fail on hostile values (an int of more than 4,300 digits)."""
+    if isinstance(value, int) and value.bit_length() > 400:
+        return f"an integer of {value.bit_length()} bits"
+    return repr(value)
 
 
 class DecodeError(DataError):
@@ -73,4 +80,4 @@ class SourceError(TicktapeError):
 
 
 class ArchiveError(TicktapeError):
-    """The archive protocol could not complete a step (see DESIGN section 5)."""
+    """The archive protocol could not complete a step (docs/architecture.md, "The archive")."""

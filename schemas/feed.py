@@ -30,7 +30,7 @@ from typing import Any
 import msgspec
 
 from ticktape.schemas.books.keeper import ACCEPTED, BookKeeper, KeeperOut, KeeperSettings
-from ticktape.schemas.decoding import FORMATS, BatchDecoder, dead_letter_event
+from ticktape.schemas.decoding import FORMATS, BatchDecoder, _unexpected, dead_letter_event
 from ticktape.schemas.errors import DataError, InputError
 from ticktape.schemas.ids import event_id
 from ticktape.schemas.records import (
@@ -119,9 +119,10 @@ class FeedBatchDecoder(BatchDecoder):
         for offset, raw, ts_recv, ts_kafka in messages:
             try:
                 records = decode(raw, src, offset, ts_recv, ts_kafka)
-            except DataError as exc:
+            except Exception as exc:
                 n_read += 1
-                dead.append(self._dead(exc, raw, offset, ts_recv, ts_kafka, 0, 1, None))
+                error = exc if isinstance(exc, DataError) else _unexpected(exc)
+                dead.append(self._dead(error, raw, offset, ts_recv, ts_kafka, 0, 1, None))
                 if self.blind_venue:
                     keeper.lose_all(self.blind_venue, "undecodable frame", ts_recv, src, offset, kept)
                 continue
@@ -155,8 +156,9 @@ class FeedBatchDecoder(BatchDecoder):
                             decided.accepted += 1
                         else:
                             decided.duplicate += 1
-                except DataError as exc:
-                    dead.append(self._dead_record(exc, raw, offset, ts_recv, ts_kafka, index, count, rec))
+                except Exception as exc:
+                    error = exc if isinstance(exc, DataError) else _unexpected(exc)
+                    dead.append(self._dead_record(error, raw, offset, ts_recv, ts_kafka, index, count, rec))
         self.wmark = wmark
         aggregate = self._aggregate
         for dl in dead:
@@ -193,7 +195,7 @@ class FeedBatchDecoder(BatchDecoder):
         return DeadLetter(
             event_id(ts_kafka, "DL", self.src, offset, 0), exc.code,
             f"{exc.describe()} (connection {ctrl.conn} session {ctrl.session}; first {len(ctrl.reason)} characters kept)",
-            ctrl.reason.encode(), self.src, offset, ts_recv, ctrl.venue, "", ts_kafka,
+            ctrl.reason.encode(), self.src, offset, ts_recv, ctrl.venue, "", ts_kafka, raw_size=ctrl.frames,
         )  # fmt: skip
 
     def _control(self, ctrl: Control, offset: int) -> Event:
@@ -240,9 +242,9 @@ def make_batch_decoder(
     """The batch decoder of format ``fmt`` for partition ``src``, resumed from ``state``
     (what its ``state()`` returned) when given."""
     validator = TickValidator(rules, check_clock=check_clock)
-    wmark, dl_seq = (state[0], state[1]) if state else (0, 0)
     feed = FEED_FORMATS.get(fmt)
     if feed is not None:
+        wmark, dl_seq = (state[0], state[1]) if state else (0, 0)
         keeper = state[2] if state and len(state) > 2 and isinstance(state[2], BookKeeper) else None
         return FeedBatchDecoder(
             src, feed, validator, wmark=wmark, dl_seq=dl_seq, keeper=keeper, keeper_settings=keeper_settings
@@ -250,7 +252,7 @@ def make_batch_decoder(
     decode = FORMATS.get(fmt)
     if decode is None:
         raise InputError(f"unknown message format {fmt!r}; known formats: {', '.join(format_names())}")
-    return BatchDecoder(src, decode, validator, wmark=wmark, dl_seq=dl_seq)
+    return BatchDecoder.resume(src, decode, validator, state)
 
 
 __all__ = [

@@ -151,7 +151,7 @@ def _row_decoder(
     def decode_row(raw: bytes, src: str, offset: int, ts_recv: int, ts_kafka: int) -> list[Tick]:
         try:
             row: FreqtradeRow | RestTradeRow = decode(raw)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:
             raise map_decode_error(exc, raw) from exc
         return row.to_ticks(src, offset, ts_recv, ts_kafka, venue=venue, symbol=symbol)
 
@@ -161,7 +161,7 @@ def _row_decoder(
 def _json_rows(path: Path, data: bytes, what: str) -> list[msgspec.Raw]:
     try:
         return msgspec.json.decode(data, type=list[msgspec.Raw])
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise InputError(f"history file {path} is not {what}: {exc}") from exc
 
 
@@ -179,7 +179,7 @@ def _open_freqtrade(path: Path, spec: HistorySpec) -> tuple[Rows, Decoder]:
 def _open_kraken_rest(path: Path, spec: HistorySpec) -> tuple[Rows, Decoder]:
     try:
         doc = msgspec.json.decode(_read_all(path), type=RestTradesReply)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise InputError(f"history file {path} is not a Kraken REST trades reply: {exc}") from exc
     if doc.error:
         raise InputError(f"Kraken REST reply {path} reports errors: {doc.error}")
@@ -240,7 +240,10 @@ def _open_csv(path: Path, spec: HistorySpec) -> tuple[Rows, Decoder]:
             text = raw.decode()
         except UnicodeDecodeError:
             raise bad_value("$", "UTF-8 text", short_repr(raw)) from None
-        cells = text.split(delim) if '"' not in text else next(csv.reader([text], delimiter=delim))
+        try:
+            cells = text.split(delim) if '"' not in text else next(csv.reader([text], delimiter=delim), [])
+        except csv.Error as exc:  # e.g. a carriage return inside the row
+            raise bad_value("$", "a CSV row", f"{short_repr(raw)} ({exc})") from None
         if len(cells) < width:
             missing = next(name for i, name in needed if i >= len(cells))
             raise DecodeError(DLCode.MISSING_FIELD, missing, "a value", "end of row")

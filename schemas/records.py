@@ -1,4 +1,4 @@
-"""Normalized records (DESIGN section 2).
+"""Normalized records (docs/architecture.md, "Records").
 
 All times are ``int`` nanoseconds since the Unix epoch, UTC; no ``datetime`` in the hot
 path. Records are ``msgspec.Struct`` with ``array_like=True`` so that they encode
@@ -8,9 +8,12 @@ compactly (JSON/msgpack arrays) and ``gc=False`` because they never hold cycles.
 from __future__ import annotations
 
 import base64
+import hashlib
 from typing import Final
 
 import msgspec
+
+from ticktape.schemas.limits import MAX_DEAD_LETTER_RAW
 
 BUY: Final = "buy"
 SELL: Final = "sell"
@@ -34,6 +37,15 @@ class DLCode:
     TS_PAST: Final = "TS_PAST"
     PRICE_JUMP: Final = "PRICE_JUMP"
     LATE_TICK: Final = "LATE_TICK"
+    BAD_NOTIONAL: Final = "BAD_NOTIONAL"
+    BAD_VENUE: Final = "BAD_VENUE"
+    VENUE_NOT_ALLOWED: Final = "VENUE_NOT_ALLOWED"
+    BAD_TRADE_ID: Final = "BAD_TRADE_ID"
+    TS_RANGE: Final = "TS_RANGE"
+    TS_JUMP: Final = "TS_JUMP"
+    ID_JUMP: Final = "ID_JUMP"
+    STALE_ID: Final = "STALE_ID"
+    KEY_LIMIT: Final = "KEY_LIMIT"
     CROSSED_BOOK: Final = "CROSSED_BOOK"
     BAD_SEQUENCE: Final = "BAD_SEQUENCE"
     OVERSIZED: Final = "OVERSIZED_FRAME"
@@ -52,6 +64,15 @@ class DLCode:
         TS_PAST,
         PRICE_JUMP,
         LATE_TICK,
+        BAD_NOTIONAL,
+        BAD_VENUE,
+        VENUE_NOT_ALLOWED,
+        BAD_TRADE_ID,
+        TS_RANGE,
+        TS_JUMP,
+        ID_JUMP,
+        STALE_ID,
+        KEY_LIMIT,
         CROSSED_BOOK,
         BAD_SEQUENCE,
         OVERSIZED,
@@ -160,7 +181,11 @@ class Candle(msgspec.Struct, frozen=True, array_like=True, gc=False):
 
 
 class DeadLetter(msgspec.Struct, frozen=True, gc=False):
-    """A message that was not accepted, with why and where it came from."""
+    """A message that was not accepted, with why and where it came from.
+
+    ``raw`` is at most :data:`~ticktape.schemas.limits.MAX_DEAD_LETTER_RAW` bytes (build it
+    with :func:`bounded_raw`): a longer message keeps its first bytes, its full size in
+    ``raw_size`` and its SHA-256 in ``raw_sha256`` (-1 and "" when ``raw`` is whole)."""
 
     dl_id: str
     code: str
@@ -172,6 +197,19 @@ class DeadLetter(msgspec.Struct, frozen=True, gc=False):
     venue: str = ""
     symbol: str = ""
     ts_kafka: int = 0
+    raw_size: int = -1  # -1: raw is whole
+    raw_sha256: str = ""
+
+
+def bounded_raw(raw: bytes | bytearray | memoryview) -> tuple[bytes, int, str]:
+    """``(raw, raw_size, raw_sha256)`` for a :class:`DeadLetter`: the bytes cut to
+    :data:`~ticktape.schemas.limits.MAX_DEAD_LETTER_RAW`, and when they were cut the
+    original size and SHA-256 (else -1 and "")."""
+    data = bytes(raw)
+    size = len(data)
+    if size <= MAX_DEAD_LETTER_RAW:
+        return data, -1, ""
+    return data[:MAX_DEAD_LETTER_RAW], size, hashlib.sha256(data).hexdigest()
 
 
 class Event(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -300,7 +338,7 @@ class TickBatch(msgspec.Struct, gc=False):
     """What a source partition emits per poll: decoded ticks plus the messages that
     could not be decoded or broke a stateless rule. ``n_read`` counts records read
     (trades, quotes and book updates decoded + undecodable messages) for the accounting
-    of docs/architecture.md ("Delivery").
+    (docs/architecture.md, "Accounting").
 
     Venue feeds add ``quotes`` (validated, for the keyed quote branch), ``books`` (L2
     snapshots of the source's local books) and ``facts`` (book gaps and resyncs); book
@@ -351,4 +389,6 @@ def dead_letter_json(dl: DeadLetter) -> dict[str, object]:
         "dl_id": dl.dl_id, "code": dl.code, "message": dl.message, "src": dl.src,
         "offset": dl.offset, "venue": dl.venue, "symbol": dl.symbol, "ts_recv": dl.ts_recv,
         "ts_kafka": dl.ts_kafka, "raw": raw, "raw_encoding": encoding,
+        "raw_size": len(dl.raw) if dl.raw_size < 0 else dl.raw_size, "raw_truncated": bool(dl.raw_sha256),
+        "raw_sha256": dl.raw_sha256,
     }  # fmt: skip

@@ -18,13 +18,13 @@ from pathlib import Path
 import msgspec
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from ticktape.schemas.decoding import BatchDecoder
+from ticktape.schemas.decoding import BatchDecoder, DecoderState
 from ticktape.schemas.errors import InputError
 from ticktape.schemas.history import CsvMapping, HistorySpec, detect_format, open_history
 from ticktape.schemas.records import TickBatch
 from ticktape.schemas.validation import TickValidator, ValidationRules
 
-_State = tuple[int, tuple[int, int]]
+_State = tuple[int, DecoderState]
 
 
 class FileSourceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -118,8 +118,8 @@ class FileSource(FixedPartitionedSource[TickBatch, _State]):
     def build_part(self, step_id: str, for_part: str, resume_state: _State | None) -> _FilePartition:
         path = self.files[for_part]
         rows, row_decoder = open_history(path, history_spec(self.cfg, path))
-        next_row, (wmark, dl_seq) = resume_state if resume_state is not None else (0, (0, 0))
+        next_row, dstate = resume_state if resume_state is not None else (0, None)
         rows = (r for r in rows if r[0] >= next_row)
         validator = TickValidator(self.rules, check_clock=False)
-        decoder = BatchDecoder(for_part, row_decoder, validator, wmark=wmark, dl_seq=dl_seq)
+        decoder = BatchDecoder.resume(for_part, row_decoder, validator, dstate)
         return _FilePartition(rows, decoder, next_row, self.batch_size, self.cfg.rate)

@@ -15,13 +15,13 @@ import msgspec
 import pyarrow as pa
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from ticktape.schemas.decoding import BatchDecoder
+from ticktape.schemas.decoding import BatchDecoder, DecoderState
 from ticktape.schemas.records import TickBatch
 from ticktape.schemas.validation import TickValidator, ValidationRules
 from ticktape.schemas.venues import generic
 
 TICK_COLUMNS = ("venue", "symbol", "price", "size", "side", "trade_id", "ts_event")
-_State = tuple[int, tuple[int, int]]
+_State = tuple[int, DecoderState]
 _enc = msgspec.json.Encoder()
 
 
@@ -77,7 +77,7 @@ class TableSource(FixedPartitionedSource[TickBatch, _State]):
             if "offset" in table.column_names
             else list(range(table.num_rows))
         )
-        start, (wmark, dl_seq) = resume_state if resume_state is not None else (0, (0, 0))
+        start, dstate = resume_state if resume_state is not None else (0, None)
         validator = TickValidator(self.rules, check_clock=False)
-        decoder = BatchDecoder(for_part, generic.decode_tick, validator, wmark=wmark, dl_seq=dl_seq)
+        decoder = BatchDecoder.resume(for_part, generic.decode_tick, validator, dstate)
         return _TablePartition(rows_as_json(table), offsets, decoder, start, self.batch_size)

@@ -10,11 +10,11 @@ import time
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from ticktape.schemas.decoding import BatchDecoder, decoder_for
+from ticktape.schemas.decoding import BatchDecoder, DecoderState, decoder_for
 from ticktape.schemas.records import TickBatch
 from ticktape.schemas.validation import TickValidator, ValidationRules
 
-_State = tuple[int, tuple[int, int]]
+_State = tuple[int, DecoderState]
 
 
 class _MemoryPartition(StatefulSourcePartition[TickBatch, _State]):
@@ -59,7 +59,7 @@ class MemorySource(FixedPartitionedSource[TickBatch, _State]):
         return list(self.messages)
 
     def build_part(self, step_id: str, for_part: str, resume_state: _State | None) -> _MemoryPartition:
-        start, (wmark, dl_seq) = resume_state if resume_state is not None else (0, (0, 0))
+        start, dstate = resume_state if resume_state is not None else (0, None)
         validator = TickValidator(self.rules, check_clock=self.check_clock)
-        decoder = BatchDecoder(for_part, self.decoder, validator, wmark=wmark, dl_seq=dl_seq)
+        decoder = BatchDecoder.resume(for_part, self.decoder, validator, dstate)
         return _MemoryPartition(self.messages[for_part], decoder, start, self.batch_size)

@@ -26,7 +26,7 @@ import msgspec
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from ticktape.connectors.synthetic.pacing import Pacer, backlog_metrics
-from ticktape.schemas.decoding import BatchDecoder
+from ticktape.schemas.decoding import BatchDecoder, DecoderState
 from ticktape.schemas.durations import Duration
 from ticktape.schemas.records import TickBatch
 from ticktape.schemas.validation import TickValidator, ValidationRules
@@ -184,9 +184,7 @@ class SyntheticGenerator:
         return self.remaining <= 0 and not self.pending
 
 
-class _SyntheticPartition(
-    StatefulSourcePartition[TickBatch, tuple[SyntheticGenerator, tuple[int, int], int]]
-):
+class _SyntheticPartition(StatefulSourcePartition[TickBatch, tuple[SyntheticGenerator, DecoderState, int]]):
     def __init__(
         self,
         src: str,
@@ -222,7 +220,7 @@ class _SyntheticPartition(
     def next_awake(self) -> datetime | None:
         return self.pacer.wake_at() if self.pacer is not None else None
 
-    def snapshot(self) -> tuple[SyntheticGenerator, tuple[int, int], int]:
+    def snapshot(self) -> tuple[SyntheticGenerator, DecoderState, int]:
         return (copy.deepcopy(self.gen), self.decoder.state(), self.offset)
 
 
@@ -248,7 +246,7 @@ class SyntheticConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return int(self.rate * self.duration.seconds)
 
 
-class SyntheticSource(FixedPartitionedSource[TickBatch, tuple[SyntheticGenerator, tuple[int, int], int]]):
+class SyntheticSource(FixedPartitionedSource[TickBatch, tuple[SyntheticGenerator, DecoderState, int]]):
     """The synthetic feed as a Bytewax source (see the module docstring); ``pace`` emits
     in real time (``stats`` then gets the backlog metrics), otherwise as fast as polled."""
 
@@ -287,12 +285,12 @@ class SyntheticSource(FixedPartitionedSource[TickBatch, tuple[SyntheticGenerator
         self,
         step_id: str,
         for_part: str,
-        resume_state: tuple[SyntheticGenerator, tuple[int, int], int] | None,
+        resume_state: tuple[SyntheticGenerator, DecoderState, int] | None,
     ) -> _SyntheticPartition:
         validator = TickValidator(self.rules, check_clock=self.check_clock)
         if resume_state is not None:
-            gen, (wmark, dl_seq), offset = resume_state
-            decoder = BatchDecoder(for_part, generic.decode_tick, validator, wmark=wmark, dl_seq=dl_seq)
+            gen, dstate, offset = resume_state
+            decoder = BatchDecoder.resume(for_part, generic.decode_tick, validator, dstate)
         else:
             c = self.cfg
             gen = SyntheticGenerator(

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from ticktape.connectors.files.history import FileSourceConfig, history_spec
 from ticktape.schemas.errors import DataError, InputError
 from ticktape.schemas.history import CsvMapping, open_history
+from ticktape.schemas.limits import MAX_NUMERIC_ID, NUMERIC_ID_DIGITS
 from ticktape.schemas.records import Tick
 from ticktape.schemas.timeparse import unit_to_ns
 from ticktape.schemas.venues import side_of
@@ -33,12 +34,18 @@ _UNIT_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 
 def trade_numbers(ids: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """``trade_no`` of each trade id (vectorized ``ticktape.schemas.venues.trade_no_of``): the
-    integer value of all-digit ids (up to 18 digits), else -1."""
+    integer value of ASCII-digit ids that fit int64, else -1."""
     text = pc.cast(ids, pa.string())
-    if pc.all(pc.utf8_is_digit(text)).as_py() and pc.max(pc.utf8_length(text)).as_py() <= 18:
+    length = pc.utf8_length(text)
+    digits = pc.ascii_is_decimal(text)
+    if pc.all(digits).as_py() and pc.max(length).as_py() <= NUMERIC_ID_DIGITS - 1:
         return pc.cast(text, pa.int64())  # the usual case: every id numeric
-    digits = pc.and_(pc.utf8_is_digit(text), pc.less_equal(pc.utf8_length(text), 18))
-    return pc.cast(pc.if_else(digits, text, pa.scalar("-1")), pa.int64())
+    fits = pc.or_(
+        pc.less(length, NUMERIC_ID_DIGITS),
+        pc.and_(pc.equal(length, NUMERIC_ID_DIGITS), pc.less_equal(text, str(MAX_NUMERIC_ID))),
+    )
+    numeric = pc.fill_null(pc.and_(digits, fits), False)
+    return pc.cast(pc.if_else(numeric, text, pa.scalar("-1")), pa.int64())
 
 
 def ticks_to_table(ticks: Iterable[Tick]) -> pa.Table:

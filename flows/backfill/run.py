@@ -17,7 +17,6 @@ state, no recovery directory of the live job is touched.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,7 +37,10 @@ from ticktape.flows.config import Config
 from ticktape.flows.runner import run as run_flow
 from ticktape.flows.steps.candles_vector import candles_with_admission
 from ticktape.infra.observability.metrics import RunStats
+from ticktape.schemas.errors import DataError
+from ticktape.schemas.limits import MAX_TRADE_ID_CHARS, out_of_range
 from ticktape.schemas.records import SIDES, Candle, TickBatch
+from ticktape.schemas.validation import TickValidator
 from ticktape.sinks.cache.sink import CacheItem
 
 Progress = Callable[[int, int], None]
@@ -63,20 +65,27 @@ def fast_path_blocker(tables: dict[str, pa.Table], cfg: Config) -> str:
     """Why the vectorized path cannot be exact for this input ("" if it can)."""
     if cfg.candles.fill_empty:
         return "fill_empty is on"
-    rules = cfg.validation
-    pattern = re.compile(rules.symbol_pattern)
+    rules = TickValidator(cfg.validation, check_clock=False)
+    max_jump = int(cfg.validation.max_ts_jump)
     for name, t in tables.items():
         price, size = t.column("price").to_numpy(), t.column("size").to_numpy()
-        if not (
-            np.isfinite(price).all() and (price > 0).all() and np.isfinite(size).all() and (size >= 0).all()
-        ):
-            return f"{name}: rows that break the price/size rules"
+        ts = t.column("ts_event").to_numpy()
+        if out_of_range(price, size, ts).any():
+            return f"{name}: rows outside the price/size/notional/time limits"
         if not pc.all(pc.is_in(t.column("side"), pa.array(sorted(SIDES)))).as_py():
             return f"{name}: rows with an unknown side"
-        symbols = pc.unique(t.column("symbol")).to_pylist()
-        allowed = set(rules.allow_list)
-        if any((s not in allowed) if allowed else not pattern.match(s) for s in symbols):
-            return f"{name}: symbols rejected by the symbol rules"
+        if t.num_rows and pc.max(pc.utf8_length(t.column("trade_id"))).as_py() > MAX_TRADE_ID_CHARS:
+            return f"{name}: trade ids longer than {MAX_TRADE_ID_CHARS} characters"
+        if max_jump and len(ts) > 1:  # the watermark guard (TS_JUMP) of the streaming decoder
+            before = np.maximum.accumulate(ts)[:-1]
+            if np.any((before > 0) & (ts[1:] - before > max_jump)):
+                return f"{name}: event times that jump more than max_ts_jump ahead"
+        for column, check in (("venue", rules.check_venue), ("symbol", rules.check_symbol)):
+            try:
+                for value in pc.unique(t.column(column)).to_pylist():
+                    check(value)
+            except DataError:
+                return f"{name}: {column}s rejected by the {column} rules"
     return ""
 
 
@@ -151,12 +160,14 @@ def backfill(
         result = candles_with_admission(
             combined, tuple(int(i) for i in c.intervals), grace_ns=int(c.grace),
             horizon_ns=int(c.revision_horizon), window=cfg.dedupe.window, offset_ns=int(c.offset),
+            max_id_jump=cfg.dedupe.max_id_jump, max_keys=cfg.dedupe.max_keys_per_shard,
         ) if combined is not None else None  # fmt: skip
         if combined is None or result is None:
             reason = (
                 "no input"
                 if combined is None
-                else "repeated non-numeric trade ids or a symbol on several partitions"
+                else "repeated non-numeric trade ids, a symbol on several partitions, or trade ids"
+                " the keyed step rejects (stale, jumping, beyond int64) or more keys than a shard holds"
             )
         elif jump := _jump_blocker(combined, result[1].accepted, cfg.validation.max_jump_pct):
             reason = jump

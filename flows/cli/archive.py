@@ -22,6 +22,7 @@ from rich.table import Table
 from ticktape.flows import wiring
 from ticktape.flows.cli.common import common_options, console, load, parse_time
 from ticktape.flows.config import Config
+from ticktape.flows.terminal import add_row, markup_safe, printable
 from ticktape.schemas.errors import InputError
 from ticktape.schemas.timeparse import ns_to_iso
 
@@ -71,17 +72,18 @@ def run(force: bool, wait: float, **common: Any) -> None:
         raise InputError(f"no event log at {wiring.events_dir(cfg)} (run the job first, or pass --data-dir)")
     store = open_archive_store(settings)
     with Progress(console=console(), transient=True) as progress:
-        task = progress.add_task(f"archiving into {store.url}", total=len(paths))
+        task = progress.add_task(f"archiving into {markup_safe(store.url)}", total=len(paths))
         results = archive_all(
             cfg.data_path, settings, store=store, force=force, wait=wait,
             progress=lambda _i, _r: progress.advance(task),
         )  # fmt: skip
-    table = Table(title=f"archive pass -> {store.url}", title_justify="left")
+    table = Table(title=f"archive pass -> {markup_safe(store.url)}", title_justify="left")
     for col in ("partition", "units", "rows", "objects", "bytes", "deleted", "compressed", "status"):
         table.add_column(col, justify="left" if col == "status" else "right")
     for index, r in sorted(results.items()):
         status = "busy (skipped)" if r.skipped else (f"FAILED: {r.error}" if r.error else "ok")
-        table.add_row(
+        add_row(
+            table,
             *map(str, (index, r.units, r.rows, r.objects, r.bytes, r.deleted_batches, r.compressed_batches)),
             status,
         )
@@ -114,7 +116,7 @@ def ls(stream: str | None, since: str | None, until: str | None, as_json: bool, 
     for col in ("key", "size", "sha256"):
         table.add_column(col, justify="right" if col == "size" else "left", overflow="fold")
     for o in objects:
-        table.add_row(o.key, f"{o.size:,}", o.sha256[:16])
+        add_row(table, o.key, f"{o.size:,}", o.sha256[:16])
     console().print(table)
     console().print(f"{len(objects)} objects, {sum(o.size for o in objects):,} bytes")
 
@@ -151,11 +153,11 @@ def read(
     rows = _rows(table)
     if as_json:
         for row in rows:
-            click.echo(json.dumps(row, ensure_ascii=False))
+            click.echo(printable(json.dumps(row, ensure_ascii=False)))
     elif as_csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=table.column_names, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: printable(v) if isinstance(v, str) else v for k, v in r.items()} for r in rows)
     else:
         show = (
             ["ts_event", "price", "size", "side", "trade_id", "seq"]
@@ -166,7 +168,7 @@ def read(
         for col in show:
             out.add_column(col, overflow="fold")
         for row in rows[:1000]:
-            out.add_row(*(ns_to_iso(row[c]) if c == "ts_event" else str(row[c]) for c in show))
+            add_row(out, *(ns_to_iso(row[c]) if c == "ts_event" else str(row[c]) for c in show))
         console().print(out)
     click.echo(
         f"{len(rows)} rows; fetched {reader.bytes_fetched:,} bytes in {reader.requests} requests"
@@ -198,7 +200,7 @@ def verify_cmd(deep: bool, as_json: bool, **common: Any) -> None:
             if isinstance(items, list) and items:
                 out.print(f"[red]{name}[/red] ({len(items)}):")
                 for item in items[:50]:
-                    out.print(f"  {item}", markup=False)
+                    out.print(f"  {printable(item)}", markup=False)
         out.print("ok" if report.ok else "[red]archive has problems[/red]")
     if not report.ok:
         sys.exit(1)
@@ -224,7 +226,8 @@ def stats(as_json: bool, **common: Any) -> None:
         table.add_column(col, justify="right")
     for path, s in zip(paths, parts, strict=True):
         local = s["local_compression"] or {}
-        table.add_row(
+        add_row(
+            table,
             path.stem, f"{s['rows']:,}", f"{s['archived_rows']:,}", str(s["objects"]), f"{s['archived_bytes']:,}",
             f"{s['ratio']:.1f}x" if s["ratio"] else "-", f"{s['pending_rows']:,}",
             f"{s['pending_age_s']:.0f}s" if s["pending_age_s"] is not None else "-", str(s["deleted_batches"]),
@@ -246,7 +249,7 @@ def compress(**common: Any) -> None:
         index = int(path.stem.split("-")[1])
         with partition_lock(path, wait=60.0) as got:
             if not got:
-                console().print(f"{path.stem}: busy, skipped")
+                console().print(f"{markup_safe(path.stem)}: busy, skipped")
                 continue
             units = UnitLog(path, index)
             try:

@@ -17,6 +17,7 @@ from rich.progress import (
 from rich.table import Table
 
 from ticktape.flows.cli.common import common_options, console, load, parse_time
+from ticktape.flows.terminal import add_row, markup_safe
 from ticktape.infra.observability.logs import set_process_operation
 from ticktape.schemas.errors import InputError
 
@@ -137,12 +138,12 @@ def backfill(
         ("rows", f"{report.rows:,}"), ("candles written", f"{report.candles:,}"), ("duplicates dropped", f"{report.duplicates:,}"),
         ("late trades rejected", f"{report.late_rejected:,}"), ("elapsed", f"{report.elapsed_s:.2f} s"), ("rows/s", f"{report.rows_per_s:,.0f}"),
     ):  # fmt: skip
-        table.add_row(name, value)
+        add_row(table, name, value)
     out.print(table)
     if report.reason:
-        out.print(f"streaming path because: {report.reason}")
+        out.print(f"streaming path because: {markup_safe(report.reason)}")
     if report.accounting:
         out.print(f"accounting balanced: {report.accounting.get('balanced')}")
     out.print(
-        f"intervals: {', '.join(f'{int(i) // 1_000_000_000}s' for i in cfg.candles.intervals)}; outputs under {cfg.data_path}"
+        f"intervals: {', '.join(f'{int(i) // 1_000_000_000}s' for i in cfg.candles.intervals)}; outputs under {markup_safe(cfg.data_path)}"
     )

@@ -13,6 +13,7 @@ from rich.table import Table
 from ticktape.flows import wiring
 from ticktape.flows.cli.common import common_options, console, load
 from ticktape.flows.config import Config
+from ticktape.flows.terminal import add_row, printable
 from ticktape.schemas.errors import InputError
 from ticktape.sinks.cache.api import HISTORY, METADATA, PRICE, CacheBackend, cache_key
 from ticktape.sinks.cache.sink import QUOTE_SUFFIX
@@ -62,7 +63,7 @@ def cache_get(symbol: str, venue: str, kind: str, interval: str, **common: Any) 
         "state": state,
         "value": msgspec.json.decode(entry.value),
     }
-    click.echo(json.dumps(doc, indent=2))
+    click.echo(printable(json.dumps(doc, indent=2), lines=True))
 
 
 @cache.command("stats")
@@ -97,7 +98,8 @@ def cache_stats(**common: Any) -> None:
         c = counters.get(typ, {})
         hits, misses = c.get("hits", 0), c.get("misses", 0)
         rate = f"{hits / (hits + misses):.1%}" if hits + misses else "-"
-        table.add_row(
+        add_row(
+            table,
             typ, f"{n:,}", f"{fresh:,}", f"{n - fresh:,}", f"{size:,}", f"{hits:,}", f"{misses:,}", rate,
             f"{c.get('writes', 0):,}", f"{c.get('stale_writes', 0):,}", f"{c.get('evictions', 0):,}",
         )  # fmt: skip

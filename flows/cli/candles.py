@@ -11,6 +11,7 @@ from rich.table import Table
 
 from ticktape.flows import wiring
 from ticktape.flows.cli.common import common_options, console, interval_seconds, load, parse_time
+from ticktape.flows.terminal import add_row, markup_safe
 from ticktape.schemas.timeparse import ns_to_iso
 from ticktape.sinks.candles.store import CandleStore
 
@@ -52,14 +53,15 @@ def candles(
         for c in rows:
             click.echo(json.dumps(msgspec.structs.asdict(c)))
         return
-    table = Table(title=f"{symbol} {interval} candles", title_justify="left")
+    table = Table(title=f"{markup_safe(symbol)} {markup_safe(interval)} candles", title_justify="left")
     for col in ("start (UTC)", "venue", "open", "high", "low", "close", "volume", "vwap", "trades", "rev"):
         table.add_column(col, justify="left" if col in ("start (UTC)", "venue") else "right")
     for c in rows:
-        table.add_row(
+        add_row(
+            table,
             ns_to_iso(c.start)[:19], c.venue, f"{c.open:.8g}", f"{c.high:.8g}", f"{c.low:.8g}", f"{c.close:.8g}",
             f"{c.volume:.8g}", f"{c.vwap:.8g}", str(c.trades), str(c.revision),
         )  # fmt: skip
     out = console()
     out.print(table)
-    out.print(f"{len(rows)} candles from {wiring.candles_dir(cfg)}")
+    out.print(f"{len(rows)} candles from {markup_safe(wiring.candles_dir(cfg))}")

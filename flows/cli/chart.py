@@ -15,6 +15,7 @@ import click
 
 from ticktape.flows import wiring
 from ticktape.flows.cli.common import common_options, interval_seconds, load, parse_time
+from ticktape.flows.terminal import printable
 from ticktape.schemas.durations import format_duration
 from ticktape.schemas.errors import InputError
 from ticktape.schemas.records import Candle
@@ -114,6 +115,8 @@ def chart(
     info = render_candles(rows, out, title=title, width=width, height=height)
     empty = sum(1 for c in rows if c.trades == 0)
     click.echo(
-        f"wrote {out} ({info.width}x{info.height}): {len(rows)} {label} candles of {symbol}@{rows[0].venue}"
-        f" ({empty} without trades), {first} to {last} UTC"
+        printable(
+            f"wrote {out} ({info.width}x{info.height}): {len(rows)} {label} candles of {symbol}@{rows[0].venue}"
+            f" ({empty} without trades), {first} to {last} UTC"
+        )
     )

@@ -16,6 +16,7 @@ from rich.table import Table
 from ticktape.flows import wiring
 from ticktape.flows.cli.common import common_options, console, load
 from ticktape.flows.config import Config
+from ticktape.flows.terminal import add_row
 from ticktape.infra.observability.logs import set_process_operation
 from ticktape.infra.observability.metrics import RunStats
 from ticktape.schemas.durations import Duration
@@ -77,7 +78,8 @@ def _progress(stats: RunStats, cfg: Config, started: float, last: dict[str, floa
         "cache hit rate",
     ):
         table.add_column(col, justify="right")
-    table.add_row(
+    add_row(
+            table,
         f"{rate:,.0f}", f"{totals.read:,}", f"{totals.accepted:,}", f"{totals.rejected:,}", f"{totals.duplicate:,}",
         f"{stats.events.get('SequenceGap', 0):,}",
         f"{stats.events.get('CandleClosed', 0) + stats.events.get('CandleRevised', 0):,}",
@@ -102,7 +104,8 @@ def _progress(stats: RunStats, cfg: Config, started: float, last: dict[str, floa
     ):
         closed.add_column(col, justify="left" if col in ("symbol", "start (UTC)") else "right", no_wrap=True)
     for c in reversed(recent):
-        closed.add_row(
+        add_row(
+            closed,
             c.symbol, f"{c.interval}s", ns_to_iso(c.start)[11:19], f"{c.open:.6g}", f"{c.high:.6g}", f"{c.low:.6g}",
             f"{c.close:.6g}", f"{c.volume:.6g}", str(c.trades), str(c.revision),
         )  # fmt: skip

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from ticktape.connectors.venuesim.runner import DEFAULT_SYMBOLS, SimThread, build_venue
 from ticktape.flows.cli.venuesim import feed_entry
+from ticktape.flows.terminal import add_row, markup_safe
 from ticktape.infra.observability.metrics import RunStats
 from ticktape.schemas.symbols import normalize
 
@@ -58,12 +59,12 @@ def market_view(stats: RunStats, venue: str) -> RenderableType:
     quotes = stats.market.quotes.get(venue, 0)
     for (symbol, v), (bid, ask, bid_size, ask_size) in sorted(tops.items()):
         mid = (bid + ask) / 2
-        table.add_row(symbol, f"{bid_size:.6g}", f"{bid:.8g}", f"{ask:.8g}", f"{ask_size:.6g}",
-                      f"{(ask - bid) / mid * 1e4:.2f}" if mid else "-", f"{quotes:,}" if v == venue else "")  # fmt: skip
+        add_row(table, symbol, f"{bid_size:.6g}", f"{bid:.8g}", f"{ask:.8g}", f"{ask_size:.6g}",
+                f"{(ask - bid) / mid * 1e4:.2f}" if mid else "-", f"{quotes:,}" if v == venue else "")  # fmt: skip
     if not ladders:
         return table
     (symbol, _), (bids, asks) = sorted(ladders.items())[0]
-    ladder = Table(title=f"{symbol} book (last L2 snapshot)", title_justify="left")
+    ladder = Table(title=f"{markup_safe(symbol)} book (last L2 snapshot)", title_justify="left")
     for col in ("bid size", "bid", "ask", "ask size"):
         ladder.add_column(col, justify="right")
     for i in range(max(len(bids), len(asks))):

@@ -15,6 +15,7 @@ from rich.table import Table
 from ticktape.flows import wiring
 from ticktape.flows.cli.common import common_options, console, load, parse_time
 from ticktape.flows.config import Config
+from ticktape.flows.terminal import add_row, markup_safe, printable
 from ticktape.schemas.errors import InputError
 from ticktape.schemas.records import Event
 from ticktape.schemas.timeparse import ns_to_iso
@@ -100,7 +101,8 @@ def query(
     for col in ("ts_event", "type", "aggregate", "seq", "payload"):
         table.add_column(col, overflow="fold")
     for e in page.events:
-        table.add_row(
+        add_row(
+            table,
             ns_to_iso(e.ts_event) if e.ts_event else "-",
             e.type,
             e.aggregate,
@@ -132,9 +134,9 @@ def replay(aggregate: str, since_seq: int, until: str | None, as_json: bool, **c
                 click.echo(_event_json(e))
             else:
                 when = ns_to_iso(e.ts_event) if e.ts_event else "-"
-                click.echo(f"{e.seq:>9}  {when:<30}  {e.type:<14}  {_short(e.payload)}")
+                click.echo(printable(f"{e.seq:>9}  {when:<30}  {e.type:<14}  {_short(e.payload)}"))
     if not as_json:
-        click.echo(f"{n} events of {aggregate}", err=True)
+        click.echo(printable(f"{n} events of {aggregate}"), err=True)
 
 
 @events.command("state")
@@ -164,7 +166,7 @@ def state(aggregate: str, at: str, as_json: bool, **common: Any) -> None:
         click.echo(json.dumps({"at": at_ns, **doc}, indent=2))
         return
     out = console()
-    table = Table(title=f"{aggregate} at {ns_to_iso(at_ns)}", title_justify="left")
+    table = Table(title=f"{markup_safe(aggregate)} at {ns_to_iso(at_ns)}", title_justify="left")
     table.add_column("field")
     table.add_column("value", overflow="fold")
     for name, value in doc.items():
@@ -172,14 +174,15 @@ def state(aggregate: str, at: str, as_json: bool, **common: Any) -> None:
             continue
         is_time = name.endswith("ts_event") or name == "stale_since"
         text = (ns_to_iso(value) if value else "-") if is_time else "-" if value is None else str(value)
-        table.add_row(name, text)
+        add_row(table, name, text)
     out.print(table)
     if st.candles:
         candles = Table(title="last candle per interval", title_justify="left")
         for col in ("interval", "start (UTC)", "open", "high", "low", "close", "volume", "trades", "rev"):
             candles.add_column(col, justify="left" if col == "start (UTC)" else "right")
         for iv, c in sorted(st.candles.items()):
-            candles.add_row(
+            add_row(
+            candles,
                 f"{iv}s", ns_to_iso(c.start)[:19], f"{c.open:.8g}", f"{c.high:.8g}", f"{c.low:.8g}",
                 f"{c.close:.8g}", f"{c.volume:.8g}", str(c.trades), str(c.revision),
             )  # fmt: skip
@@ -219,7 +222,7 @@ def export(
         )  # fmt: skip
     final = export_path(path, compress)
     took = time.perf_counter() - t0
-    click.echo(f"{rows:,} events -> {final} ({final.stat().st_size:,} bytes, {took:.1f}s)")
+    click.echo(printable(f"{rows:,} events -> {final} ({final.stat().st_size:,} bytes, {took:.1f}s)"))
 
 
 @events.command("stats")
@@ -247,13 +250,14 @@ def stats(as_json: bool, **common: Any) -> None:
     types.add_column("type")
     types.add_column("events", justify="right")
     for typ, n in sorted(doc["types"].items(), key=lambda kv: -kv[1]):
-        types.add_row(typ, f"{n:,}")
+        add_row(types, typ, f"{n:,}")
     out.print(types)
     parts = Table(title="partitions", title_justify="left")
     for col in ("file", "events", "batches", "aggregates", "snapshots", "bytes"):
         parts.add_column(col, justify="left" if col == "file" else "right")
     for p in doc["partitions"]:
-        parts.add_row(
+        add_row(
+            parts,
             Path(p["path"]).name, f"{p['events']:,}", f"{p['batches']:,}", f"{p['aggregates']:,}",
             f"{p['snapshots']:,}", f"{p['bytes']:,}",
         )  # fmt: skip

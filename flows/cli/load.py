@@ -16,6 +16,7 @@ from ticktape.flows.cli.common import common_options, console
 from ticktape.flows.cli.common import load as load_config
 from ticktape.flows.config import Config
 from ticktape.flows.loader.config import IdType, LoaderConfig, TimeUnit
+from ticktape.flows.terminal import markup_safe
 
 MAP_KEYS = ("instrument", "dealer", "time", "time_unit", "id_type")
 
@@ -116,4 +117,4 @@ def load_command(
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(report.to_json())
-        console().print(f"report written to {json_path}")
+        console().print(f"report written to {markup_safe(json_path)}")

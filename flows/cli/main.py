@@ -15,7 +15,8 @@ from importlib.metadata import entry_points
 
 import click
 
-from ticktape.schemas.errors import TicktapeError
+from ticktape.flows.terminal import printable
+from ticktape.schemas.errors import InputError, TicktapeError
 
 #: Developer commands and where they come from when they are missing.
 DEV_COMMANDS = {
@@ -28,7 +29,7 @@ class _Cli(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         cmd = super().get_command(ctx, name)
         if cmd is None and name in DEV_COMMANDS:
-            raise click.UsageError(
+            raise InputError(
                 f"`ticktape {name}` ({DEV_COMMANDS[name]}) is a developer command: install the dev tools "
                 "from a checkout with `make install-dev` (or `pip install -e infra/`)"
             )
@@ -68,7 +69,17 @@ def _register() -> None:
     ):  # fmt: skip
         cli.add_command(command)
     for ep in entry_points(group="ticktape.commands"):
-        cli.add_command(ep.load(), ep.name)
+        try:
+            cli.add_command(ep.load(), ep.name)
+        except ImportError as exc:  # a broken dev-tools install must not break the job's CLI
+            cli.add_command(_unavailable(ep.name, exc), ep.name)
+
+
+def _unavailable(name: str, exc: ImportError) -> click.Command:
+    def fail() -> None:
+        raise InputError(f"`ticktape {name}` is installed but cannot load: {exc}")
+
+    return click.Command(name, callback=fail, help=f"(unavailable: {exc})")
 
 
 _register()
@@ -85,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except TicktapeError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {printable(exc)}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)

@@ -11,6 +11,7 @@ import msgspec
 
 from ticktape.flows.cli.common import common_options, console, load, parse_time
 from ticktape.flows.config import Config
+from ticktape.flows.terminal import markup_safe
 from ticktape.infra.observability.logs import set_process_operation
 from ticktape.schemas.errors import InputError
 
@@ -117,7 +118,10 @@ def replay(
     )
     recovery = recovery_dir or cfg.data_path / "replays" / rid / "recovery"
     out = console()
-    out.print(f"[b]replay {rid}[/b] of {k.topic}: {bounds}; recovery state in {recovery}")
+    out.print(
+        f"[b]replay {markup_safe(rid)}[/b] of {markup_safe(k.topic)}: {markup_safe(bounds)}; "
+        f"recovery state in {markup_safe(recovery)}"
+    )
     try:
         result = run_flow(cfg, run_id=run_id, workers=workers, recovery_dir=recovery)
     finally:

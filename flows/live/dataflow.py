@@ -1,4 +1,4 @@
-"""The live dataflow (DESIGN section 3).
+"""The live dataflow (docs/architecture.md, "Data path").
 
 ``build_flow(cfg, *, source=None, outputs=None, stats=None)`` builds nothing at import time,
 so ``python -m bytewax.run "ticktape.flows.live.dataflow:build_flow()"`` (config from ``TICKTAPE_CONFIG``),
@@ -118,6 +118,9 @@ def shard_settings(cfg: Config) -> ShardSettings:
         stale_overrides={k: int(v) for k, v in d.stale_overrides.items()},
         live=cfg.run.mode == "live",
         candles=cfg.candles,
+        max_id_jump=d.max_id_jump,
+        max_keys=d.max_keys_per_shard,
+        shards=cfg.run.shards,
     )
 
 

@@ -1,7 +1,7 @@
 """How batches are cut for the keyed step and for the partitioned sinks (plain Python).
 
 Every item that crosses Bytewax workers is a list of records for one key, never a single
-tick (DESIGN section 7). Bucket lookups are memoized per process: hashing a symbol once
+tick (docs/architecture.md, "Parallelism"). Bucket lookups are memoized per process: hashing a symbol once
 instead of once per tick.
 """
 

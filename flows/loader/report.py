@@ -25,6 +25,8 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
+from ticktape.flows.terminal import add_row, markup_safe
+
 
 class IdIssue(msgspec.Struct):
     """Rows with one kind of id problem, the distinct ids involved, and examples."""
@@ -74,7 +76,11 @@ class LoadReport(msgspec.Struct):
 
     def render(self, console: Console) -> None:
         """Print the report as rich tables."""
-        summary = Table(title=f"load {self.batch} -> {self.output}", title_justify="left", show_header=False)
+        summary = Table(
+            title=f"load {markup_safe(self.batch)} -> {markup_safe(self.output)}",
+            title_justify="left",
+            show_header=False,
+        )
         summary.add_column("what")
         summary.add_column("value", justify="right")
 
@@ -96,7 +102,7 @@ class LoadReport(msgspec.Struct):
                 ("reference ids (invalid entries)", f"{self.reference_ids:,} ({self.reference_invalid:,})")
             )
         for what, value in rows:
-            summary.add_row(what, value)
+            add_row(summary, what, value)
         console.print(summary)
 
         issues = Table(title="data quality", title_justify="left")
@@ -108,11 +114,11 @@ class LoadReport(msgspec.Struct):
             issue = self.invalid_ids.get(reason) or (self.issuer_only if reason == "issuer_only" else None)
             distinct = f"{issue.distinct:,}" if issue else ""
             examples = ", ".join(issue.examples) if issue else ""
-            issues.add_row(f"rejected: {reason}", f"{n:,}", distinct, examples)
+            add_row(issues, f"rejected: {reason}", f"{n:,}", distinct, examples)
         if self.unmatched is not None:
             u = self.unmatched
-            issues.add_row("unmatched vs reference", f"{u.rows:,}", f"{u.distinct:,}", ", ".join(u.examples))
-        issues.add_row("duplicates resolved", f"{self.duplicates_resolved:,}", "", "most recent record kept")
+            add_row(issues, "unmatched vs reference", f"{u.rows:,}", f"{u.distinct:,}", ", ".join(u.examples))
+        add_row(issues, "duplicates resolved", f"{self.duplicates_resolved:,}", "", "most recent record kept")
         console.print(issues)
-        console.print(f"balanced: {self.balanced}; views: {self.views}")
-        console.print(f"{len(self.written)} files written under {self.output}")
+        console.print(f"balanced: {self.balanced}; views: {markup_safe(self.views)}")
+        console.print(f"{len(self.written)} files written under {markup_safe(self.output)}")

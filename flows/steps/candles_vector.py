@@ -3,10 +3,13 @@
 Produces exactly the candles the streaming steps (``ticktape.flows.steps.shard`` +
 ``ticktape.flows.steps.candles``) leave behind for the same trades in the same arrival order:
 open/close by ``(ts_event, trade_no, trade_id)``, volume/notional/buy/sell as exact sums of
-``floor(x * 2**64)`` (three int64 limbs per value: integer part and two 32-bit fraction
-words, so no bit depends on summation order), duplicates dropped as the dedupe window
-drops them, trades later than the revision horizon rejected, and each window's revision
-counted as streaming would emit it. ``ts_final`` is the wall clock, as in streaming.
+``floor(x * 2**64)`` (four int64 limbs of 32 bits per value: two words of the integer part
+and two of the fraction, so no bit depends on summation order and no sum of up to 2**31
+values overflows; values are within :mod:`ticktape.schemas.limits`), duplicates dropped as
+the dedupe window drops them, trades later than the revision horizon rejected, and each
+window's revision counted as streaming would emit it. Input the streaming steps would
+reject with an id dead letter (``STALE_ID``, ``ID_JUMP``, ``KEY_LIMIT``) is left to them
+(:func:`admit` returns ``None``). ``ts_final`` is the wall clock, as in streaming.
 
 Strings (venue, symbol, source partition, side) are turned into dictionary codes once,
 and the multi-key sort runs in Arrow's C++ kernels, so no per-row Python runs.
@@ -38,13 +41,19 @@ def _codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[str]]:
     return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary.to_pylist()
 
 
-def _limbs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """floor(x * 2**64) as I * 2**64 + F1 * 2**32 + F2 (exact for x >= 0)."""
+Limbs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _limbs(x: np.ndarray) -> Limbs:
+    """floor(x * 2**64) as H * 2**96 + L * 2**64 + F1 * 2**32 + F2, each limb below 2**32
+    (exact for 0 <= x < 2**64: scaling by powers of two and floor are exact)."""
     whole = np.floor(x)
+    high = np.floor(whole / _TWO32)
+    low = whole - high * _TWO32
     frac = (x - whole) * _TWO32
     f1 = np.floor(frac)
     f2 = np.floor((frac - f1) * _TWO32)
-    return whole.astype(np.int64), f1.astype(np.int64), f2.astype(np.int64)
+    return high.astype(np.int64), low.astype(np.int64), f1.astype(np.int64), f2.astype(np.int64)
 
 
 class Prepared:
@@ -115,8 +124,8 @@ def _candles(
     limbs = [
         size_limbs,
         _limbs(price * size),
-        (size_limbs[0] * buy, size_limbs[1] * buy, size_limbs[2] * buy),  # same limbs, masked
-        (size_limbs[0] * sell, size_limbs[1] * sell, size_limbs[2] * sell),
+        tuple(limb * buy for limb in size_limbs),  # same limbs, masked
+        tuple(limb * sell for limb in size_limbs),
     ]
     series_change = np.ones(len(ts), dtype=bool)
     series_change[1:] = series[1:] != series[:-1]
@@ -149,10 +158,13 @@ def _candles(
     return out
 
 
-def _limb_sums(limbs: tuple[np.ndarray, np.ndarray, np.ndarray], starts: np.ndarray) -> list[int]:
+def _limb_sums(limbs: tuple[np.ndarray, ...], starts: np.ndarray) -> list[int]:
     """Exact per-group sums of floor(x * 2**64) as Python ints."""
-    whole, f1, f2 = (np.add.reduceat(limb, starts).tolist() for limb in limbs)
-    return [(a << SCALE_BITS) + (b << 32) + c for a, b, c in zip(whole, f1, f2, strict=True)]
+    high, low, f1, f2 = (np.add.reduceat(limb, starts).tolist() for limb in limbs)
+    return [
+        (h << (SCALE_BITS + 32)) + (lo << SCALE_BITS) + (a << 32) + b
+        for h, lo, a, b in zip(high, low, f1, f2, strict=True)
+    ]
 
 
 class Admission(NamedTuple):
@@ -193,27 +205,38 @@ def admit(
     horizon_ns: int,
     window: int,
     offset_ns: int = 0,
+    max_id_jump: int = 0,
+    max_keys: int = 0,
 ) -> Admission | None:
     """Emulate, vectorized, what the streaming keyed step does with the prepared rows (in
     arrival order; ``src`` = source partition): drop duplicates (numeric trade ids: the
-    first occurrence wins, and an id ``window`` or more below the running high-water mark
-    is a duplicate), reject trades later than the revision horizon, and count revisions
-    per window. Returns ``None`` when only the streaming path is exact (repeated
-    non-numeric ids, a symbol fed by several partitions).
+    first occurrence wins), reject trades later than the revision horizon, and count
+    revisions per window. Returns ``None`` when only the streaming path is exact
+    (repeated non-numeric ids, a symbol fed by several partitions, an id the streaming
+    step rejects: ``window`` or more below the running high-water mark, more than
+    ``max_id_jump`` above it, all digits beyond int64; more keys than ``max_keys``).
     """
     n, series, src, ts, trade_no = prep.n, prep.series, prep.src, prep.ts, prep.trade_no
     if src.min() != src.max() and len(np.unique(series * (int(src.max()) + 1) + src)) != len(
         np.unique(series)
     ):
         return None  # a symbol on several partitions: per-partition watermarks interact
+    if max_keys and len(np.unique(series)) > max_keys:
+        return None  # some shard may reach its key bound (KEY_LIMIT)
     numeric = trade_no >= 0
     keep = np.ones(n, dtype=bool)
     if not numeric.all():
         text = ~numeric & pc.not_equal(prep.trade_id, "").to_numpy(zero_copy_only=False)
+        if text.any() and pc.any(pc.ascii_is_decimal(pc.filter(prep.trade_id, pa.array(text)))).as_py():
+            return None  # all-digit ids beyond int64: ID_JUMP on symbols with numeric ids
         if text.any():
             pairs = pa.table({"s": series[text], "id": pc.filter(prep.trade_id, pa.array(text))})
             if pairs.group_by(["s", "id"]).aggregate([]).num_rows != int(text.sum()):
                 return None
+    if max_id_jump and numeric.all() and prep.ids_increasing:  # each id's hwm: the one before it
+        ids, ser = trade_no[prep.by_series], series[prep.by_series]
+        if np.any((ser[1:] == ser[:-1]) & (ids[1:] - ids[:-1] > max_id_jump)):
+            return None  # possible ID_JUMP rejections
     if numeric.any() and not (numeric.all() and prep.ids_increasing):
         idx = np.arange(n)
         order = np.lexsort((idx, trade_no, series))
@@ -224,8 +247,12 @@ def admit(
         hwm = _running_max_within(
             np.where(numeric, trade_no, _MIN), series, exclusive=True, order=prep.by_series
         )
-        below = (hwm != _MIN) & (hwm - trade_no >= window)
-        keep &= ~(numeric & (dup | below))
+        seen = numeric & (hwm != _MIN)
+        if np.any(seen & (hwm - trade_no >= window)):
+            return None  # STALE_ID rejections
+        if max_id_jump and np.any(seen & (trade_no - hwm > max_id_jump)):
+            return None  # possible ID_JUMP rejections
+        keep &= ~(numeric & dup)
     duplicates = n - int(keep.sum())
     wm = _running_max_within(ts, src, exclusive=False) - grace_ns
     late = np.zeros(n, dtype=bool)
@@ -265,13 +292,16 @@ def candles_with_admission(
     horizon_ns: int,
     window: int,
     offset_ns: int = 0,
+    max_id_jump: int = 0,
+    max_keys: int = 0,
 ) -> tuple[list[Candle], Admission] | None:
     """The final candles (latest revision of every window) the streaming path would leave
     behind for ``table`` in arrival order, or ``None`` if only streaming is exact."""
     prep = Prepared(table)
     adm = admit(
-        prep, intervals_ns, grace_ns=grace_ns, horizon_ns=horizon_ns, window=window, offset_ns=offset_ns
-    )
+        prep, intervals_ns, grace_ns=grace_ns, horizon_ns=horizon_ns, window=window, offset_ns=offset_ns,
+        max_id_jump=max_id_jump, max_keys=max_keys,
+    )  # fmt: skip
     if adm is None:
         return None
     candles = _candles(prep, None if adm.accepted.all() else adm.accepted, intervals_ns, offset_ns, None)

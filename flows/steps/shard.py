@@ -16,11 +16,11 @@ import time
 import msgspec
 
 from ticktape.flows.steps.candles import CandleConfig, CandleEngine
-from ticktape.flows.steps.dedupe import BELOW_WINDOW, NEW, KeyWindow, TradeWindow
+from ticktape.flows.steps.dedupe import DUPLICATE, JUMP, NEW, STALE, KeyWindow, TradeWindow
 from ticktape.flows.steps.slots import SlotState
 from ticktape.schemas.decoding import dead_letter_event
 from ticktape.schemas.errors import RejectError
-from ticktape.schemas.ids import candle_event_id, event_id, price_event_id
+from ticktape.schemas.ids import candle_event_id, event_id, price_event_id, stable_bucket
 from ticktape.schemas.records import (
     Candle,
     DeadLetter,
@@ -38,7 +38,12 @@ _enc = msgspec.json.Encoder()
 
 
 class ShardSettings(msgspec.Struct, frozen=True):
-    """The knobs of the keyed step, taken from the config by the flow."""
+    """The knobs of the keyed step, taken from the config by the flow.
+
+    ``max_id_jump``: how far one numeric id may move a symbol's dedupe window (0: any).
+    ``max_keys``: venue+symbol keys one shard tracks; ticks of further keys are rejected
+    (``KEY_LIMIT``), which bounds the keyed state's memory whatever the input (0: no
+    bound). ``shards`` names the shard aggregate of those rejections."""
 
     rules: ValidationRules
     window: int
@@ -48,6 +53,9 @@ class ShardSettings(msgspec.Struct, frozen=True):
     stale_overrides: dict[str, int]
     live: bool
     candles: CandleConfig = CandleConfig(enabled=False)
+    max_id_jump: int = 0
+    max_keys: int = 0
+    shards: int = 1
 
 
 class ShardOut(msgspec.Struct, gc=False):
@@ -98,6 +106,14 @@ class ShardProcessor:
         )
         self._last_scan_stream = 0
         self._last_scan_wall = 0
+        self.n_keys = 0
+        self.limit_seq = 0  # seq of this shard's KEY_LIMIT dead-letter events
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        if "n_keys" not in state:  # a snapshot from before the key bound
+            self.n_keys = sum(len(v) for v in self.symbols.values())
+            self.limit_seq = 0
 
     def _state(self, venue: str, symbol: str) -> SymbolState:
         by_symbol = self.symbols.get(venue)
@@ -108,7 +124,13 @@ class ShardProcessor:
             s = self.settings
             stale = s.stale_overrides.get(symbol, s.stale_after)
             st = by_symbol[symbol] = SymbolState(venue, symbol, stale)
+            self.n_keys += 1
         return st
+
+    def _new_key_allowed(self, venue: str, symbol: str) -> bool:
+        """Whether a tick of an untracked key may start tracking it (``max_keys``)."""
+        limit = self.settings.max_keys
+        return not limit or self.n_keys < limit
 
     def _event(
         self,
@@ -126,6 +148,7 @@ class ShardProcessor:
         s = self.settings
         rules, window, reorder = s.rules, s.window, s.reorder
         max_jump, z_threshold, z_min = rules.max_jump_pct, rules.zscore_threshold, rules.zscore_min_samples
+        max_id_jump = s.max_id_jump
         contiguous = s.contiguous_venues
         now = time.time_ns()
         updates: list[PriceUpdate] = []
@@ -151,15 +174,29 @@ class ShardProcessor:
             by_symbol = symbols.get(t.venue)
             st = by_symbol.get(t.symbol) if by_symbol is not None else None
             if st is None:
+                if not self._new_key_allowed(t.venue, t.symbol):
+                    dead.append(self._key_limit_dead_letter(t, events))
+                    cnt.rejected += 1
+                    continue
                 st = self._state(t.venue, t.symbol)
             if t.trade_no >= 0:
-                verdict = st.ids.check(t.trade_no, window, reorder, gaps if t.venue in contiguous else None)
+                verdict = st.ids.check(
+                    t.trade_no, window, reorder, gaps if t.venue in contiguous else None, max_id_jump
+                )
+            elif st.ids.hwm >= 0 and t.trade_id.isdigit():  # numeric, beyond the numeric id range
+                verdict = JUMP
             else:
                 key = t.trade_id or f"{src}@{t.offset}:{t.ts_event}:{t.price!r}:{t.size!r}"
                 verdict = st.keys.check(key, window)
             if verdict != NEW:
-                cnt.duplicate += 1
-                below += verdict == BELOW_WINDOW
+                if verdict == DUPLICATE:
+                    cnt.duplicate += 1
+                else:  # an id that cannot be judged: rejected visibly, never a silent duplicate
+                    if st.last_ts and not st.stale and wmark - st.last_ts > st.stale_after:
+                        events.append(self._stale_event(st))  # staleness first (see below)
+                    dead.append(self._id_dead_letter(st, t, verdict, events))
+                    cnt.rejected += 1
+                    below += verdict == STALE
                 continue
             ts, price = t.ts_event, t.price
             causation = f"{src}@{t.offset}"
@@ -239,6 +276,44 @@ class ShardProcessor:
             events.append(dead_letter_event(dl, st.agg, st.ev_seq, t.ts_event))
             return dl
         return None
+
+    def _id_dead_letter(self, st: SymbolState, t: Tick, verdict: int, events: list[Event]) -> DeadLetter:
+        """``STALE_ID`` (an id below the dedupe window) or ``ID_JUMP`` (an outlier id)."""
+        s, ids = self.settings, st.ids
+        if verdict == STALE:
+            code = DLCode.STALE_ID
+            message = (
+                f"field `trade_id`: expected an id within {s.window} below the high-water mark {ids.hwm} "
+                f"(an older id cannot be told from a replay), got {t.trade_id}"
+            )
+        else:
+            code = DLCode.ID_JUMP
+            limit = f"at most {s.max_id_jump} above" if t.trade_no >= 0 else "an 18-digit id near"
+            message = (
+                f"field `trade_id`: expected {limit} the high-water mark {ids.hwm} (an outlier id "
+                f"must not move the dedupe window), got {t.trade_id[:40]}"
+            )
+        dl = DeadLetter(
+            event_id(t.ts_event, "DL", t.src, t.offset, t.trade_id), code, message,
+            msgspec.json.encode(t), t.src, t.offset, t.ts_recv, t.venue, t.symbol, t.ts_kafka,
+        )  # fmt: skip
+        st.ev_seq += 1
+        events.append(dead_letter_event(dl, st.agg, st.ev_seq, t.ts_event))
+        return dl
+
+    def _key_limit_dead_letter(self, t: Tick, events: list[Event]) -> DeadLetter:
+        """``KEY_LIMIT``: the shard tracks ``max_keys`` keys already. Its event belongs to
+        the shard's own aggregate (the rejected key gets no state, not even a seq)."""
+        dl = DeadLetter(
+            event_id(t.ts_event, "DL", t.src, t.offset, t.trade_id), DLCode.KEY_LIMIT,
+            f"field `venue`/`symbol`: expected one of the {self.settings.max_keys} keys this shard "
+            f"tracks (dedupe.max_keys_per_shard), got the new key {aggregate_of(t.venue, t.symbol)}",
+            msgspec.json.encode(t), t.src, t.offset, t.ts_recv, t.venue, t.symbol, t.ts_kafka,
+        )  # fmt: skip
+        self.limit_seq += 1
+        shard = stable_bucket(t.symbol, max(self.settings.shards, 1))
+        events.append(dead_letter_event(dl, f"shard:{shard:03d}", self.limit_seq, t.ts_event))
+        return dl
 
     def _late_dead_letter(
         self, st: SymbolState, t: Tick, engine: CandleEngine, causation: str, events: list[Event]

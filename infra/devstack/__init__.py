@@ -1,4 +1,4 @@
-"""Local dev/test infrastructure: real servers as loopback processes (DESIGN section 8).
+"""Local dev/test infrastructure: real servers as loopback processes (docs/architecture.md, "Tests").
 
 ``ticktape.infra.devstack.services`` has one class per server (Tansu, moto, Redis, Prometheus),
 ``ticktape.infra.devstack.stack`` keeps a detached dev stack across CLI invocations, ``ticktape.infra.devstack.cli`` is the

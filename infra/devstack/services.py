@@ -1,4 +1,4 @@
-"""The four local servers of the dev/test stack (DESIGN section 8).
+"""The four local servers of the dev/test stack (docs/architecture.md, "Tests").
 
 =================  ===============================================  ==========================
 class              program                                          readiness

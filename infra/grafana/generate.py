@@ -165,7 +165,7 @@ def pipeline() -> Json:
         (total(rate("ticktape_ticks_read_total")), "read"),
         (total(rate("ticktape_ticks_total"), "outcome"), "{{outcome}}"),
         unit="ops",
-        description="read = accepted + rejected + duplicate per source partition (DESIGN 3.1).",
+        description="read = accepted + rejected + duplicate per source partition (docs/architecture.md, Accounting).",
     )
     b.prom(
         "Records read /s per source partition",

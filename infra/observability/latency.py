@@ -1,4 +1,4 @@
-"""Stage latency recording (DESIGN section 3.5).
+"""Stage latency recording (docs/architecture.md, "Latency").
 
 Each stage keeps (a) cumulative histogram bucket counts for Prometheus and (b) a ring of
 the last ``window`` samples for exact percentiles (p50/p95/p99/max) in reports and

@@ -1,4 +1,4 @@
-"""Logging for people and for log pipelines (DESIGN section 10).
+"""Logging for people and for log pipelines (docs/architecture.md, "Logs and metrics").
 
 Every record carries the run id, the component (logger name below ``ticktape.``) and the
 operation it belongs to (``run``, ``replay``, ``backfill``, an archive batch, ...), set
@@ -61,12 +61,21 @@ class JsonFormatter(logging.Formatter):
         return _enc.encode(doc).decode()
 
 
+#: Control characters (but newline and tab), C1 controls and bidi overrides: input text in
+#: a log line must not drive the terminal (the JSON format escapes them anyway).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape_control(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
 class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-5s [%(component)s|%(operation)s] %(message)s", "%H:%M:%S")
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        return _CONTROL.sub(_escape_control, redact(super().format(record)))
 
 
 def setup_logging(

@@ -1,6 +1,6 @@
 """Run statistics and the Prometheus endpoint.
 
-:class:`RunStats` holds the accounting of DESIGN 3.1 per source partition
+:class:`RunStats` holds the accounting (docs/architecture.md, "Accounting") per source partition
 (``read == accepted + rejected + duplicate``), dead letters by code, events by type and
 sink counters. Bytewax workers in one process are threads, so updates take a lock (once
 per batch, not per tick). :func:`serve_metrics` exposes it on 127.0.0.1 through a custom

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeAlias
 
+from ticktape.schemas.limits import MAX_NUMERIC_ID, NUMERIC_ID_DIGITS
 from ticktape.schemas.records import BUY, SELL, UNKNOWN, Tick
 
 Decoder: TypeAlias = Callable[[bytes, str, int, int, int], list[Tick]]
@@ -40,10 +41,17 @@ def side_of(text: str) -> str:
 
 
 def trade_no_of(trade_id: str) -> int:
-    """``int(trade_id)`` when it is all ASCII digits, else -1."""
-    if trade_id.isdigit() and trade_id.isascii():
-        return int(trade_id)
+    """``int(trade_id)`` when it is ASCII digits with a value in the numeric id range of
+    :mod:`ticktape.schemas.limits` (int64), else -1 (a text id)."""
+    if len(trade_id) <= NUMERIC_ID_DIGITS and trade_id.isdigit() and trade_id.isascii():
+        n = int(trade_id)
+        return n if n <= MAX_NUMERIC_ID else -1
     return -1
 
 
-__all__ = ["Decoder", "side_of", "trade_no_of"]
+def trade_no_int(trade_id: int) -> int:
+    """The ``trade_no`` of an integer id: itself from 0 to 2**63 - 1, else -1."""
+    return trade_id if 0 <= trade_id <= MAX_NUMERIC_ID else -1
+
+
+__all__ = ["Decoder", "side_of", "trade_no_int", "trade_no_of"]

@@ -69,11 +69,24 @@ def _is_json(raw: bytes | bytearray | memoryview) -> bool:
         _json_check.decode(raw)
     except msgspec.DecodeError:
         return False
+    except RecursionError:  # valid so far, nested too deeply to tell
+        return True
     return True
 
 
-def map_decode_error(exc: msgspec.DecodeError, raw: bytes | bytearray | memoryview) -> DecodeError:
+def too_deep() -> DecodeError:
+    """Nesting deeper than the parser's recursion limit (a hostile message, never a crash)."""
+    return DecodeError(
+        DLCode.DECODE_ERROR, "$", "JSON nested less deeply", "nesting beyond the parser's limit"
+    )
+
+
+def map_decode_error(
+    exc: msgspec.DecodeError | RecursionError, raw: bytes | bytearray | memoryview
+) -> DecodeError:
     """The :class:`DecodeError` (with a :class:`DLCode`) describing ``exc`` on ``raw``."""
+    if isinstance(exc, RecursionError):
+        return too_deep()
     if not isinstance(exc, msgspec.ValidationError) or not _is_json(raw):
         return DecodeError(DLCode.DECODE_ERROR, "$", "a JSON object", short_repr(raw))
     head, path = _split_path(str(exc))
@@ -95,7 +108,7 @@ def bad_value(field: str, expected: str, got: object) -> DecodeError:
 
 
 def kind_error(
-    exc: msgspec.DecodeError,
+    exc: msgspec.DecodeError | RecursionError,
     raw: bytes,
     *,
     envelope: msgspec.json.Decoder[Any],
@@ -114,7 +127,7 @@ def kind_error(
     if isinstance(exc, msgspec.ValidationError):
         try:
             kind = getattr(envelope.decode(raw), key)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             return map_decode_error(exc, raw)  # not an object, or a non-string key
         if (kind is None and not missing_ok) or (kind is not None and not supported(kind)):
             return unsupported(f"$.{key}", expected, kind if kind is not None else f"no `{key}`")

@@ -18,6 +18,7 @@ import msgspec
 
 from ticktape.schemas.records import BUY, SELL, Tick
 from ticktape.schemas.symbols import normalize
+from ticktape.schemas.venues import trade_no_int
 from ticktape.schemas.venues._errors import kind_error
 
 VENUE = "binance"
@@ -51,7 +52,7 @@ class Trade(msgspec.Struct, frozen=True, tag_field="e", tag="trade"):
                 src,
                 offset,
                 ts_kafka,
-                tid if tid >= 0 else -1,
+                trade_no_int(tid),
             )
         ]
 
@@ -85,7 +86,7 @@ class AggTrade(msgspec.Struct, frozen=True, tag_field="e", tag="aggTrade"):
                 src,
                 offset,
                 ts_kafka,
-                aid if aid >= 0 else -1,
+                trade_no_int(aid),
             )
         ]
 
@@ -100,7 +101,9 @@ _any_decoder: msgspec.json.Decoder[Trade | AggTrade] = msgspec.json.Decoder(Trad
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
 
 
-def _fail(exc: msgspec.DecodeError, raw: bytes, events: tuple[str, ...], need_e: bool) -> Exception:
+def _fail(
+    exc: msgspec.DecodeError | RecursionError, raw: bytes, events: tuple[str, ...], need_e: bool
+) -> Exception:
     """UNSUPPORTED for another event type (or for no ``e`` when ``need_e``), else the
     mapped msgspec error."""
     return kind_error(
@@ -118,7 +121,7 @@ def decode_trade(raw: bytes, src: str, offset: int, ts_recv: int, ts_kafka: int)
     """Decode a ``trade`` event."""
     try:
         msg = _trade_decoder.decode(raw)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise _fail(exc, raw, EVENTS[:1], False) from exc
     return msg.to_ticks(src, offset, ts_recv, ts_kafka)
 
@@ -127,7 +130,7 @@ def decode_agg_trade(raw: bytes, src: str, offset: int, ts_recv: int, ts_kafka: 
     """Decode an ``aggTrade`` event."""
     try:
         msg = _agg_decoder.decode(raw)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise _fail(exc, raw, EVENTS[1:], False) from exc
     return msg.to_ticks(src, offset, ts_recv, ts_kafka)
 
@@ -136,6 +139,6 @@ def decode_any(raw: bytes, src: str, offset: int, ts_recv: int, ts_kafka: int) -
     """Decode a ``trade`` or ``aggTrade`` event, dispatching on ``e``."""
     try:
         msg = _any_decoder.decode(raw)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise _fail(exc, raw, EVENTS, True) from exc
     return msg.to_ticks(src, offset, ts_recv, ts_kafka)

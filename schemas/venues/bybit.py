@@ -84,7 +84,7 @@ def decode_public_trade(raw: bytes, src: str, offset: int, ts_recv: int, ts_kafk
     """Decode a public-trade message into its trades (other topics: UNSUPPORTED)."""
     try:
         msg = _decoder.decode(raw)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise kind_error(
             exc,
             raw,

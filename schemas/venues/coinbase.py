@@ -101,7 +101,7 @@ def decode_market_trades(raw: bytes, src: str, offset: int, ts_recv: int, ts_kaf
     """Decode a ``market_trades`` message into its trades (other channels: UNSUPPORTED)."""
     try:
         msg = _decoder.decode(raw)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise kind_error(
             exc,
             raw,

@@ -31,7 +31,7 @@ import msgspec
 
 from ticktape.schemas.records import UNKNOWN, Tick
 from ticktape.schemas.symbols import normalize
-from ticktape.schemas.venues import side_of, trade_no_of
+from ticktape.schemas.venues import side_of, trade_no_int, trade_no_of
 from ticktape.schemas.venues._errors import map_decode_error
 
 
@@ -51,7 +51,7 @@ class GenericTick(msgspec.Struct, frozen=True):
         """The normalized tick."""
         tid = self.trade_id
         if isinstance(tid, int):
-            trade_id, trade_no = str(tid), (tid if tid >= 0 else -1)
+            trade_id, trade_no = str(tid), trade_no_int(tid)
         else:
             trade_id, trade_no = tid, trade_no_of(tid)
         if self.id_type is None:
@@ -104,6 +104,6 @@ def decode_tick(raw: bytes, src: str, offset: int, ts_recv: int, ts_kafka: int) 
     """Decode one generic JSON tick."""
     try:
         msg = _decoder.decode(raw)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise map_decode_error(exc, raw) from exc
     return msg.to_ticks(src, offset, ts_recv, ts_kafka)

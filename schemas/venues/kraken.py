@@ -18,7 +18,7 @@ from ticktape.schemas.errors import DecodeError
 from ticktape.schemas.records import Tick
 from ticktape.schemas.symbols import normalize
 from ticktape.schemas.timeparse import rfc3339_to_ns, s_to_ns
-from ticktape.schemas.venues import side_of
+from ticktape.schemas.venues import side_of, trade_no_int
 from ticktape.schemas.venues._errors import bad_value, kind_error, unsupported
 
 VENUE = "kraken"
@@ -66,7 +66,7 @@ class TradeMessage(msgspec.Struct, frozen=True):
                     src,
                     offset,
                     ts_kafka,
-                    tid if tid >= 0 else -1,
+                    trade_no_int(tid),
                 )
             )
         return ticks
@@ -100,7 +100,7 @@ class RestTradeRow(msgspec.Struct, frozen=True, array_like=True):
         side = _REST_SIDES.get(self.side) or side_of(self.side)
         return [
             Tick(venue, symbol, self.price, self.volume, side, "" if tid is None else str(tid),
-                 ts_event, ts_recv, src, offset, ts_kafka, -1 if tid is None or tid < 0 else tid)
+                 ts_event, ts_recv, src, offset, ts_kafka, -1 if tid is None else trade_no_int(tid))
         ]  # fmt: skip
 
 
@@ -132,7 +132,7 @@ def decode_trade(raw: bytes, src: str, offset: int, ts_recv: int, ts_kafka: int)
     """Decode a ``trade`` channel message into its trades (other channels: UNSUPPORTED)."""
     try:
         msg = _decoder.decode(raw)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise kind_error(
             exc,
             raw,

@@ -1,6 +1,6 @@
 """The archiver: event-log batches -> zstd Parquet objects, verified, then deleted locally.
 
-One :class:`Archiver` per event-log partition file. A pass (DESIGN section 5):
+One :class:`Archiver` per event-log partition file. A pass (docs/architecture.md, "The archive"):
 
 1. **plan** - pick the oldest unarchived batches (a contiguous run, by the triggers), build
    their objects (:mod:`ticktape.sinks.archive.format`) and record one ``archive_units`` row per

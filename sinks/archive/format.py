@@ -1,4 +1,4 @@
-"""Archive objects: Arrow schemas, table builders and deterministic keys (DESIGN section 5).
+"""Archive objects: Arrow schemas, table builders and deterministic keys (docs/architecture.md, "The archive").
 
 Two streams, one Parquet object per (stream, hour) of an archive *unit* (a contiguous run
 of event-log batches):

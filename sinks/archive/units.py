@@ -35,7 +35,7 @@ from ticktape.schemas.errors import ArchiveError
 from ticktape.sinks.archive import format as fmt
 from ticktape.sinks.base.sqlite import connect
 from ticktape.sinks.eventlog.compression import decode_stored_body, dictionary_loader
-from ticktape.sinks.eventlog.log import SCHEMA, decode_body
+from ticktape.sinks.eventlog.log import SCHEMA, decode_body, remember_deleted_ids
 
 Objects = dict[str, tuple[str, int, bytes, str]]  # key -> (stream, rows, Parquet bytes, SHA-256)
 
@@ -218,7 +218,8 @@ class UnitLog:
 
     def delete_bodies(self, unit: Unit, now: int) -> int:
         """One transaction: the bodies of a verified unit set to NULL, with the batches'
-        ``archived_key`` (the unit's first key) and ``archived_at``; returns how many."""
+        ``archived_key`` (the unit's first key) and ``archived_at``, their event ids kept
+        (:func:`~ticktape.sinks.eventlog.log.remember_deleted_ids`); returns how many."""
         with self.db:
             key, verified_at, state = self.db.execute(
                 "SELECT min(key), max(verified_at), min(state) FROM archive_units WHERE first_row = ?",
@@ -228,6 +229,7 @@ class UnitLog:
                 raise ArchiveError(
                     f"partition {self.partition}: unit at row {unit.first_row} is not verified"
                 )
+            remember_deleted_ids(self.db, unit.first_batch, unit.last_batch)
             cur = self.db.execute(
                 "UPDATE batches SET body = NULL, archived_key = ?, archived_at = coalesce(archived_at, ?)"
                 " WHERE id BETWEEN ? AND ? AND body IS NOT NULL",

@@ -30,7 +30,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,12 @@ WHERE excluded.v1 > cache.v1 OR (excluded.v1 = cache.v1 AND excluded.v2 > cache.
 
 
 class EmbeddedCache:
-    """In-memory LRU with TTLs in front of a SQLite file (``path=None``: memory only)."""
+    """In-memory LRU with TTLs in front of a SQLite file (``path=None``: memory only).
+
+    Time: a call's ``now_ns`` when given, else ``clock()`` (wall-clock ns, read once per
+    call, not per write): it stamps TTL expiry and drives the ``flush_interval_ns`` timer.
+    Tests pass a fake ``clock`` to move past a TTL or an interval without sleeping.
+    """
 
     def __init__(
         self,
@@ -67,7 +72,9 @@ class EmbeddedCache:
         max_bytes: int = 64 * 1024 * 1024,
         flush_interval_ns: int = 250_000_000,
         background: bool = False,
+        clock: Callable[[], int] = time.time_ns,
     ) -> None:
+        self.clock = clock
         self.flush_interval_ns = flush_interval_ns
         self._dirty: dict[str, Entry] = {}  # written to memory, not yet to the file
         self._inflight: dict[str, Entry] = {}  # handed to the writer thread, not committed
@@ -101,7 +108,7 @@ class EmbeddedCache:
     # -- writes -----------------------------------------------------------------
     def put_many(self, writes: Sequence[Write], now_ns: int | None = None) -> int:
         """Apply ``writes`` (newest version wins); returns how many landed in memory."""
-        now = time.time_ns() if now_ns is None else now_ns
+        now = self.clock() if now_ns is None else now_ns
         landed: Counter[str] = Counter()
         stale: Counter[str] = Counter()
         with self._lock:
@@ -141,7 +148,7 @@ class EmbeddedCache:
         """Commit pending entries to the file (also started every ``flush_interval_ns``);
         returns once they are committed."""
         with self._lock:
-            self._flush(time.time_ns())
+            self._flush(self.clock())
             if self._writer is not None:
                 self._writer.drain()
 
@@ -226,7 +233,7 @@ class EmbeddedCache:
         return entry.value if entry is not None else None
 
     def lookup(self, key: str, now_ns: int | None = None) -> Entry | None:
-        now = time.time_ns() if now_ns is None else now_ns
+        now = self.clock() if now_ns is None else now_ns
         kind = key.split("/", 1)[0]
         with self._lock:
             entry = self._mem.get(key)
@@ -332,7 +339,7 @@ class EmbeddedCache:
         """Persist this process's counters and close the file."""
         with self._lock:
             if self._db is not None:
-                self._flush(time.time_ns())
+                self._flush(self.clock())
                 if self._writer is not None:
                     self._writer.close()
                     self._writer = None

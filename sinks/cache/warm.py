@@ -29,7 +29,7 @@ from ticktape.sinks.cache.sink import cache_writes
 from ticktape.sinks.candles.store import CandleStore
 from ticktape.sinks.eventlog.store import EventStore
 
-log = logging.getLogger("ticktape.sinks.cache_warm")
+log = logging.getLogger("ticktape.cache.warm")
 _price = msgspec.json.Decoder(PriceUpdate)
 
 

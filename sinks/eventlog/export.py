@@ -1,4 +1,4 @@
-"""Export events to JSON lines or CSV, optionally zstd-compressed (DESIGN section 5).
+"""Export events to JSON lines or CSV, optionally zstd-compressed (docs/architecture.md, "Event log").
 
 * JSON lines: one object per event with the envelope fields and ``payload`` embedded as
   JSON (verbatim); a payload that is not valid JSON is exported as a JSON string of its

@@ -1,4 +1,4 @@
-"""The local event log (DESIGN section 5): durable, append-only, idempotent, per partition.
+"""The local event log (docs/architecture.md, "Event log"): durable, append-only, idempotent, per partition.
 
 Layout: ``<data_dir>/events/part-NNN.sqlite``, one SQLite file (WAL) per event-log
 partition; an aggregate always lives in partition ``stable_bucket(aggregate)``, so the
@@ -16,8 +16,11 @@ Guarantees:
 * **Idempotent** (insert-or-ignore by ``event_id``): event ids start with the event time,
   and events of one aggregate arrive in order, so an id above the aggregate's newest id
   is new (fast path); others are checked against the stored batches of that aggregate
-  (slow path: replays). Index rows of batches deleted after archiving are kept, so a
-  replay of archived data is recognised too.
+  (slow path: replays). When retention deletes archived bodies it keeps their event ids
+  (``deleted_ids``: the sorted ids of each batch, zstd-compressed, about 10 bytes per
+  event), so a replay of archived data is recognised exactly, and a new event whose id
+  merely falls inside a deleted batch's id range (a revision of an old candle, a late
+  trade) is stored, never taken for a repeat.
 * **Durable**: a batch is committed before :meth:`EventLogPartition.flush` returns; the
   Bytewax sink flushes before every recovery snapshot.
 * Rows are numbered per partition in append order (``first_row``), which the archiver uses
@@ -34,6 +37,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import msgspec
+import zstandard
 
 from ticktape.infra.observability.logs import get_logger
 from ticktape.schemas.ids import stable_bucket
@@ -74,6 +78,8 @@ SCHEMA = (
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS rare_by_type ON rare_events(type, ts_event)",
     "CREATE INDEX IF NOT EXISTS rare_by_batch ON rare_events(batch_id, pos)",
+    # The event ids of batches whose bodies retention deleted (see remember_deleted_ids).
+    "CREATE TABLE IF NOT EXISTS deleted_ids (batch_id INTEGER PRIMARY KEY, ids BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
     # The archive (ticktape.sinks.archive.archiver): one row per archive object; a unit is the rows sharing
     # (first_row, last_row). ``state`` goes planned -> verified; ``deleted_at`` is set
@@ -114,6 +120,7 @@ SCHEMA = (
 log = get_logger("eventlog")
 _enc = msgspec.msgpack.Encoder()
 _dec = msgspec.msgpack.Decoder(list[Event])
+_ids_zstd = zstandard.ZstdCompressor(level=9)
 
 
 def encode_body(events: Sequence[Event]) -> bytes:
@@ -122,6 +129,32 @@ def encode_body(events: Sequence[Event]) -> bytes:
 
 def decode_body(body: bytes) -> list[Event]:
     return _dec.decode(body)
+
+
+def remember_deleted_ids(db: sqlite3.Connection, first_batch: int, last_batch: int) -> None:
+    """Keep the event ids of batches ``first_batch..last_batch`` whose bodies are about to
+    be deleted (call inside the deleting transaction): the write path's slow path needs
+    them to tell a repeat from a new event once the bodies are gone."""
+    load = dictionary_loader(db)
+    rows = db.execute(
+        "SELECT id, body, codec FROM batches WHERE id BETWEEN ? AND ? AND body IS NOT NULL",
+        (first_batch, last_batch),
+    ).fetchall()
+    packed = []
+    for batch_id, body, codec in rows:
+        ids = sorted(e.event_id for e in decode_body(decode_stored_body(codec, body, load)))
+        packed.append((batch_id, _ids_zstd.compress("\n".join(ids).encode())))
+    db.executemany("INSERT OR REPLACE INTO deleted_ids VALUES (?, ?)", packed)
+
+
+def deleted_ids(db: sqlite3.Connection, batch_id: int) -> set[str] | None:
+    """The event ids of a batch whose body retention deleted (None: not recorded, a
+    batch deleted before ids were kept)."""
+    row = db.execute("SELECT ids FROM deleted_ids WHERE batch_id = ?", (batch_id,)).fetchone()
+    if row is None:
+        return None
+    text = zstandard.ZstdDecompressor().decompress(row[0]).decode()
+    return set(text.split("\n")) if text else set()
 
 
 def partition_of(aggregate: str, partitions: int) -> int:
@@ -223,6 +256,7 @@ class EventLogPartition:
             by_agg[e.aggregate] = (min(lo, e.event_id), max(hi, e.event_id))
         known: set[str] = set()
         bodies: dict[int, list[Event] | None] = {}
+        gone: dict[int, set[str] | None] = {}
         for agg, (lo, hi) in by_agg.items():
             rows = self._db.execute(
                 "SELECT batch_id, min_id, max_id FROM batch_aggregates WHERE aggregate = ? AND max_id >= ? AND min_id <= ?",
@@ -239,12 +273,23 @@ class EventLogPartition:
                         else None
                     )
                 stored = bodies[batch_id]
-                if stored is None:  # archived and deleted: the whole id range is taken
-                    known.update(
-                        e.event_id for e in events if e.aggregate == agg and min_id <= e.event_id <= max_id
-                    )
-                else:
+                if stored is not None:
                     known.update(s.event_id for s in stored if s.aggregate == agg)
+                    continue
+                if batch_id not in gone:  # archived and deleted: its kept ids decide
+                    gone[batch_id] = deleted_ids(self._db, batch_id)
+                    if gone[batch_id] is None:
+                        log.warning(
+                            "%s: batch %d was deleted before its event ids were kept; new events "
+                            "inside its id range are taken as stored",
+                            self.path.name,
+                            batch_id,
+                        )
+                ids = gone[batch_id]
+                in_range = (
+                    e.event_id for e in events if e.aggregate == agg and min_id <= e.event_id <= max_id
+                )
+                known.update(in_range if ids is None else (i for i in in_range if i in ids))
         return known
 
     def _write(self, events: list[Event]) -> None:

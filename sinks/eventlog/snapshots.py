@@ -1,4 +1,4 @@
-"""Aggregate snapshots every N events, written beside the event log (DESIGN section 5).
+"""Aggregate snapshots every N events, written beside the event log (docs/architecture.md, "Event log").
 
 The :class:`Snapshotter` is decoupled from the hot writer: it reads the batches of one
 partition file that it has not processed yet, folds each aggregate's events

@@ -1,4 +1,4 @@
-"""What the job knew about one aggregate: a pure fold of its events (DESIGN section 5).
+"""What the job knew about one aggregate: a pure fold of its events (docs/architecture.md, "Event log").
 
 An aggregate is a symbol (``SYMBOL@venue``: prices, candles, gaps, staleness, anomalies,
 rejects, late ticks) or a source partition (``source:<src>``: undecodable messages and

@@ -62,9 +62,9 @@ class _Repeats(logging.Filter):
         return True
 
 
-_rdkafka_log = logging.getLogger("ticktape.sinks.kafka.librdkafka")
+_rdkafka_log = logging.getLogger("ticktape.kafka.librdkafka")
 _rdkafka_log.addFilter(_Repeats())
-_client_log = logging.getLogger("ticktape.sinks.kafka.client")  # error_cb
+_client_log = logging.getLogger("ticktape.kafka.producer")  # error_cb
 _client_log.addFilter(_Repeats())
 
 

@@ -29,7 +29,7 @@ from ticktape.schemas.durations import Duration
 from ticktape.sinks.objectstore.base import TransientStoreError
 
 T = TypeVar("T")
-log = logging.getLogger("ticktape.sinks.retry")
+log = logging.getLogger("ticktape.archive.retry")
 
 
 class RetryPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -5,7 +5,7 @@ Both tables are WAL tables partitioned by day with a designated timestamp ``ts``
 QuestDB keeps one row per key, the last one written (in commit order).
 
 * prices: ``ts`` = ``ts_event``; keys ``(ts, venue, symbol, tick_id)``. ``tick_id`` is
-  the tick's identity (DESIGN 3.3): the venue's trade id, or ``src@offset`` for venues
+  the tick's identity (docs/architecture.md, "Dedupe and gaps"): the venue's trade id, or ``src@offset`` for venues
   without one (as in ``ticktape.schemas.ids.price_event_id``). Two trades of one symbol in the
   same nanosecond (or microsecond, with ``TIMESTAMP`` columns) stay two rows; a replayed
   tick hits its own row, whichever source (Kafka, archive) it came through.

@@ -126,7 +126,8 @@ class _QuestDBPart(StatefulSinkPartition[list[R], None], Generic[R]):
         self.max_rows = sink.cfg.auto_flush_rows
         self.max_age_s = sink.cfg.auto_flush_interval.seconds
         self.pending: list[R] = []  # records in the sender's buffer, in line order
-        self.since = time.monotonic()
+        self.clock = sink.clock
+        self.since = self.clock()
         self.rejected = 0
         self.flush_s = 0.0  # flush time within the current write_batch
 
@@ -148,7 +149,7 @@ class _QuestDBPart(StatefulSinkPartition[list[R], None], Generic[R]):
                 if len(pending) >= self.max_rows:
                     self._flush()
                     pending = self.pending
-        if self.pending and time.monotonic() - self.since >= self.max_age_s:
+        if self.pending and self.clock() - self.since >= self.max_age_s:
             self._flush()
         if self.sink.stats is not None:  # building rows; flushes count their own time
             self.sink.stats.count_sink(self.sink.name, 0, time.perf_counter() - t0 - self.flush_s)
@@ -165,7 +166,7 @@ class _QuestDBPart(StatefulSinkPartition[list[R], None], Generic[R]):
 
     def _flush(self) -> None:
         rows, self.pending = self.pending, []
-        self.since = time.monotonic()
+        self.since = self.clock()
         if not rows:
             return
         t0 = time.perf_counter()
@@ -192,7 +193,9 @@ class _QuestDBPart(StatefulSinkPartition[list[R], None], Generic[R]):
 
 class QuestDBSink(PartitionedSink[list[R], None], Generic[R]):
     """Records of type ``R`` into ``table``, one row each by ``write_row(sender, table,
-    record)``; ``name`` labels the metrics (``stats.count_sink``)."""
+    record)``; ``name`` labels the metrics (``stats.count_sink``). ``clock`` (monotonic
+    seconds) times ``auto_flush_interval``, read once per ``write_batch`` and per flush;
+    tests pass a fake one instead of sleeping past the interval."""
 
     def __init__(
         self,
@@ -203,6 +206,7 @@ class QuestDBSink(PartitionedSink[list[R], None], Generic[R]):
         name: str,
         stats: RunStats | None = None,
         env: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not HAVE_QUESTDB:  # pragma: no cover
             raise MissingDependencyError("questdb", "questdb")
@@ -212,6 +216,7 @@ class QuestDBSink(PartitionedSink[list[R], None], Generic[R]):
         self.write_row = write_row
         self.name = name
         self.stats = stats
+        self.clock = clock
         self.conf: ResolvedConf = resolve_conf(cfg, env)
         self.options = sender_options(cfg, self.conf)
         self._new_sender().close(flush=False)  # the client checks the conf string now, not at run time
@@ -251,27 +256,45 @@ class QuestDBSink(PartitionedSink[list[R], None], Generic[R]):
 
 
 def prices_sink(
-    cfg: QuestDBConfig, stats: RunStats | None = None, env: Mapping[str, str] | None = None
+    cfg: QuestDBConfig,
+    stats: RunStats | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
 ) -> QuestDBSink[PriceUpdate] | None:
     """Price updates into ``cfg.prices_table``; None when the output is off."""
     if not cfg.enabled:
         return None
-    return QuestDBSink(cfg, cfg.prices_table, write_price, name="questdb_prices", stats=stats, env=env)
+    return QuestDBSink(
+        cfg, cfg.prices_table, write_price, name="questdb_prices", stats=stats, env=env, clock=clock
+    )
 
 
 def candles_sink(
-    cfg: QuestDBConfig, stats: RunStats | None = None, env: Mapping[str, str] | None = None
+    cfg: QuestDBConfig,
+    stats: RunStats | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
 ) -> QuestDBSink[Candle] | None:
     """Candles (every revision) into ``cfg.candles_table``; None when the output is off."""
     if not cfg.enabled:
         return None
-    return QuestDBSink(cfg, cfg.candles_table, write_candle, name="questdb_candles", stats=stats, env=env)
+    return QuestDBSink(
+        cfg, cfg.candles_table, write_candle, name="questdb_candles", stats=stats, env=env, clock=clock
+    )
 
 
 def quotes_sink(
-    cfg: QuestDBConfig, stats: RunStats | None = None, env: Mapping[str, str] | None = None
+    cfg: QuestDBConfig,
+    stats: RunStats | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
 ) -> QuestDBSink[Quote] | None:
     """Quotes of venue feeds into ``cfg.quotes_table``; None when the output is off."""
     if not cfg.enabled:
         return None
-    return QuestDBSink(cfg, cfg.quotes_table, write_quote, name="questdb_quotes", stats=stats, env=env)
+    return QuestDBSink(
+        cfg, cfg.quotes_table, write_quote, name="questdb_quotes", stats=stats, env=env, clock=clock
+    )

@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 from bytewax.testing import TestingSource
 
+from tests.support import records
 from tests.support.data import TRADES
 from tests.support.flows import config, run_collect
 from ticktape.connectors.files.history import FileSource, FileSourceConfig
@@ -67,16 +68,14 @@ def tick_batches(ticks: list[Tick], batch_size: int, src: str = "t/0") -> list[T
         src, generic.decode_tick, TickValidator(ValidationRules(**NO_JUMP), check_clock=False)
     )
     raws = [
-        msgspec.json.encode(
-            {
-                "venue": t.venue,
-                "symbol": t.symbol,
-                "price": t.price,
-                "size": t.size,
-                "side": t.side,
-                "trade_id": t.trade_id,
-                "ts_event": t.ts_event,
-            }
+        records.trade_message(
+            venue=t.venue,
+            symbol=t.symbol,
+            price=t.price,
+            size=t.size,
+            side=t.side,
+            trade_id=t.trade_id,
+            ts_event=t.ts_event,
         )
         for t in ticks
     ]
@@ -170,17 +169,17 @@ def test_late_ticks_revise_within_horizon_and_dead_letter_beyond(tmp_path):
     late = [
         (
             at,
-            Tick(
-                "binance",
-                "XRP-ETH",
-                0.0015 + k * 1e-5,
-                7.0,
-                "buy",
-                f"late-{k}",
-                ticks[at].ts_event - lag,
-                0,
-                "t/0",
-                0,
+            records.tick(
+                venue="binance",
+                symbol="XRP-ETH",
+                price=0.0015 + k * 1e-5,
+                size=7.0,
+                side="buy",
+                trade_id=f"late-{k}",
+                ts_event=ticks[at].ts_event - lag,
+                ts_recv=0,
+                src="t/0",
+                offset=0,
             ),
         )
         for k, (lag, at) in enumerate(lags)
@@ -236,23 +235,23 @@ def test_quiet_symbol_closes_in_live_mode_after_idle_close(tmp_path):
     now = time.time_ns()
     start = now - now % SEC
     ticks = [
-        Tick(
-            "v",
-            "QUIET-USD",
-            10.0,
-            1.0,
-            "buy",
-            str(i + 1),
-            start + i * 1000,
-            now,
-            "live/0",
-            i,
+        records.tick(
+            venue="v",
+            symbol="QUIET-USD",
+            price=10.0,
+            size=1.0,
+            side="buy",
+            trade_id=str(i + 1),
+            ts_event=start + i * 1000,
+            ts_recv=now,
+            src="live/0",
+            offset=i,
             trade_no=i + 1,
             wmark=start + i * 1000,
         )
         for i in range(3)
     ]
-    batch = TickBatch(src="live/0", ticks=ticks, dead=[], n_read=3, wmark=ticks[-1].ts_event)
+    batch = records.tick_batch(src="live/0", ticks=ticks, dead=[], n_read=3, wmark=ticks[-1].ts_event)
     cfg = config(
         tmp_path, run={"mode": "live"}, candles={"intervals": ["1s"], "grace": "100ms", "idle_close": "300ms"}
     )
@@ -282,8 +281,32 @@ def test_replay_stall_loses_no_on_time_tick(tmp_path):
 def test_fill_empty_windows_carry_the_previous_close(tmp_path):
     t0 = 1_704_067_200 * SEC
     ticks = [
-        Tick("v", "A-USD", 10.0, 1.0, "buy", "1", t0 + 5 * SEC, 0, "f/0", 0, trade_no=1),
-        Tick("v", "A-USD", 11.0, 1.0, "buy", "2", t0 + 4 * MIN + 5 * SEC, 0, "f/0", 1, trade_no=2),
+        records.tick(
+            venue="v",
+            symbol="A-USD",
+            price=10.0,
+            size=1.0,
+            side="buy",
+            trade_id="1",
+            ts_event=t0 + 5 * SEC,
+            ts_recv=0,
+            src="f/0",
+            offset=0,
+            trade_no=1,
+        ),
+        records.tick(
+            venue="v",
+            symbol="A-USD",
+            price=11.0,
+            size=1.0,
+            side="buy",
+            trade_id="2",
+            ts_event=t0 + 4 * MIN + 5 * SEC,
+            ts_recv=0,
+            src="f/0",
+            offset=1,
+            trade_no=2,
+        ),
     ]
     cfg = config(tmp_path, candles={"intervals": ["1m"], "fill_empty": True}, validation=NO_JUMP)
     out = run_collect(cfg, ticks_source(ticks, 10))
@@ -311,7 +334,10 @@ def test_closed_candle_state_is_bounded_over_a_long_run():
     for i in range(200_000):  # ~55 hours of 1-second trades over 5 symbols
         t += SEC
         wmark = max(wmark, t)
-        tick = Tick("v", f"S{i % 5}-USD", 100.0, 1.0, "buy", str(i), t, 0, "p", i, trade_no=i, wmark=wmark)
+        tick = records.tick(
+            venue="v", symbol=f"S{i % 5}-USD", price=100.0, size=1.0, side="buy", trade_id=str(i), ts_event=t,
+            ts_recv=0, src="p", offset=i, trade_no=i, wmark=wmark,
+        )  # fmt: skip
         engine.observe_watermark("p", wmark, out)
         assert engine.add(tick, out)
         if i % 20_000 == 19_999:

@@ -15,7 +15,6 @@ import sys
 import zlib
 from pathlib import Path
 
-import msgspec
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -23,6 +22,7 @@ from click.testing import CliRunner
 from matplotlib.colors import to_rgb
 from matplotlib.image import imread
 
+from tests.support import records
 from ticktape.flows.charts.candlestick import DOWN_COLOR, EMPTY_COLOR, UP_COLOR, ChartInfo, render_candles
 from ticktape.flows.cli.chart import chart
 from ticktape.schemas.errors import InputError, MissingDependencyError
@@ -40,11 +40,13 @@ Image = npt.NDArray[np.int_]
 def candle(
     i: int, o: float, h: float, lo: float, c: float, v: float, *, trades: int = 5, **kw: object
 ) -> Candle:
-    base = Candle(
-        "binance", "BTC-USD", 60, T0 + i * M, T0 + (i + 1) * M, o, h, lo, c, v, v * c, c, trades,
-        v / 2, v / 2, "1", "2", 0, 0,
-    )  # fmt: skip
-    return msgspec.structs.replace(base, **kw)
+    base: dict[str, object] = {
+        "venue": "binance", "symbol": "BTC-USD", "interval": 60, "start": T0 + i * M, "end": T0 + (i + 1) * M,
+        "open": o, "high": h, "low": lo, "close": c, "volume": v, "notional": v * c, "vwap": c, "trades": trades,
+        "buy_volume": v / 2, "sell_volume": v / 2, "first_trade_id": "1", "last_trade_id": "2", "revision": 0,
+        "ts_final": 0,
+    }  # fmt: skip
+    return records.candle(**(base | kw))
 
 
 def series() -> tuple[list[Candle], list[Candle]]:

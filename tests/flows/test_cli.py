@@ -249,3 +249,29 @@ def test_the_demo_suggests_commands_that_work(demo_dir):
         assert args[0] == "ticktape"
         run = ticktape(*args[1:], "--data-dir", str(data))
         assert run.returncode == 0, (command, run.stderr)
+
+
+def test_input_text_never_reaches_the_terminal_as_markup_or_escapes(tmp_path):
+    """Issue 13 item 11: venues like ``[red]...[/red]``/``[link=...]`` were Rich markup in
+    ``events query``, and raw ESC sequences reached the terminal."""
+    from ticktape.schemas.ids import event_id
+    from ticktape.schemas.records import Event, EventType
+    from ticktape.sinks.eventlog.log import EventLogPartition, partition_of, partition_path
+
+    hostile = "[red]RED[/red] [link=http://127.0.0.1/x]LINK[/link] \x1b[31mESC\x1b]0;t\x07 \x9b2J \u202e"
+    agg = f"BTC-USD@{hostile}"
+    payload = json.dumps({"venue": hostile, "message": f"got {hostile}"}, ensure_ascii=False).encode()
+    e = Event(event_id(1, "X", agg), EventType.DEAD_LETTER, agg, 1, 1_700_000_000 * 10**9, 0, payload, "c")
+    events = tmp_path / "events"
+    writers = [EventLogPartition(partition_path(events, i)) for i in range(4)]
+    writers[partition_of(agg, 4)].append([e])
+    for w in writers:
+        w.close()
+    for args in (("events", "query"), ("events", "replay", agg), ("events", "query", "--json")):
+        r = ticktape(*args, "--data-dir", str(tmp_path))
+        assert r.returncode == 0, r.stderr
+        shown = r.stdout + r.stderr
+        assert not any(c in shown for c in "\x1b\x07\x9b\u202e"), repr(shown)
+        if "--json" not in args:
+            assert "[red]RED[/red]" in shown or "[red]RED[/red]" in shown.replace("\n", "")
+            assert "\\u001b" in shown

@@ -13,6 +13,7 @@ import msgspec
 import pytest
 from bytewax.testing import TestingSink, TestingSource, run_main
 
+from tests.support import records
 from tests.support.flows import config
 from ticktape.flows import wiring
 from ticktape.flows.live.dataflow import build_flow
@@ -39,15 +40,9 @@ SYMBOLS = ("S0-USD", "S1-USD", "S2-USD")
 
 
 def tick(symbol: str, trade_id: int, price: float, ts: int, size: float = 1.0) -> bytes:
-    doc = {
-        "venue": "synthetic",
-        "symbol": symbol,
-        "price": price,
-        "size": size,
-        "side": "buy",
-        "trade_id": trade_id,
-    }
-    return msgspec.json.encode(doc | {"ts_event": ts})
+    return records.trade_message(
+        venue="synthetic", symbol=symbol, price=price, size=size, side="buy", trade_id=trade_id, ts_event=ts
+    )
 
 
 def messages() -> list[bytes]:

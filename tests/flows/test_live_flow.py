@@ -6,6 +6,7 @@ import msgspec
 import pytest
 from bytewax.testing import TestingSource
 
+from tests.support import records
 from tests.support.data import TRADES
 from tests.support.flows import config, run_collect
 from ticktape.connectors.files.history import FileSource, FileSourceConfig
@@ -20,18 +21,12 @@ T0 = 1_704_067_200_000_000_000  # 2024-01-01
 
 
 def tick(symbol: str, trade_id: int | None, price: float, ts_ms: int, **extra: object) -> bytes:
-    doc: dict[str, object] = {
-        "venue": "synthetic",
-        "symbol": symbol,
-        "price": price,
-        "size": 1.5,
-        "side": "buy",
-        "ts_event": T0 + ts_ms * 1_000_000,
-    }
-    if trade_id is not None:
-        doc["trade_id"] = trade_id
-    doc.update(extra)
-    return msgspec.json.encode(doc)
+    """A synthetic-venue buy of 1.5 at ``ts_ms`` after T0 (no trade id when ``None``)."""
+    fields = {"size": 1.5, "side": "buy"} | extra
+    return records.trade_message(
+        venue="synthetic", symbol=symbol, price=price, trade_id=trade_id, ts_event=T0 + ts_ms * 1_000_000,
+        **fields,
+    )  # fmt: skip
 
 
 def decoded_batches(src: str, messages: list[bytes], batch_size: int) -> list[TickBatch]:

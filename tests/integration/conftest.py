@@ -7,7 +7,7 @@ environment), ``kafka_topic`` (factory: a fresh topic with N partitions),
 configure; stopped at the end of the test).
 
 A service that cannot start raises (:class:`ticktape.infra.devstack.errors.ServiceError` with its log tail):
-the test errors, it is never skipped (DESIGN section 11).
+the test errors, it is never skipped (docs/architecture.md, "Tests").
 """
 
 from __future__ import annotations

@@ -11,11 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-import msgspec
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from tests.support import outputs
+from tests.support import outputs, records
 from tests.support.crashes import kill_mid_run
 from ticktape.connectors.kafka.produce import ensure_topic, produce_messages
 from ticktape.connectors.kafka.source import end_offsets_at
@@ -43,16 +42,11 @@ def messages(n: int, symbols: int = 40, malformed_every: int = 997) -> list[tupl
             continue
         ids[k] += 1
         prices[k] *= 1 + rng.gauss(0, 0.0005)
-        doc = {
-            "venue": "kx",
-            "symbol": sym,
-            "price": round(prices[k], 6),
-            "size": 1.0 + i % 7,
-            "side": "buy" if i % 2 else "sell",
-            "trade_id": ids[k],
-            "ts_event": T0 + i * 1_000,
-        }
-        out.append((sym.encode(), msgspec.json.encode(doc)))
+        raw = records.trade_message(
+            venue="kx", symbol=sym, price=round(prices[k], 6), size=1.0 + i % 7, side="buy" if i % 2 else "sell",
+            trade_id=ids[k], ts_event=T0 + i * 1_000,
+        )  # fmt: skip
+        out.append((sym.encode(), raw))
     return out
 
 

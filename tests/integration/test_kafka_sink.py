@@ -21,6 +21,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSource, run_main
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 
+from tests.support import records
 from ticktape.infra.devstack.services import TansuBroker
 from ticktape.infra.observability.metrics import RunStats
 from ticktape.schemas.errors import SinkError
@@ -48,7 +49,10 @@ def updates(n: int, symbols: int = 6) -> list[PriceUpdate]:
     for i in range(n):
         sym = f"S{i % symbols:03d}-USD"
         trade = "" if i % 7 == 3 else str(i)
-        out.append(PriceUpdate("binance", sym, 100.0 + i / 8, 0.5, "buy", trade, T0 + i, 0, T0 + i, T0 + i, i // symbols + 1, "trades/0", i))  # fmt: skip
+        out.append(records.price_update(
+            venue="binance", symbol=sym, price=100.0 + i / 8, size=0.5, side="buy", trade_id=trade, ts_event=T0 + i,
+            ts_kafka=0, ts_recv=T0 + i, ts_proc=T0 + i, seq=i // symbols + 1, src="trades/0", offset=i,
+        ))  # fmt: skip
     return out
 
 
@@ -59,7 +63,12 @@ def candles() -> list[Candle]:
             for w in range(4):
                 start = T0 + w * interval * S
                 for rev in (0, 1) if w == 1 else (0,):
-                    out.append(Candle("binance", sym, interval, start, start + interval * S, 1.0, 2.0, 0.5, 1.5, 3.0, 4.5, 1.5, 3, 2.0, 1.0, "10", "12", rev, start + interval * S))  # fmt: skip
+                    out.append(records.candle(
+                        venue="binance", symbol=sym, interval=interval, start=start, end=start + interval * S,
+                        open=1.0, high=2.0, low=0.5, close=1.5, volume=3.0, notional=4.5, vwap=1.5, trades=3,
+                        buy_volume=2.0, sell_volume=1.0, first_trade_id="10", last_trade_id="12", revision=rev,
+                        ts_final=start + interval * S,
+                    ))  # fmt: skip
     return out
 
 
@@ -67,13 +76,23 @@ def events() -> list[Event]:
     out = []
     for i in range(40):
         payload = msgspec.json.encode({"i": i, "note": "gap" if i % 2 else "stale"}) if i % 10 else b""
-        out.append(Event(f"{T0 + i:016x}{i:016x}", "SequenceGap" if i % 2 else "SymbolStale", f"S{i % 4}@binance", i, T0 + i, T0, payload, f"trades/0@{i}"))  # fmt: skip
+        out.append(records.event(
+            event_id=f"{T0 + i:016x}{i:016x}", type="SequenceGap" if i % 2 else "SymbolStale",
+            aggregate=f"S{i % 4}@binance", seq=i, ts_event=T0 + i, ts_logged=T0, payload=payload,
+            causation=f"trades/0@{i}",
+        ))  # fmt: skip
     return out
 
 
 def dead_letters() -> list[DeadLetter]:
     raws = [b'{"price": -1}', b"\xff\xfe\x00binary", b"", "caf\u00e9".encode()]
-    return [DeadLetter(f"dl{i}", "BAD_PRICE", f"message {i}", raws[i % 4], f"trades/{i % 3}", i, T0 + i) for i in range(12)]  # fmt: skip
+    return [
+        records.dead_letter(
+            dl_id=f"dl{i}", code="BAD_PRICE", message=f"message {i}", raw=raws[i % 4], src=f"trades/{i % 3}",
+            offset=i, ts_recv=T0 + i,
+        )
+        for i in range(12)
+    ]  # fmt: skip
 
 
 def keyed(records: list[Any], shard: Callable[[Any], int], size: int = 25) -> list[tuple[str, list[Any]]]:

@@ -21,6 +21,7 @@ from bytewax.run import cli_main
 from bytewax.testing import TestingSink, run_main
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from tests.support import records
 from ticktape.connectors.kafka.config import librdkafka_config, redacted
 from ticktape.connectors.kafka.offsets import watermarks
 from ticktape.connectors.kafka.source import KafkaSource, KafkaSourceConfig, end_offsets_at
@@ -35,10 +36,15 @@ pytestmark = pytest.mark.integration
 
 
 def tick(i: int, symbol: str = "BTC-USD") -> bytes:
-    return msgspec.json.encode({
-        "venue": "test", "symbol": symbol, "price": 100.0 + i % 7, "size": 1.0, "side": "buy",
-        "trade_id": i, "ts_event": time.time_ns(),
-    })  # fmt: skip
+    return records.trade_message(
+        venue="test",
+        symbol=symbol,
+        price=100.0 + i % 7,
+        size=1.0,
+        side="buy",
+        trade_id=i,
+        ts_event=time.time_ns(),
+    )
 
 
 def send(broker: TansuBroker, topic: str, values: Iterable[bytes | None], partition: int = 0) -> None:
@@ -172,6 +178,8 @@ def test_start_time_end_time_and_broker_timestamps(
 ) -> None:
     topic = kafka_topic(1)
     marks = []
+    # Real sleeps: Tansu stamps and searches the broker's append time (its own clock, see
+    # test_services.test_tansu_known_quirks), so the phases must be apart in real time.
     for phase in range(3):
         send(kafka_broker, topic, [tick(phase * 10 + i) for i in range(10)])
         time.sleep(0.05)
@@ -241,8 +249,8 @@ def test_malformed_messages_become_dead_letters(
     kafka_broker: TansuBroker, kafka_topic: Callable[..., str]
 ) -> None:
     topic = kafka_topic(1)
-    bad_price = msgspec.json.encode(
-        {"venue": "test", "symbol": "BTC-USD", "price": -1, "size": 1, "ts_event": time.time_ns()}
+    bad_price = records.trade_message(
+        venue="test", symbol="BTC-USD", price=-1, size=1, side=None, trade_id=None, ts_event=time.time_ns()
     )
     send(kafka_broker, topic, [tick(0), b"\x00garbage", tick(1), None, bad_price, tick(2)])
     batches = run_flow(source(kafka_broker, topic, end="launch"))

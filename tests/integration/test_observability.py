@@ -37,11 +37,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support import records
 from ticktape.connectors.kafka.produce import ensure_topic, produce_messages
 from ticktape.infra.devstack.http import get_json, http_get
 from ticktape.infra.devstack.ports import free_port, port_is_free
@@ -270,9 +270,11 @@ def _ticks(stop: threading.Event) -> Iterator[tuple[bytes, bytes]]:
             yield sym.encode(), b'{"venue": "kx", "symbol": "' + sym.encode() + b'", "price": '
             continue
         ids[k] += 1
-        doc = {"venue": "kx", "symbol": sym, "price": 100.0 + k + rng.random(), "size": 1.0, "side": "buy",
-               "trade_id": ids[k], "ts_event": time.time_ns()}  # fmt: skip
-        yield sym.encode(), msgspec.json.encode(doc)
+        raw = records.trade_message(
+            venue="kx", symbol=sym, price=100.0 + k + rng.random(), size=1.0, side="buy", trade_id=ids[k],
+            ts_event=time.time_ns(),
+        )  # fmt: skip
+        yield sym.encode(), raw
 
 
 @pytest.fixture

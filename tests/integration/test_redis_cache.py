@@ -9,7 +9,6 @@ store, and the pipelining round trips and throughput.
 from __future__ import annotations
 
 import random
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -20,6 +19,8 @@ import pytest
 from bytewax.run import cli_main
 from bytewax.testing import run_main
 
+from tests.support import records
+from tests.support.clock import FakeClock
 from tests.support.flows import config
 from ticktape.connectors.memory.messages import MemorySource
 from ticktape.flows import wiring
@@ -48,13 +49,32 @@ LONG = {PRICE: 3600 * S, METADATA: 3600 * S, HISTORY: 86_400 * S}
 HOSTILE = ["../", "a:b", "a b", "*", "?x", "[x]", "{tag}", "%41", "ü€", "日本", ":ver", "~", "x" * 5000]
 
 
-def make(server: RedisServer, ttls: dict[str, int] = LONG, **options: Any) -> RedisCache:
-    """A cache under a fresh prefix, so tests sharing the session server never meet."""
+def make(
+    server: RedisServer, ttls: dict[str, int] = LONG, *, clock: FakeClock | None = None, **options: Any
+) -> RedisCache:
+    """A cache under a fresh prefix, so tests sharing the session server never meet;
+    ``clock`` times its reconnection backoff (default: the real monotonic clock)."""
     options.setdefault("key_prefix", f"t{uuid.uuid4().hex[:10]}:")
     for name in ("reconnect_base", "reconnect_cap", "timeout", "version_ttl"):
         if isinstance(options.get(name), str):
             options[name] = Duration.parse(options[name])
-    return RedisCache(RedisConfig(url=server.url, **options), ttls)
+    cfg = RedisConfig(url=server.url, **options)
+    return RedisCache(cfg, ttls) if clock is None else RedisCache(cfg, ttls, clock=clock)
+
+
+def let_ttls_pass(cache: RedisCache, keys: list[str], ms: int) -> None:
+    """What ``ms`` milliseconds do to ``keys`` on the server, without waiting for them:
+    a key whose TTL (as the server reports it, ``PTTL``) ends within ``ms`` expires now
+    (``PEXPIREAT`` in the past: Redis deletes it as at its TTL); the others must outlive
+    ``ms`` (no TTL, or a longer one) and stay. Redis enforces TTLs with its own clock, so
+    this is how a test moves that clock."""
+    raw = cache.client
+    for key in keys:
+        pttl = raw.pttl(cache.prefix + key)
+        if 0 <= pttl <= ms:
+            raw.pexpireat(cache.prefix + key, 1)
+        else:
+            assert pttl in (-2, -1) or pttl > ms, (key, pttl)  # -2: absent, -1: no TTL
 
 
 @pytest.fixture
@@ -70,9 +90,10 @@ def price(symbol: str, v1: int, v2: int = 0, venue: str = "binance") -> Write:
 
 
 def candle(start: int, revision: int, close: float = 1.0, interval: int = 60) -> Candle:
-    return Candle(
-        "binance", "BTC-USDT", interval, start, start + interval * S, 1.0, 2.0, 0.5, close,
-        1.0, close, close, 1, 0.5, 0.5, "1", "2", revision, start + interval * S,
+    return records.candle(
+        venue="binance", symbol="BTC-USDT", interval=interval, start=start, end=start + interval * S, open=1.0,
+        high=2.0, low=0.5, close=close, volume=1.0, notional=close, vwap=close, trades=1, buy_volume=0.5,
+        sell_volume=0.5, first_trade_id="1", last_trade_id="2", revision=revision, ts_final=start + interval * S,
     )  # fmt: skip
 
 
@@ -139,7 +160,10 @@ def test_versions_outlive_expired_values(redis_server: RedisServer) -> None:
     c = make(redis_server, {PRICE: 100_000_000, METADATA: 3600 * S, HISTORY: 3600 * S})
     key = cache_key(PRICE, "binance", "ETH-USDT")
     assert c.put_many([price("ETH-USDT", T, 5)]) == 1
-    time.sleep(0.3)
+    value_ttl, version_ttl = c.client.pttl(c.prefix + key), c.client.pttl(c.prefix + key + ":ver")
+    assert value_ttl == -2 or 0 < value_ttl <= 100  # -2: already gone (a slow host)
+    assert 6.9 * 86_400_000 < version_ttl <= 7 * 86_400_000
+    let_ttls_pass(c, [key, key + ":ver"], 300)
     assert c.get(key) is None  # the value expired ...
     assert c.version(key) == (T, 5)  # ... its version did not
     assert c.put_many([price("ETH-USDT", T, 4), price("ETH-USDT", T - 1, 99)]) == 0
@@ -165,7 +189,7 @@ def test_ttl_per_type(redis_server: RedisServer) -> None:
     assert 119_000 < ttl[HISTORY] <= 120_000
     for w in writes:  # versions: max(type TTL, version_ttl = 7 days)
         assert 6.9 * 86_400_000 < raw.pttl(c.prefix + w.key + ":ver") <= 7 * 86_400_000
-    time.sleep(0.7)
+    let_ttls_pass(c, [w.key for w in writes] + [w.key + ":ver" for w in writes], 700)
     assert c.get(writes[0].key) is None
     assert c.get(writes[1].key) == b"m"
     assert c.get(writes[2].key) is not None
@@ -241,7 +265,8 @@ def test_clear_only_touches_this_caches_keys(redis_server: RedisServer) -> None:
 
 def test_restart_mid_run_buffers_counts_and_delivers(redis_factory: Callable[[], RedisServer]) -> None:
     server = redis_factory()
-    c = make(server, reconnect_base="20ms", reconnect_cap="100ms", timeout="1s")
+    clock = FakeClock()
+    c = make(server, clock=clock, reconnect_base="20ms", reconnect_cap="100ms", timeout="1s")
     a = [price(f"A{i}-X", T) for i in range(50)]
     assert c.put_many(a) == 50
     restart = stop_and_restart(server)
@@ -253,7 +278,7 @@ def test_restart_mid_run_buffers_counts_and_delivers(redis_factory: Callable[[],
     assert c.counters.buffered[PRICE] == 31
     c.flush()  # "buffer" mode: a snapshot goes on while Redis is away
     restart()
-    time.sleep(0.15)  # past the backoff cap
+    clock.advance(0.15)  # past the backoff cap
     c_writes = [price(f"C{i}-X", T) for i in range(5)]
     assert c.put_many(c_writes) == 36
     assert c.available
@@ -272,7 +297,8 @@ def test_restart_mid_run_buffers_counts_and_delivers(redis_factory: Callable[[],
 
 def test_buffer_overflow_is_counted_exactly(redis_factory: Callable[[], RedisServer]) -> None:
     server = redis_factory()
-    c = make(server, buffer_max=5, reconnect_base="20ms", reconnect_cap="50ms", timeout="1s")
+    clock = FakeClock()
+    c = make(server, clock=clock, buffer_max=5, reconnect_base="20ms", reconnect_cap="50ms", timeout="1s")
     restart = stop_and_restart(server)
     writes = [price(f"K{i}-X", T) for i in range(8)]
     assert c.put_many(writes) == 0
@@ -281,7 +307,7 @@ def test_buffer_overflow_is_counted_exactly(redis_factory: Callable[[], RedisSer
     assert c.counters.get("buffer_collapsed", PRICE) == 2
     assert c.buffered == 5
     restart()
-    time.sleep(0.1)
+    clock.advance(0.1)  # past the backoff cap
     c.flush()
     assert c.buffered == 0
     for i in range(3):
@@ -420,9 +446,9 @@ def test_flow_with_redis_down_counts_every_drop_and_a_replay_repairs(
 # -- pipelining ----------------------------------------------------------------------------------
 
 
-def test_pipelining_round_trips_and_throughput(
-    redis_server: RedisServer, record_property: Callable[[str, object], None]
-) -> None:
+def test_pipelining_costs_one_round_trip_per_batch(redis_server: RedisServer) -> None:
+    """Writes reach Redis as one compare-and-set script call per ``batch`` writes (the
+    speed of that, against plain pipelined SET, is the `redis` bench scenario's job)."""
     n, batch = 20_000, 500
     c = make(redis_server, batch=batch)
     writes = [price(f"S{i % 2000}-X", T + i) for i in range(n)]
@@ -432,22 +458,8 @@ def test_pipelining_round_trips_and_throughput(
         return int(raw.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0))
 
     before = calls("evalsha")
-    t0 = time.perf_counter()
-    for i in range(0, n, 2000):
-        c.put_many(writes[i : i + 2000])
-    cas = n / (time.perf_counter() - t0)
+    landed = sum(c.put_many(writes[i : i + 2000]) for i in range(0, n, 2000))
     assert calls("evalsha") - before == n // batch  # one round trip per `batch` writes
-    t0 = time.perf_counter()
-    for i in range(0, n, batch):
-        pipe = raw.pipeline(transaction=False)
-        for w in writes[i : i + batch]:
-            pipe.set(c.prefix + "plain/" + w.key, w.value, px=60_000)
-        pipe.execute()
-    plain = n / (time.perf_counter() - t0)
-    record_property("cas_writes_per_s", round(cas))
-    record_property("plain_set_writes_per_s", round(plain))
-    print(f"CAS {cas:,.0f} writes/s, plain pipelined SET {plain:,.0f} writes/s ({cas / plain:.2f}x)")
-    assert cas > plain / 10  # same order of magnitude (the bench measures it properly)
-    raw.delete(*(c.prefix + "plain/" + w.key for w in writes[:2000]))
+    assert landed == n  # every version is newer than the one before it
     c.clear()
     c.close()

@@ -94,7 +94,7 @@ def test_tansu_offsets_for_times(kafka_broker: TansuBroker, kafka_topic: Callabl
         stamps.append(int(time.time() * 1000))
         producer.produce(topic, value=b"x%d" % i, partition=0)
         producer.flush(10)
-        time.sleep(0.1)
+        time.sleep(0.1)  # real time: Tansu stamps the broker's append time (its own clock)
     consumer = _consumer(kafka_broker)
     try:
         for i in range(4):

@@ -10,9 +10,10 @@ import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tests.support import records
 from ticktape.schemas.durations import dec_hook
 from ticktape.schemas.ids import event_id
-from ticktape.schemas.records import Event, EventType, PriceUpdate, aggregate_of
+from ticktape.schemas.records import Event, EventType, aggregate_of
 from ticktape.sinks.archive import format as fmt
 from ticktape.sinks.archive.config import ArchiveConfig
 from ticktape.sinks.archive.reader import KEY, ArchiveReader
@@ -29,15 +30,22 @@ class Crash(BaseException):
 
 
 def tick(symbol: str, n: int, ts: int, venue: str = "binance", src: str = "trades/0") -> Event:
-    u = PriceUpdate(venue, symbol, 100.0 + n % 7 / 8, 0.5 + n % 3, "buy" if n % 2 else "sell", str(n),
-                    ts, ts - 5, ts + 10, ts + 20, n, src, n)  # fmt: skip
-    return Event(event_id(ts, "P", venue, symbol, str(n)), EventType.PRICE_UPDATED, aggregate_of(venue, symbol),
-                 n, ts, 0, msgspec.json.encode(u), f"{src}@{n}")  # fmt: skip
+    u = records.price_update(
+        venue=venue, symbol=symbol, price=100.0 + n % 7 / 8, size=0.5 + n % 3, side="buy" if n % 2 else "sell",
+        trade_id=str(n), ts_event=ts, ts_kafka=ts - 5, ts_recv=ts + 10, ts_proc=ts + 20, seq=n, src=src, offset=n,
+    )  # fmt: skip
+    return records.event(
+        event_id=event_id(ts, "P", venue, symbol, str(n)), type=EventType.PRICE_UPDATED,
+        aggregate=aggregate_of(venue, symbol), seq=n, ts_event=ts, ts_logged=0, payload=records.payload(u),
+        causation=f"{src}@{n}",
+    )  # fmt: skip
 
 
 def other(aggregate: str, n: int, ts: int, typ: str = EventType.SYMBOL_STALE) -> Event:
-    payload = msgspec.json.encode({"n": n, "note": 'q"uo\\te'})
-    return Event(event_id(ts, typ, aggregate, n), typ, aggregate, n, ts, 0, payload, f"cause-{n}")
+    return records.event(
+        event_id=event_id(ts, typ, aggregate, n), type=typ, aggregate=aggregate, seq=n, ts_event=ts,
+        ts_logged=0, payload=records.payload({"n": n, "note": 'q"uo\\te'}), causation=f"cause-{n}",
+    )  # fmt: skip
 
 
 def make_log(

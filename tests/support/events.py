@@ -10,42 +10,56 @@ from pathlib import Path
 
 import msgspec
 
+from tests.support import records
 from ticktape.schemas.decoding import dead_letter_event
 from ticktape.schemas.ids import event_id
-from ticktape.schemas.records import Candle, DeadLetter, DLCode, Event, EventType, PriceUpdate
+from ticktape.schemas.records import DLCode, Event, EventType
 from ticktape.sinks.eventlog.log import EventLogPartition, partition_of, partition_path
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S
-_enc = msgspec.json.Encoder()
 
 
 def price(agg: str, seq: int, ts: int, px: float, size: float, n: int) -> Event:
     symbol, venue = agg.split("@")
-    u = PriceUpdate(venue, symbol, px, size, "buy" if n % 2 else "sell", str(n), ts, 0, ts, ts, n, "src/0", n)
-    return Event(
-        event_id(ts, "P", agg, n), EventType.PRICE_UPDATED, agg, seq, ts, 0, _enc.encode(u), f"src/0@{n}"
-    )
+    u = records.price_update(
+        venue=venue, symbol=symbol, price=px, size=size, side="buy" if n % 2 else "sell", trade_id=str(n),
+        ts_event=ts, ts_kafka=0, ts_recv=ts, ts_proc=ts, seq=n, src="src/0", offset=n,
+    )  # fmt: skip
+    return records.event(
+        event_id=event_id(ts, "P", agg, n), type=EventType.PRICE_UPDATED, aggregate=agg, seq=seq,
+        ts_event=ts, ts_logged=0, payload=records.payload(u), causation=f"src/0@{n}",
+    )  # fmt: skip
 
 
 def candle(agg: str, seq: int, interval: int, start: int, revision: int, close: float) -> Event:
     symbol, venue = agg.split("@")
     end = start + interval * S
-    c = Candle(
-        venue, symbol, interval, start, end, close, close + 1, close - 1, close, 2.0, 2.0 * close, close,
-        2, 1.0, 1.0, "1", "2", revision, end,
+    c = records.candle(
+        venue=venue, symbol=symbol, interval=interval, start=start, end=end, open=close, high=close + 1,
+        low=close - 1, close=close, volume=2.0, notional=2.0 * close, vwap=close, trades=2, buy_volume=1.0,
+        sell_volume=1.0, first_trade_id="1", last_trade_id="2", revision=revision, ts_final=end,
     )  # fmt: skip
     typ = EventType.CANDLE_CLOSED if revision == 0 else EventType.CANDLE_REVISED
     ident = event_id(end, "C", agg, interval, start, revision, seq)
-    return Event(ident, typ, agg, seq, end, 0, _enc.encode(c), "candle")
+    return records.event(
+        event_id=ident, type=typ, aggregate=agg, seq=seq, ts_event=end, ts_logged=0,
+        payload=records.payload(c), causation="candle",
+    )  # fmt: skip
 
 
 def simple(agg: str, seq: int, ts: int, typ: str, payload: object) -> Event:
-    return Event(event_id(ts, typ, agg, seq), typ, agg, seq, ts, 0, _enc.encode(payload), f"src/0@{seq}")
+    return records.event(
+        event_id=event_id(ts, typ, agg, seq), type=typ, aggregate=agg, seq=seq, ts_event=ts, ts_logged=0,
+        payload=records.payload(payload), causation=f"src/0@{seq}",
+    )  # fmt: skip
 
 
 def dead(agg: str, seq: int, ts: int, code: str) -> Event:
-    dl = DeadLetter(event_id(ts, "DL", agg, seq), code, "field `x`: bad", b"\xff raw", "src/0", seq, ts)
+    dl = records.dead_letter(
+        dl_id=event_id(ts, "DL", agg, seq), code=code, message="field `x`: bad", raw=b"\xff raw",
+        src="src/0", offset=seq, ts_recv=ts,
+    )  # fmt: skip
     return dead_letter_event(dl, agg, seq, ts)
 
 
@@ -100,8 +114,15 @@ def aggregate_events(agg: str, n: int, rng: random.Random, t0: int = T0) -> list
         elif r < 0.98:
             out.append(simple(agg, seq, ts, "Mystery", {"x": 1}))
         else:
-            bad = Event(
-                event_id(ts, "bad", agg, seq), EventType.PRICE_UPDATED, agg, seq, ts, 0, b"{oops", "x"
+            bad = records.event(
+                event_id=event_id(ts, "bad", agg, seq),
+                type=EventType.PRICE_UPDATED,
+                aggregate=agg,
+                seq=seq,
+                ts_event=ts,
+                ts_logged=0,
+                payload=b"{oops",
+                causation="x",
             )
             out.append(bad)
     return out

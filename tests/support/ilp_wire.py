@@ -267,7 +267,7 @@ class FakeQuestDB:
 
 def sample_price(i: int = 0, **changes: Any) -> Any:
     """A PriceUpdate with distinct, exactly checkable values."""
-    from ticktape.schemas.records import PriceUpdate
+    from tests.support import records
 
     base: dict[str, Any] = {
         "venue": "binance", "symbol": "BTC-USDT", "price": 64000.5 + i, "size": 0.25 * (i + 1),
@@ -276,11 +276,11 @@ def sample_price(i: int = 0, **changes: Any) -> Any:
         "ts_recv": 1_700_000_000_125_000_002 + i, "ts_proc": 1_700_000_000_126_000_003 + i,
         "seq": i + 1, "src": "trades/0", "offset": 500 + i,
     }  # fmt: skip
-    return PriceUpdate(**(base | changes))
+    return records.price_update(**(base | changes))
 
 
 def sample_candle(revision: int = 0, **changes: Any) -> Any:
-    from ticktape.schemas.records import Candle
+    from tests.support import records
 
     start = 1_700_000_040_000_000_000
     base: dict[str, Any] = {
@@ -290,7 +290,7 @@ def sample_candle(revision: int = 0, **changes: Any) -> Any:
         "buy_volume": 7.5, "sell_volume": 5.0, "first_trade_id": "7000", "last_trade_id": str(7041 + revision),
         "revision": revision, "ts_final": 1_700_000_102_000_000_123 + revision,
     }  # fmt: skip
-    return Candle(**(base | changes))
+    return records.candle(**(base | changes))
 
 
 def questdb_config(**values: Any) -> Any:

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.support import records
 from tests.support.events import T0, S, aggregate_events, candle, dead, price, simple
 from ticktape.schemas.records import DLCode, Event, EventType
 from ticktape.sinks.eventlog.state import (
@@ -117,14 +118,27 @@ def test_anomalies_dead_letters_by_code_late_ticks() -> None:
     assert s.late_ticks == 1
 
 
+def malformed(ident: str, typ: str, seq: int, ts: int, payload: bytes) -> Event:
+    return records.event(
+        event_id=ident,
+        type=typ,
+        aggregate=AGG,
+        seq=seq,
+        ts_event=ts,
+        ts_logged=0,
+        payload=payload,
+        causation="",
+    )
+
+
 def test_unknown_types_and_malformed_payloads_never_raise() -> None:
     events = [
         simple(AGG, 1, T0, "Mystery", {"a": 1}),
         simple(AGG, 2, T0, EventType.SNAPSHOT, {"b": 2}),
-        Event("x", EventType.PRICE_UPDATED, AGG, 3, T0, 0, b"{not json", ""),
-        Event("y", EventType.CANDLE_CLOSED, AGG, 4, T0, 0, b'{"an": "object"}', ""),
-        Event("z", EventType.DEAD_LETTER, AGG, 5, T0, 0, b"[1, 2]", ""),
-        Event("w", EventType.SEQUENCE_GAP, AGG, 6, T0 + 1, 0, b"", ""),
+        malformed("x", EventType.PRICE_UPDATED, 3, T0, b"{not json"),
+        malformed("y", EventType.CANDLE_CLOSED, 4, T0, b'{"an": "object"}'),
+        malformed("z", EventType.DEAD_LETTER, 5, T0, b"[1, 2]"),
+        malformed("w", EventType.SEQUENCE_GAP, 6, T0 + 1, b""),
     ]
     s = fold(events)
     assert (s.other, s.malformed) == (2, 4)

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support import records
 from tests.support.archive import (
     HOUR,
     T0,
@@ -31,7 +32,8 @@ from tests.support.archive import (
 )
 from ticktape.infra.observability.metrics import RunStats
 from ticktape.schemas.errors import ArchiveError
-from ticktape.schemas.records import Event, EventType, PriceUpdate
+from ticktape.schemas.ids import event_id
+from ticktape.schemas.records import Event, EventType
 from ticktape.sinks.archive import format as fmt
 from ticktape.sinks.archive.archiver import STEPS, Archiver, archive_all
 from ticktape.sinks.archive.reader import KEY, ArchiveReader, unit_keys
@@ -109,16 +111,18 @@ _text = st.text(max_size=12) | st.sampled_from(
 _int = st.integers(-(2**63), 2**63 - 1)
 _float = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0.1, -0.0, 5e-324, 1e300])
 _update = st.builds(
-    PriceUpdate, _text, _text, _float, _float, _text, _text, _int, _int, _int, _int, _int, _text, _int
-)
+    records.price_update, venue=_text, symbol=_text, price=_float, size=_float, side=_text, trade_id=_text,
+    ts_event=_int, ts_kafka=_int, ts_recv=_int, ts_proc=_int, seq=_int, src=_text, offset=_int,
+)  # fmt: skip
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(_update, st.booleans()), min_size=1, max_size=30), st.booleans())
 def test_any_price_update_round_trips_byte_for_byte(items, hostile_only):
     events = [
-        Event(f"id{i}", EventType.PRICE_UPDATED, f"{u.symbol}@{u.venue}", i, u.ts_event, 0, msgspec.json.encode(u),
-              f"{u.src}@{u.offset}" if derived else "c")
+        records.event(event_id=f"id{i}", type=EventType.PRICE_UPDATED, aggregate=f"{u.symbol}@{u.venue}", seq=i,
+                      ts_event=u.ts_event, ts_logged=0, payload=msgspec.json.encode(u),
+                      causation=f"{u.src}@{u.offset}" if derived else "c")
         for i, (u, derived) in enumerate(items)
     ]  # fmt: skip
     if hostile_only:  # all on the fast path when no payload needs escapes
@@ -192,6 +196,36 @@ def test_crash_at_every_step_then_a_fresh_archiver_finishes(log, tmp_path, step,
     assert all(same(got[i], e) for i, e in enumerate(events))
     assert not any(bodies(path).values())  # retention 0: all verified, all deleted
     assert verify(store, "ticktape", [path], deep=True).ok
+
+
+def test_new_events_inside_a_deleted_batchs_id_range_are_stored_repeats_are_not(log, tmp_path):
+    """Issue 13 item 5: after retention deleted archived bodies, a new event whose id falls
+    inside a deleted batch's id range (a CandleRevised of an old window, a late trade) was
+    dropped as "already stored". The kept ids tell a repeat from a new event exactly."""
+    path, events = log
+    store = LocalObjectStore(tmp_path / "store")
+    archiver = Archiver(path, 0, store, config(tmp_path / "store", retention="0s"))
+    assert archiver.run_once(force=True).error is None
+    archiver.close()
+    assert not any(bodies(path).values())  # every body deleted
+    agg = events[10].aggregate
+    mine = [e for e in events if e.aggregate == agg]
+    lo, hi = mine[0].ts_event, mine[-1].ts_event
+    fresh = [  # new ids, times inside the deleted range of that aggregate
+        Event(
+            event_id(ts, "C", agg, ts), EventType.CANDLE_REVISED, agg, 10_000 + i, ts, 0, b"{}", "candle/60"
+        )
+        for i, ts in enumerate((lo + 1, (lo + hi) // 2, hi - 1))
+    ]
+    assert all(mine[0].event_id < e.event_id < mine[-1].event_id for e in fresh)
+    part = EventLogPartition(path)
+    part.append([*mine[:5], *fresh, *mine[-5:]])  # repeats of deleted events around new ones
+    assert (part.rows_written, part.rows_ignored) == (3, 10)
+    part.append(fresh)  # now stored: repeats
+    assert (part.rows_written, part.rows_ignored) == (3, 13)
+    part.close()
+    got = EventStore(path.parent).query(type=EventType.CANDLE_REVISED)
+    assert sorted(e.event_id for e in got.events) == sorted(e.event_id for e in fresh)
 
 
 def test_crash_before_delete_keeps_bodies_until_the_next_pass(log, tmp_path):

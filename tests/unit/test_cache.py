@@ -1,5 +1,6 @@
 """ticktape.sinks.cache.embedded: the embedded cache (TTLs, replay-safe versions, LRU bounds, persistence,
-statistics, thread safety). Time is always passed explicitly (``now_ns``)."""
+statistics, thread safety). Time is always passed explicitly (``now_ns``, or an injected
+``clock`` as the sink's calls without ``now_ns`` read it)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.support.clock import FakeNsClock
 from ticktape.sinks.cache.api import HISTORY, METADATA, PRICE, TYPES, Entry, Write, cache_key
 from ticktape.sinks.cache.embedded import EmbeddedCache
 
@@ -298,6 +300,27 @@ def test_persisted_summary_and_counters(db: Path) -> None:
     counters = third.persisted_counters()
     assert (counters[PRICE]["writes"], counters[PRICE]["stale_writes"], counters[PRICE]["hits"]) == (2, 1, 1)
     third.close()
+
+
+def test_calls_without_now_read_the_injected_clock(db: Path) -> None:
+    """As the cache sink calls it (no ``now_ns``): TTLs and the flush timer follow ``clock``."""
+    clock = FakeNsClock(T0)
+    cache = EmbeddedCache(db, TTLS, flush_interval_ns=S, clock=clock)
+    reader = EmbeddedCache(db, TTLS)
+    cache.put_many([price("A", 1)])  # the first write flushes (never flushed yet)
+    clock.advance(S - 1)
+    cache.put_many([price("B", 1)])
+    assert cache.lookup("price/binance/A") == Entry(PRICE, b"A:1:0", 1, 0, T0 + S)  # expires at T0 + TTL
+    assert reader.peek("price/binance/B") is None  # pending: the interval has not passed
+    clock.advance(1)
+    assert cache.get("price/binance/A") == b"A:1:0"  # fresh up to and including the TTL
+    cache.put_many([price("C", 1)])  # the interval has passed: B and C reach the file
+    assert reader.peek("price/binance/B") == Entry(PRICE, b"B:1:0", 1, 0, T0 + 2 * S - 1)
+    clock.advance(1)
+    assert cache.get("price/binance/A") is None  # expired
+    assert cache.stats()[PRICE]["expirations"] == 1
+    reader.close()
+    cache.close()
 
 
 def test_writes_are_flushed_to_the_file_behind_memory(db: Path) -> None:

@@ -9,6 +9,7 @@ import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.support import records
 from tests.support.data import TRADES
 from ticktape.flows.steps.candles import CandleConfig, CandleEngine
 from ticktape.flows.steps.candles_vector import candles_from_table
@@ -66,17 +67,17 @@ def test_many_symbols_ties_and_awkward_sizes_identical():
         size = rng.choice((1e-9, 0.1, 3.3, 1e7, 123456.789)) * rng.random()
         price = rng.uniform(0.0001, 200_000)
         ticks.append(
-            Tick(
-                "v",
-                sym,
-                price,
-                size,
-                rng.choice(("buy", "sell", "unknown")),
-                str(i),
-                ts,
-                0,
-                "p",
-                i,
+            records.tick(
+                venue="v",
+                symbol=sym,
+                price=price,
+                size=size,
+                side=rng.choice(("buy", "sell", "unknown")),
+                trade_id=str(i),
+                ts_event=ts,
+                ts_recv=0,
+                src="p",
+                offset=i,
                 trade_no=i,
             )
         )
@@ -91,7 +92,19 @@ def test_many_symbols_ties_and_awkward_sizes_identical():
 def test_property_identical_on_arbitrary_values(rows):
     ts0 = 1_704_067_200 * SEC
     ticks = [
-        Tick("v", "A-B", p, s, "buy", str(i), ts0 + dt, 0, "p", i, trade_no=i)
+        records.tick(
+            venue="v",
+            symbol="A-B",
+            price=p,
+            size=s,
+            side="buy",
+            trade_id=str(i),
+            ts_event=ts0 + dt,
+            ts_recv=0,
+            src="p",
+            offset=i,
+            trade_no=i,
+        )
         for i, (p, s, dt) in enumerate(sorted(rows, key=lambda r: r[2]))
     ]
     same(streaming(ticks, ("1m",)), candles_from_table(table(ticks), (60 * SEC,)))
@@ -105,17 +118,17 @@ def dirty_stream(seed: int, n: int = 6000) -> list[Tick]:
     for i in range(n):
         sym = f"S{i % 6}-USD"
         clean.append(
-            Tick(
-                "v",
-                sym,
-                100 + rng.random(),
-                rng.random() * 3,
-                rng.choice(("buy", "sell")),
-                str(i // 6 + 1),
-                ts0 + i * 200_000_000,
-                0,
-                f"p{i % 6 % 2}",
-                i,
+            records.tick(
+                venue="v",
+                symbol=sym,
+                price=100 + rng.random(),
+                size=rng.random() * 3,
+                side=rng.choice(("buy", "sell")),
+                trade_id=str(i // 6 + 1),
+                ts_event=ts0 + i * 200_000_000,
+                ts_recv=0,
+                src=f"p{i % 6 % 2}",
+                offset=i,
                 trade_no=i // 6 + 1,
             )
         )

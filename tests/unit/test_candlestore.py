@@ -6,6 +6,7 @@ import random
 
 import pyarrow.parquet as pq
 
+from tests.support import records
 from ticktape.schemas.records import Candle
 from ticktape.sinks.candles.store import CandleStore
 
@@ -17,27 +18,11 @@ T0 = 1_704_067_200_000_000_000  # 2024-01-01
 def candle(
     symbol: str, start: int, revision: int, close: float, interval: int = 60, venue: str = "v"
 ) -> Candle:
-    return Candle(
-        venue,
-        symbol,
-        interval,
-        start,
-        start + interval * 1_000_000_000,
-        1.0,
-        2.0,
-        0.5,
-        close,
-        3.0,
-        4.5,
-        1.5,
-        2,
-        1.0,
-        2.0,
-        "1",
-        "2",
-        revision,
-        1_000 + revision,
-    )
+    return records.candle(
+        venue=venue, symbol=symbol, interval=interval, start=start, end=start + interval * 1_000_000_000,
+        open=1.0, high=2.0, low=0.5, close=close, volume=3.0, notional=4.5, vwap=1.5, trades=2, buy_volume=1.0,
+        sell_volume=2.0, first_trade_id="1", last_trade_id="2", revision=revision, ts_final=1_000 + revision,
+    )  # fmt: skip
 
 
 def test_reader_returns_the_highest_revision_whatever_the_file_order(tmp_path):

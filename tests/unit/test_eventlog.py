@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.support import records
 from ticktape.schemas.errors import InputError
 from ticktape.schemas.ids import event_id, stable_bucket
 from ticktape.schemas.records import Event, EventType
@@ -29,7 +30,10 @@ PARTS = 4
 def ev(
     aggregate: str, seq: int, ts: int, typ: str = EventType.PRICE_UPDATED, payload: bytes = b"{}"
 ) -> Event:
-    return Event(event_id(ts, typ, aggregate, seq), typ, aggregate, seq, ts, 0, payload, f"src@{seq}")
+    return records.event(
+        event_id=event_id(ts, typ, aggregate, seq), type=typ, aggregate=aggregate, seq=seq, ts_event=ts,
+        ts_logged=0, payload=payload, causation=f"src@{seq}",
+    )  # fmt: skip
 
 
 def key(e: Event) -> tuple[object, ...]:
@@ -160,7 +164,11 @@ def test_background_writer_commits_everything_by_flush(tmp_path: Path) -> None:
 
 
 def bad_event(seq: int = 9) -> Event:
-    return Event(event_id(T0 + seq, "X"), "T", "A@x", seq, T0 + seq, 0, object(), "c")  # type: ignore[arg-type]
+    """An event whose payload is not bytes: the log's writer fails to store it."""
+    return records.event(
+        event_id=event_id(T0 + seq, "X"), type="T", aggregate="A@x", seq=seq, ts_event=T0 + seq, ts_logged=0,
+        payload=object(), causation="c",  # type: ignore[arg-type]
+    )  # fmt: skip
 
 
 def test_background_writer_error_is_raised_by_flush_append_and_close(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import msgspec
 import pytest
 import zstandard
 
+from tests.support import records
 from tests.support.events import T0, S, make_log, price
 from ticktape.schemas.errors import InputError
 from ticktape.schemas.records import Event, EventType
@@ -95,7 +96,10 @@ def test_filters_match_the_query(
 
 
 def test_non_json_payload_is_exported_as_a_string(tmp_path: Path) -> None:
-    odd = Event("id1", "Mystery", "X@v", 1, T0, 5, b"not json \xff", "c")
+    odd = records.event(
+        event_id="id1", type="Mystery", aggregate="X@v", seq=1, ts_event=T0, ts_logged=5,
+        payload=b"not json \xff", causation="c",
+    )  # fmt: skip
     assert export_events([odd], tmp_path / "odd.jsonl") == 1
     doc = json.loads((tmp_path / "odd.jsonl").read_text())
     assert (doc["payload"], doc["payload_encoding"]) == ("not json \ufffd", "text")
@@ -127,7 +131,16 @@ def test_export_streams_in_bounded_memory(tmp_path: Path) -> None:
         ids = range(start, start + batch)
         part.append(
             [
-                Event(f"{T0 + i:032x}", "PriceUpdated", f"S{i % 50}@v", i // 50 + 1, T0 + i, 0, payload, "c")
+                records.event(
+                    event_id=f"{T0 + i:032x}",
+                    type="PriceUpdated",
+                    aggregate=f"S{i % 50}@v",
+                    seq=i // 50 + 1,
+                    ts_event=T0 + i,
+                    ts_logged=0,
+                    payload=payload,
+                    causation="c",
+                )
                 for i in ids
             ]
         )

@@ -9,6 +9,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from tests.support import records
 from ticktape.schemas.errors import DecodeError, InputError
 from ticktape.schemas.history import CsvMapping, HistorySpec, detect_format, open_history
 from ticktape.schemas.records import DLCode, Tick
@@ -50,7 +51,7 @@ def test_freqtrade_all_rows() -> None:
     assert [row for row, _, _ in decoded] == list(range(12_477))
     _, raw, first = decoded[0]
     assert raw == b'[1570752011620,"13519807",null,"sell",0.00141342,23.0,0.03250866]'
-    assert first == Tick(
+    assert first == records.tick(
         venue="binance", symbol="XRP-ETH", price=0.00141342, size=23.0, side="sell",
         trade_id="13519807", ts_event=1_570_752_011_620_000_000, ts_recv=7,
         src="file:XRP_ETH-trades.json.gz", offset=0, trade_no=13519807,
@@ -125,7 +126,7 @@ def test_csv_all_rows() -> None:
     assert raw == (
         b"0,1675329600138,1206419187,,buy,1666.8,26.062,43440.1416,2023-02-02 09:20:00.138000+00:00"
     )
-    assert first == Tick(
+    assert first == records.tick(
         venue="binance", symbol="ETH-USDT", price=1666.8, size=26.062, side="buy",
         trade_id="1206419187", ts_event=1_675_329_600_138_000_000, ts_recv=7,
         src="file:public_trades_list.csv", offset=0, trade_no=1206419187,
@@ -190,7 +191,7 @@ def test_kraken_rest_all_rows() -> None:
     decoded = decode_all(KRAKEN)
     assert len(decoded) == 1_000
     first = decoded[0][2]
-    assert first == Tick(
+    assert first == records.tick(
         venue="kraken", symbol="BTC-USDT", price=105433.6, size=0.00027625, side="buy",
         trade_id="10218208", ts_event=1_762_795_433_971_744_500, ts_recv=7,
         src="file:kraken_XBTUSDT_http_trades.json", offset=0, trade_no=10218208,

@@ -9,12 +9,13 @@ import json
 import msgspec
 import pytest
 
+from tests.support import records
 from ticktape.flows.steps.candles import CandleConfig
 from ticktape.flows.steps.shard import ShardProcessor, ShardSettings
 from ticktape.schemas.durations import Duration
 from ticktape.schemas.errors import ConfigError
 from ticktape.schemas.ids import candle_event_id, price_event_id
-from ticktape.schemas.records import Candle, DeadLetter, Event, EventType, PriceUpdate, Tick
+from ticktape.schemas.records import EventType, Tick
 from ticktape.schemas.validation import ValidationRules
 from ticktape.sinks.kafka.sink import (
     KafkaOutputConfig,
@@ -30,11 +31,14 @@ from ticktape.sinks.kafka.sink import (
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S
-UPDATE = PriceUpdate(
-    "binance", "BTC-USDT", 65000.5, 0.25, "buy", "42", T0, T0 + 1, T0 + 2, T0 + 3, 7, "trades/0", 99
-)
-CANDLE = Candle(
-    "binance", "BTC-USDT", 60, T0, T0 + 60 * S, 1.0, 2.0, 0.5, 1.5, 10.0, 12.5, 1.25, 4, 6.0, 4.0, "1", "4", 1, T0 + 61 * S
+UPDATE = records.price_update(
+    venue="binance", symbol="BTC-USDT", price=65000.5, size=0.25, side="buy", trade_id="42", ts_event=T0,
+    ts_kafka=T0 + 1, ts_recv=T0 + 2, ts_proc=T0 + 3, seq=7, src="trades/0", offset=99,
+)  # fmt: skip
+CANDLE = records.candle(
+    venue="binance", symbol="BTC-USDT", interval=60, start=T0, end=T0 + 60 * S, open=1.0, high=2.0, low=0.5,
+    close=1.5, volume=10.0, notional=12.5, vwap=1.25, trades=4, buy_volume=6.0, sell_volume=4.0,
+    first_trade_id="1", last_trade_id="4", revision=1, ts_final=T0 + 61 * S,
 )  # fmt: skip
 
 
@@ -46,21 +50,28 @@ def test_price_and_candle_values_are_objects_with_every_field() -> None:
 
 def test_event_value_embeds_the_payload_as_json() -> None:
     payload = msgspec.json.encode({"first": 3, "last": 5, "nested": [1.5, "x"]})
-    e = Event("00ab", EventType.SEQUENCE_GAP, "BTC-USDT@binance", 3, T0, T0 + 9, payload, "trades/0@7")
+    e = records.event(
+        event_id="00ab", type=EventType.SEQUENCE_GAP, aggregate="BTC-USDT@binance", seq=3, ts_event=T0,
+        ts_logged=T0 + 9, payload=payload, causation="trades/0@7",
+    )  # fmt: skip
     doc = json.loads(event_value(e))
     assert doc == {
         "event_id": "00ab", "type": "SequenceGap", "aggregate": "BTC-USDT@binance", "seq": 3,
         "ts_event": T0, "ts_logged": T0 + 9, "payload": {"first": 3, "last": 5, "nested": [1.5, "x"]},
         "causation": "trades/0@7",
     }  # fmt: skip
-    empty = Event("00ac", EventType.SYMBOL_STALE, "a@b", 1, 0, 0, b"", "")
+    empty = records.event(
+        event_id="00ac", type=EventType.SYMBOL_STALE, aggregate="a@b", seq=1, ts_event=0, ts_logged=0,
+        payload=b"", causation="",
+    )  # fmt: skip
     assert json.loads(event_value(empty))["payload"] is None
 
 
 def test_dead_letter_value_text_or_base64() -> None:
-    text = DeadLetter(
-        "dl1", "BAD_PRICE", "field `price`: expected > 0, got -1", b'{"p": -1}', "trades/1", 5, T0
-    )
+    text = records.dead_letter(
+        dl_id="dl1", code="BAD_PRICE", message="field `price`: expected > 0, got -1", raw=b'{"p": -1}',
+        src="trades/1", offset=5, ts_recv=T0,
+    )  # fmt: skip
     doc = json.loads(dead_letter_value(text))
     assert (doc["raw"], doc["raw_encoding"], doc["dl_id"], doc["src"]) == (
         '{"p": -1}',
@@ -68,16 +79,20 @@ def test_dead_letter_value_text_or_base64() -> None:
         "dl1",
         "trades/1",
     )
-    binary = DeadLetter("dl2", "DECODE_ERROR", "not JSON", b"\xff\x00\xfe", "trades/1", 6, T0)
+    binary = records.dead_letter(
+        dl_id="dl2", code="DECODE_ERROR", message="not JSON", raw=b"\xff\x00\xfe", src="trades/1", offset=6,
+        ts_recv=T0,
+    )  # fmt: skip
     doc = json.loads(dead_letter_value(binary))
     assert doc["raw_encoding"] == "base64"
     assert base64.b64decode(doc["raw"]) == b"\xff\x00\xfe"
 
 
 def _tick(trade_id: str, trade_no: int, ts: int, price: float, offset: int) -> Tick:
-    return Tick(
-        "binance", "BTC-USDT", price, 1.0, "buy", trade_id, ts, ts, "trades/0", offset, 0, trade_no, ts
-    )
+    return records.tick(
+        venue="binance", symbol="BTC-USDT", price=price, size=1.0, side="buy", trade_id=trade_id, ts_event=ts,
+        ts_recv=ts, src="trades/0", offset=offset, ts_kafka=0, trade_no=trade_no, wmark=ts,
+    )  # fmt: skip
 
 
 def test_ids_equal_the_event_log_ids_of_the_keyed_step() -> None:

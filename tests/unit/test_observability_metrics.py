@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from prometheus_client.core import Metric
 
+from tests.support import records
 from ticktape.flows.config import from_dict
 from ticktape.infra.observability.metrics import SINK_BUCKETS_S, RunStats, _StatsCollector
 from ticktape.schemas.errors import ConfigError
@@ -35,9 +36,10 @@ def values(family: Metric) -> dict[tuple[str, tuple[tuple[str, str], ...]], floa
 
 
 def update(symbol: str, venue: str = "binance", ts: int = 1, seq: int = 1) -> PriceUpdate:
-    return PriceUpdate(
-        venue, symbol, 100.0, 1.0, "buy", str(seq), ts, 0, ts + 1000, ts + 2000, seq, "t/0", seq
-    )
+    return records.price_update(
+        venue=venue, symbol=symbol, price=100.0, size=1.0, side="buy", trade_id=str(seq), ts_event=ts, ts_kafka=0,
+        ts_recv=ts + 1000, ts_proc=ts + 2000, seq=seq, src="t/0", offset=seq,
+    )  # fmt: skip
 
 
 # -- sink write latency -------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The QuestDB sink over ILP/HTTP against a local fake (tests/ilp_wire.py): protocol
+"""The QuestDB sink over ILP/HTTP against a local fake (tests/support/ilp_wire.py): protocol
 negotiation, flushing by rows/time/snapshot, retries, and errors that name the row."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import questdb
 
+from tests.support.clock import FakeClock
 from tests.support.ilp_wire import FakeQuestDB, questdb_config, sample_candle, sample_price
 from ticktape.infra.observability.metrics import RunStats
 from ticktape.schemas.errors import SinkError
@@ -113,7 +114,8 @@ def test_final_failure_after_retry_timeout(fake: Factory) -> None:
 
 def test_flushes_by_rows_then_by_time_then_on_snapshot(fake: Factory) -> None:
     server = fake()
-    sink = prices_sink(config(server, auto_flush_rows=3, auto_flush_interval="150ms"))
+    clock = FakeClock()
+    sink = prices_sink(config(server, auto_flush_rows=3, auto_flush_interval="150ms"), clock=clock)
     assert sink is not None
     part = sink.build_part("q", "0", None)
     part.write_batch(
@@ -122,7 +124,7 @@ def test_flushes_by_rows_then_by_time_then_on_snapshot(fake: Factory) -> None:
     assert [len(body.splitlines()) for body in server.bodies] == [3, 3]  # by rows, within a batch
     part.write_batch([[sample_price(7)]])
     assert len(server.bodies) == 2  # 2 rows buffered, interval not reached
-    time.sleep(0.2)
+    clock.advance(0.2)  # past the interval
     part.write_batch([[sample_price(8)]])
     assert len(server.bodies) == 3  # by time: the 3 buffered rows
     part.write_batch([[sample_price(9)]])

@@ -1,5 +1,5 @@
 """The QuestDB sink on the ILP wire (no QuestDB runs here): a local TCP listener records
-what the client sends; every line is parsed back strictly (tests/ilp_wire.py)."""
+what the client sends; every line is parsed back strictly (tests/support/ilp_wire.py)."""
 
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import ticktape.flows.steps.shard as shard_mod
+from tests.support import records
 from ticktape.flows.steps.shard import ShardOut, ShardProcessor, ShardSettings
 from ticktape.schemas.ids import event_id, event_time_of
 from ticktape.schemas.records import (
@@ -68,14 +69,18 @@ def tick(
     size: float = 1.0,
     side: str = "buy",
 ) -> Tick:
+    """This file's shorthand over :func:`tests.support.records.tick`: an int ``trade`` is the
+    trade id and number (and the default offset), a str one an id without a number; read
+    5 ms and stamped by Kafka 2 ms after ``ts``; ``wmark`` defaults to ``ts``."""
     if isinstance(trade, int):
         trade_id, trade_no = str(trade), trade
     else:
         trade_id, trade_no = trade, -1
     off = offset if offset is not None else (trade if isinstance(trade, int) else 0)
-    return Tick(
-        venue, symbol, price, size, side, trade_id, ts, ts + 5 * MS, src, off,
-        ts + 2 * MS, trade_no, ts if wmark is None else wmark,
+    return records.tick(
+        venue=venue, symbol=symbol, price=price, size=size, side=side, trade_id=trade_id, ts_event=ts,
+        ts_recv=ts + 5 * MS, src=src, offset=off, ts_kafka=ts + 2 * MS, trade_no=trade_no,
+        wmark=ts if wmark is None else wmark,
     )  # fmt: skip
 
 
@@ -202,10 +207,11 @@ def test_duplicates_are_dropped_and_counted_per_source() -> None:
     assert [u.trade_id for u in out.updates] == ["10", "11", "12"]
     assert out.counts == {SRC: Tally(2, 0, 1), "trades/1": Tally(1, 0, 1)}
     assert out.below_window == 0
-    # An id below the window is counted as a duplicate and as below-window.
+    # An id below the window cannot be judged: rejected visibly (STALE_ID), not a duplicate.
     out = proc.process(with_wmarks([tick(2, T0 + 5), tick(13, T0 + 6)]))
-    assert out.counts == {SRC: Tally(1, 0, 1)}
+    assert out.counts == {SRC: Tally(1, 1, 0)}
     assert out.below_window == 1
+    assert [(d.code, d.offset) for d in out.dead] == [(DLCode.STALE_ID, 2)]
     assert [u.seq for u in out.updates] == [4]
 
 

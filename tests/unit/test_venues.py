@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import msgspec
@@ -9,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.support import records
 from ticktape.schemas.errors import DecodeError
 from ticktape.schemas.records import DLCode, Tick
 from ticktape.schemas.venues import Decoder, binance, bybit, coinbase, generic, kraken, trade_no_of
@@ -36,11 +38,8 @@ def failure(decoder: Decoder, raw: bytes) -> DecodeError:
     return info.value
 
 
-def tick(**fields: object) -> Tick:
-    base: dict[str, object] = {
-        "ts_recv": TS_RECV, "src": SRC, "offset": OFFSET, "ts_kafka": TS_KAFKA
-    }  # fmt: skip
-    return Tick(**(base | fields))  # type: ignore[arg-type]
+#: A tick as the decoders under test return it for a frame read at (SRC, OFFSET).
+tick = functools.partial(records.tick, ts_recv=TS_RECV, src=SRC, offset=OFFSET, ts_kafka=TS_KAFKA)
 
 
 BINANCE_TICK = tick(

@@ -57,7 +57,7 @@ try:
 except ImportError as exc:  # pragma: no cover - the optional dependency guard
     raise MissingDependencyError("redis", "redis") from exc
 
-log = logging.getLogger("ticktape.sinks.redis_cache")
+log = logging.getLogger("ticktape.cache.redis")
 
 __all__ = ["RedisCache", "RedisConfig"]
 
@@ -69,7 +69,12 @@ REFUSED: tuple[type[Exception], ...] = (rx.AuthenticationError, rx.Authorization
 
 
 class RedisCache:
-    """:class:`~ticktape.sinks.cache.api.CacheBackend` on Redis (see the module docstring)."""
+    """:class:`~ticktape.sinks.cache.api.CacheBackend` on Redis (see the module docstring).
+
+    ``clock``: monotonic seconds, read once per call (not per write) to time the
+    reconnection backoff; tests pass a fake one to step past a backoff without sleeping.
+    Value expiry is Redis's own clock (the ``PX`` TTLs), not this one.
+    """
 
     def __init__(
         self,
@@ -79,8 +84,10 @@ class RedisCache:
         client: redis.Redis[bytes] | None = None,
         stats: RedisCacheStats | None = None,
         per_key: bool = False,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cfg = cfg
+        self.clock = clock
         self.prefix = cfg.key_prefix
         self._owns_client = client is None
         self.client = connect(cfg) if client is None else client
@@ -100,9 +107,9 @@ class RedisCache:
         """Compare-and-set ``writes``; how many landed now. While Redis is unreachable they
         wait in the buffer (and land with a later call, :meth:`flush` or :meth:`close`)."""
         with self._lock:
-            if self._buffer or not self._backoff.ready(time.monotonic()):
+            if self._buffer or not self._backoff.ready(self.clock()):
                 self._buffer.add(writes)
-                return self._drain() if self._backoff.ready(time.monotonic()) else 0
+                return self._drain() if self._backoff.ready(self.clock()) else 0
             return self._send(writes)
 
     def _send(self, writes: Sequence[Write]) -> int:
@@ -165,7 +172,7 @@ class RedisCache:
             raise SinkError(
                 f"redis {self._where()}: {exc} (the password is read from {PASSWORD_ENV[0]})"
             ) from exc
-        now = time.monotonic()
+        now = self.clock()
         first = self._down_since is None
         if first:
             self._down_since = now
@@ -178,9 +185,7 @@ class RedisCache:
 
     def _recovered(self) -> None:
         if self._down_since is not None:
-            log.info(
-                "redis %s reachable again after %.1fs", self._where(), time.monotonic() - self._down_since
-            )
+            log.info("redis %s reachable again after %.1fs", self._where(), self.clock() - self._down_since)
             self.counters.set_up(id(self), True, reconnected=True)
             self._down_since = None
         self._backoff.succeeded()
@@ -192,7 +197,7 @@ class RedisCache:
         """Deliver buffered writes now if the backoff allows. Raises ``SinkError`` with
         ``on_unavailable="fail"`` when writes still wait (the snapshot must not pass them)."""
         with self._lock:
-            if self._buffer and self._backoff.ready(time.monotonic()):
+            if self._buffer and self._backoff.ready(self.clock()):
                 self._drain()
             if self._buffer and self.cfg.on_unavailable == "fail":
                 raise SinkError(

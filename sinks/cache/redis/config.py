@@ -1,6 +1,6 @@
 """``[cache.redis]``: where the Redis cache is and how the sink treats an outage.
 
-Secrets only from the environment (DESIGN section 9): the password is read from
+Secrets only from the environment (docs/architecture.md, "Configuration"): the password is read from
 ``TICKTAPE_REDIS_PASSWORD`` (or ``REDIS_PASSWORD``) when the client is built, never from the
 TOML file; a URL that carries one (``redis://:pw@host`` or ``?password=``) is a
 :class:`~ticktape.schemas.errors.ConfigError`. ``rediss://`` means TLS; ``tls_ca_file`` names a
