@@ -17,9 +17,11 @@ Per session:
 * **reconnect**: after a session ends, the next one starts after an exponential backoff
   with full jitter (:mod:`.backoff`), reset by a session that delivered data;
 * **lifetime** (Binance closes after 24 h): when it is reached, the next session opens
-  *first* (overlap); its frames are held until it delivers data, then it takes over and
-  the old one is closed. Frames both sessions received are duplicates downstream (trade
-  ids, update ids), never gaps;
+  *first* (overlap); its frames are held while the old one stays active, and it takes
+  over at a frame both received (the same bytes: one venue event sent to both), so the
+  stream goes on without a gap or a repeat; with no common frame within ``overlap`` it
+  takes over with everything it held (repeats are duplicates downstream, by trade and
+  update ids);
 * **backpressure**: when the queue is full the session stops reading (the socket's
   buffers fill; a venue may then drop the connection: a disconnect, then gaps and
   resyncs that say what was lost).
@@ -84,6 +86,7 @@ class ConnectionStats:
         "errors",
         "heartbeats",
         "last_frame_ns",
+        "overlap_frames",
         "oversized",
         "reconnects",
         "sequence_gaps",
@@ -96,7 +99,7 @@ class ConnectionStats:
     def __init__(self) -> None:
         self.acks = self.bytes = self.data_frames = self.dropped_after_switch = self.errors = 0
         self.heartbeats = self.last_frame_ns = self.oversized = self.reconnects = self.sequence_gaps = 0
-        self.sessions = self.snapshots = self.snapshot_failures = self.stalls = 0
+        self.sessions = self.snapshots = self.snapshot_failures = self.stalls = self.overlap_frames = 0
         self.connected = False
 
 
@@ -151,6 +154,12 @@ class FeedConnection:
         self._logged_errors: set[str] = set()
         self._stop: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # a planned handover in progress: the incoming session, its held frames by bytes,
+        # the last data frame the active session delivered, and when the switch happened
+        self._incoming: _Session | None = None
+        self._held: dict[bytes, int] = {}
+        self._last_active = b""
+        self._switched: asyncio.Event | None = None
 
     # --- the loop ---------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -218,6 +227,7 @@ class FeedConnection:
         self.stats.sessions += 1
         if pending:
             s.pending = []
+            self._incoming, self._held, self._last_active = s, {}, b""
         else:
             self._active = s.n
             self._current = s
@@ -265,17 +275,36 @@ class FeedConnection:
         return "lifetime"
 
     async def _handover(self, old: _Session, new: _Session) -> None:
-        """Planned reconnect: wait (up to ``overlap``) for the new session's first data,
-        then make it the active one and close the old."""
+        """Planned reconnect. The new session is subscribed and its frames are held while
+        the old one stays active; the switch happens at a frame both sessions received
+        (same bytes: the venue sent one event to both): the old session's frames up to it
+        are already delivered, the new one's held frames after it follow, so nothing is
+        missed and nothing repeated. With no common frame within ``overlap`` (a quiet
+        stream) every held frame is delivered (repeats are duplicates downstream)."""
+        self._switched = asyncio.Event()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(new.first_data.wait(), self.cfg.overlap.seconds)
+            await asyncio.wait_for(self._switched.wait(), self.cfg.overlap.seconds)
+        if self._incoming is new:
+            self._switch(None)
+        self._switched = None
         old.reason = f"lifetime {self.cfg.lifetime.seconds:g}s reached: replaced by session {new.n}"
+        await self._close(old)
+
+    def _switch(self, common: bytes | None) -> None:
+        """Make the incoming session the active one (see :meth:`_handover`)."""
+        new = self._incoming
+        assert new is not None
+        held, new.pending = new.pending or [], None
+        cut = self._held.get(common, -1) if common is not None else -1
+        frames = [f for f in held[: cut + 1] if f.seq == 0] + held[cut + 1 :]  # keep its control frames
+        self.stats.overlap_frames += sum(1 for f in held[: cut + 1] if f.seq)  # both sessions had them
+        self._incoming, self._held, self._last_active = None, {}, b""
         self._active = new.n
         self._current = new
-        held, new.pending = new.pending or [], None
-        await self._close(old)
-        for frame in held:
-            await self._put(frame)
+        for frame in frames:
+            self.queue.put_force(frame)
+        if self._switched is not None:
+            self._switched.set()
 
     async def _close(self, s: _Session) -> None:
         if s.task is not None and not s.task.done():
@@ -324,6 +353,10 @@ class FeedConnection:
                 frame = Frame(ts, s.n, seq, data)
                 if s.n != self._active or not put(frame):  # held, or the queue is full
                     await self._deliver(s, frame)
+                if self._incoming is not None and s.n == self._active:  # a handover: is it common?
+                    self._last_active = data
+                    if data in self._held:
+                        self._switch(data)
                 if s.data == 1:
                     s.first_data.set()
             elif kind is Kind.HEARTBEAT:
@@ -388,6 +421,10 @@ class FeedConnection:
                 s.blocked = False
         elif s.pending is not None:
             s.pending.append(frame)
+            if frame.seq:
+                self._held[frame.raw] = len(s.pending) - 1
+                if frame.raw == self._last_active:
+                    self._switch(frame.raw)
         else:  # an old session after the handover: the new one has these frames too
             self.stats.dropped_after_switch += 1
 

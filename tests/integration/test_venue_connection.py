@@ -57,6 +57,7 @@ def test_a_planned_reconnect_overlaps_and_loses_nothing(tmp_path: Any) -> None:
     assert not list(run.of_type(EventType.BOOK_GAP)), "books never lost sync"
     tape = sim.venue.tape
     assert len(run.updates) == sum(1 for i in tape.items if i.key[0] == "trades")
+    assert len(run.quotes) == sum(1 for i in tape.items if i.key[0] == "quotes")  # every one, once
     assert run.stats.accounting()["balanced"]
 
 
