@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.support.data import VENUES
 from ticktape.schemas.errors import DecodeError
@@ -210,3 +212,53 @@ def test_an_unplanned_reconnect_puts_books_out_of_sync() -> None:
     batch = decoder.decode([(2, reconnect, RECV, 0)])
     assert [(f.type, f.detail["reason"]) for f in batch.facts] == [(EventType.BOOK_GAP, "reconnect")]
     assert decoder.keeper.take_resyncs() == [("binance", "BTC-USDT", "reconnect")]
+
+
+SAMPLES = {
+    "binance-ws": [
+        b'{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":10,"u":11,"b":[["1.5","2"]],"a":[["1.6","1"]]}}',
+        b'{"stream":"btcusdt@bookTicker","data":{"u":12,"s":"BTCUSDT","b":"1.5","B":"1","a":"1.6","A":"1"}}',
+        b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":5,"p":"1.5","q":"1","T":1,"m":true}}',
+    ],
+    "kraken-ws": [
+        b'{"channel":"book","type":"snapshot","data":[{"symbol":"BTC/USD","bids":[{"price":1.5,"qty":2.0}],"asks":[{"price":1.6,"qty":1.0}],"checksum":1}]}',
+        b'{"channel":"ticker","type":"update","data":[{"symbol":"BTC/USD","bid":1.5,"bid_qty":1.0,"ask":1.6,"ask_qty":2.0}]}',
+    ],
+    "coinbase-ws": [
+        b'{"channel":"l2_data","timestamp":"2023-02-09T20:32:50.7Z","sequence_num":1,"events":[{"type":"update","product_id":"BTC-USD","updates":[{"side":"bid","price_level":"1.5","new_quantity":"2"}]}]}',
+    ],
+    "bybit-ws": [
+        b'{"topic":"orderbook.50.BTCUSDT","type":"delta","ts":1,"data":{"s":"BTCUSDT","b":[["1.5","2"]],"a":[],"u":7,"seq":1}}',
+    ],
+}
+
+
+@given(data=st.data())
+def test_hostile_frames_never_break_the_decoder_or_the_accounting(data: st.DataObject) -> None:
+    """Any bytes, or a real frame with bytes flipped, cut or repeated: each frame is a
+    record or a dead letter, the batch always balances, nothing raises."""
+    fmt = data.draw(st.sampled_from(sorted(SAMPLES)))
+    frames: list[bytes] = []
+    for _ in range(data.draw(st.integers(1, 6))):
+        base = data.draw(st.sampled_from(SAMPLES[fmt]))
+        how = data.draw(st.sampled_from(["as is", "random", "flip", "cut", "splice"]))
+        if how == "random":
+            frame = data.draw(st.binary(max_size=300))
+        elif how == "flip":
+            i = data.draw(st.integers(0, len(base) - 1))
+            frame = base[:i] + bytes([data.draw(st.integers(0, 255))]) + base[i + 1 :]
+        elif how == "cut":
+            frame = base[: data.draw(st.integers(0, len(base)))]
+        elif how == "splice":
+            frame = base.replace(
+                b"1.5", data.draw(st.sampled_from([b"-1", b"1e400", b"NaN", b'"x"', b"null", b"[]"]))
+            )
+        else:
+            frame = base
+        frames.append(frame)
+    decoder = make_batch_decoder(fmt, "ws:x/0", ValidationRules(), check_clock=False)
+    assert isinstance(decoder, FeedBatchDecoder)
+    batch = decoder.decode([(i, f, RECV, 0) for i, f in enumerate(frames)])
+    decided = batch.decided.accepted + batch.decided.duplicate if batch.decided else 0
+    assert batch.n_read == len(batch.ticks) + len(batch.quotes) + len(batch.dead) + decided
+    assert all(d.raw is not None and d.src == "ws:x/0" for d in batch.dead)
