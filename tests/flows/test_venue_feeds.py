@@ -90,6 +90,30 @@ def test_trades_quotes_and_books_flow_for_every_venue(tmp_path: Path, venue: str
     assert not run.of_type(EventType.BOOK_GAP)
     assert_balanced(run)
     assert_books_match(run, sim, venue)
+    assert_top_of_book_cached(tmp_path, run)
+
+
+def assert_top_of_book_cached(tmp_path: Path, run: FeedRun) -> None:
+    """The cache holds each symbol's last quote with its mid and spread."""
+    from ticktape.flows import wiring
+    from ticktape.sinks.cache import embedded as cache_mod
+    from ticktape.sinks.cache.api import PRICE, cache_key
+
+    cfg = feed_config(tmp_path, {"venue": "binance", "symbols": ["X"]})
+    cache_mod.release(wiring.cache_path(cfg))
+    last = {q.symbol: q for q in sorted(run.quotes, key=lambda q: q.seq)}
+    cache = wiring.open_cache(cfg)
+    try:
+        for symbol, q in last.items():
+            entry = cache.peek(cache_key(PRICE, q.venue, symbol, "quote"))
+            assert entry is not None, symbol
+            doc = msgspec.json.decode(entry.value)
+            assert (doc["bid"], doc["ask"], doc["seq"]) == (q.bid, q.ask, q.seq)
+            assert doc["mid"] == (q.bid + q.ask) / 2
+            assert doc["spread"] == q.ask - q.bid
+            assert (entry.v1, entry.v2) == (q.ts_event, q.seq)
+    finally:
+        cache.close()
 
 
 def assert_trade_gaps_are_events(run: FeedRun, venue: str) -> None:
