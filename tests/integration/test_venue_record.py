@@ -125,3 +125,51 @@ def test_record_then_replay_gives_the_direct_outputs(
     headers = dict(msg.headers() or [])
     assert int.from_bytes(headers["ts_recv"], "big") // 1_000_000 == msg.timestamp()[1]
     assert msg.key().startswith(f"ws:{venue}/".encode())
+
+
+@pytest.mark.integration
+def test_record_command_writes_the_frames_and_says_how_to_replay(
+    kafka_broker: TansuBroker, kafka_topic: Any
+) -> None:
+    from click.testing import CliRunner
+
+    from ticktape.flows.cli.main import cli
+
+    topic = kafka_topic(1)
+    with simulator("binance", events=600, rate=500.0) as sim:
+        out = CliRunner().invoke(
+            cli,
+            ["record", "--topic", topic, "--bootstrap", kafka_broker.bootstrap_servers, "--venue", "binance",
+             "--symbol", "BTCUSDT", "--symbol", "ETHUSDT", "--url", sim.url, "--rest-url", sim.rest_url,
+             "--duration", "3s"],
+            catch_exceptions=False,
+        )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert 'format = "binance-ws"' in out.output
+    consumer = Consumer({"bootstrap.servers": kafka_broker.bootstrap_servers, "group.id": "t2"})
+    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    values: list[bytes] = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        batch = consumer.consume(1000, 0.5)
+        values += [m.value() or b"" for m in batch if m.error() is None]
+        if not batch and values:
+            break
+    consumer.close()
+    assert any(v.startswith(b'{"ticktape":"connected"') for v in values)
+    assert any(v.startswith(b'{"ticktape":"snapshot"') for v in values)  # the REST snapshots are in the log
+    assert sum(v.startswith(b'{"stream":') for v in values) > 100
+
+
+def test_record_refuses_two_venues_in_one_topic(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ticktape.flows.cli.main import main
+
+    cfg = tmp_path / "feeds.toml"
+    cfg.write_text(
+        '[[source.websocket.feeds]]\nvenue = "binance"\nsymbols = ["BTCUSDT"]\n'
+        '[[source.websocket.feeds]]\nvenue = "kraken"\nsymbols = ["BTC/USD"]\n'
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        main(["record", "--topic", "t", "-c", str(cfg), "--bootstrap", "127.0.0.1:1"])
+    assert exit_info.value.code == 2
+    assert "one venue per topic" in capsys.readouterr().err
