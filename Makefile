@@ -1,13 +1,14 @@
 # ticktape developer commands. Two of them are all a new machine needs:
 #   make demo   - install (into .venv) and run the demo on the embedded default
-#   make test   - install everything the tests need (system packages too) and run
-#                 lint, type checks and every test tier except benchmarks
+#   make test   - install everything the tests need (system packages too, the QuestDB and
+#                 Apache Kafka jars from Maven Central) and run lint, type checks and every
+#                 test tier except benchmarks
 PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck imports unit bench install install-dev system-deps clean
+.PHONY: demo test lint typecheck imports unit bench install install-dev system-deps server-jars clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] < (3, 13), "ticktape needs Python 3.11 or 3.12 (bytewax 0.21.1 wheels)"'
@@ -32,6 +33,11 @@ demo: $(VENV)/.installed
 system-deps:
 	bash infra/install-system-deps.sh
 
+# QuestDB and Apache Kafka from Maven Central (infra/devstack/maven/*/pom.xml) into
+# ~/.cache/ticktape/jars (TICKTAPE_JARS_DIR); fetched once, then only checked.
+server-jars: $(VENV)/.installed-dev
+	$(BIN)/ticktape dev fetch
+
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -46,7 +52,7 @@ typecheck: $(VENV)/.installed-dev
 imports: $(VENV)/.installed-dev
 	$(BIN)/lint-imports
 
-test: system-deps $(VENV)/.installed-dev lint typecheck imports
+test: system-deps $(VENV)/.installed-dev server-jars lint typecheck imports
 	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q $(PYTEST_ARGS)
 
 unit: $(VENV)/.installed-dev

@@ -10,11 +10,13 @@ feed into the local cache, event log and dead-letter files under ``./ticktape-da
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
+from msgspec import Meta
 
 from ticktape.connectors.files.history import FileSourceConfig
 from ticktape.connectors.kafka.config import KafkaSourceConfig
@@ -22,8 +24,10 @@ from ticktape.connectors.synthetic.feed import SyntheticConfig
 from ticktape.connectors.venues.config import WebSocketSourceConfig
 from ticktape.flows.loader.config import LoaderConfig
 from ticktape.flows.steps.candles import CandleConfig
+from ticktape.infra.observability.logs import redact
 from ticktape.schemas.books.keeper import KeeperSettings
-from ticktape.schemas.durations import Duration, dec_hook, enc_hook
+from ticktape.schemas.bounds import INT64_MAX, Count, Port, between
+from ticktape.schemas.durations import Duration, PositiveDuration, dec_hook, enc_hook
 from ticktape.schemas.errors import ConfigError
 from ticktape.schemas.validation import ValidationRules
 from ticktape.sinks.archive.config import ArchiveConfig
@@ -45,11 +49,11 @@ class RunConfig(_Section, frozen=True, forbid_unknown_fields=True):
     directory's lifetime."""
 
     mode: Mode = "live"
-    data_dir: str = "ticktape-data"
-    shards: int = 32
-    batch_size: int = 2000
-    epoch_interval: Duration = Duration.parse("2s")
-    workers: int = 1
+    data_dir: Annotated[str, Meta(min_length=1)] = "ticktape-data"
+    shards: Annotated[int, between(1, 65_536)] = 32
+    batch_size: Annotated[int, between(1, 1_000_000)] = 2000
+    epoch_interval: PositiveDuration = PositiveDuration.parse("2s")
+    workers: Annotated[int, between(1, 1024)] = 1
 
 
 class SourceConfig(_Section, frozen=True, forbid_unknown_fields=True):
@@ -108,13 +112,13 @@ class DedupeConfig(_Section, frozen=True, forbid_unknown_fields=True):
     times the shards it runs.
     """
 
-    window: int = 4096
-    reorder: int = 256
-    max_id_jump: int = 1_000_000
-    max_keys_per_shard: int = 10_000
+    window: Annotated[int, between(1, 100_000_000)] = 4096
+    reorder: Annotated[int, between(0, 100_000_000)] = 256
+    max_id_jump: Annotated[int, between(1, INT64_MAX)] = 1_000_000
+    max_keys_per_shard: Annotated[int, between(1, 1_000_000_000)] = 10_000
     contiguous_venues: tuple[str, ...] = ("binance", "kraken", "coinbase", "synthetic")
-    stale_after: Duration = Duration.parse("60s")
-    stale_overrides: dict[str, Duration] = {}
+    stale_after: PositiveDuration = PositiveDuration.parse("60s")
+    stale_overrides: dict[str, PositiveDuration] = {}
 
     def __post_init__(self) -> None:
         # Gap maturation reads the window's bitmap up to ``reorder`` ids below the
@@ -133,25 +137,20 @@ class CacheConfig(_Section, frozen=True, forbid_unknown_fields=True):
     backends), LRU bounds (embedded) and the Redis connection (``[cache.redis]``)."""
 
     backend: Literal["embedded", "redis"] = "embedded"
-    price_ttl: Duration = Duration.parse("1s")
-    metadata_ttl: Duration = Duration.parse("1h")
-    history_ttl: Duration = Duration.parse("1d")
-    max_entries: int = 100_000
-    max_bytes: int = 64 * 1024 * 1024
+    price_ttl: PositiveDuration = PositiveDuration.parse("1s")
+    metadata_ttl: PositiveDuration = PositiveDuration.parse("1h")
+    history_ttl: PositiveDuration = PositiveDuration.parse("1d")
+    max_entries: Count = 100_000
+    max_bytes: Annotated[int, between(1024, 2**50)] = 64 * 1024 * 1024
     warm_on_start: bool = True
     redis: RedisConfig = RedisConfig()
-
-    def __post_init__(self) -> None:
-        for name in ("price_ttl", "metadata_ttl", "history_ttl"):
-            if int(getattr(self, name)) <= 0:
-                raise ValueError(f"{name}: expected a duration > 0, got {getattr(self, name)!r}")
 
 
 class EventLogConfig(_Section, frozen=True, forbid_unknown_fields=True):
     """``[eventlog]``: SQLite (WAL) files, ``partitions`` of them keyed by aggregate."""
 
-    partitions: int = 4
-    snapshot_every: int = 1000
+    partitions: Annotated[int, between(1, 4096)] = 4
+    snapshot_every: Annotated[int, between(0, 1_000_000_000)] = 1000  # 0: no aggregate snapshots
     synchronous: Literal["OFF", "NORMAL", "FULL"] = "NORMAL"
 
 
@@ -161,9 +160,9 @@ class MetricsConfig(_Section, frozen=True, forbid_unknown_fields=True):
     no other metric has a symbol label (bounded cardinality)."""
 
     enabled: bool = True
-    host: str = "127.0.0.1"
-    port: int = 9464
-    latency_window: int = 100_000
+    host: Annotated[str, Meta(min_length=1)] = "127.0.0.1"
+    port: Port = 9464
+    latency_window: Annotated[int, between(1, 100_000_000)] = 100_000
     symbol_labels: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -177,10 +176,21 @@ class MetricsConfig(_Section, frozen=True, forbid_unknown_fields=True):
             )
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 class LogConfig(_Section, frozen=True, forbid_unknown_fields=True):
+    """``[log]``: ``level`` of every component, or per component in ``levels``
+    (``{"archive" = "DEBUG"}``); levels are case-insensitive."""
+
     level: str = "INFO"
     format: Literal["text", "json"] = "text"
     levels: dict[str, str] = {}
+
+    def __post_init__(self) -> None:
+        for key, value in [("level", self.level), *((f"levels.{k}", v) for k, v in self.levels.items())]:
+            if value.upper() not in LOG_LEVELS:
+                raise ValueError(f"{key}: expected one of {', '.join(LOG_LEVELS)}, got {value!r}")
 
 
 class Config(_Section, frozen=True, forbid_unknown_fields=True):
@@ -237,16 +247,54 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_AT = re.compile(r" - at `\$\.(?P<path>[^`]+)`$")
+
+
+def _value_at(data: Any, path: str) -> Any:
+    """The value at msgspec's error path (``run.shards``, ``a.b[0]``), or ``_MISSING``."""
+    node = data
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        if part.startswith("[") and isinstance(node, list | tuple):
+            index = int(part[1:-1])
+            node = node[index] if index < len(node) else _MISSING
+        elif isinstance(node, dict):
+            node = node.get(part, _MISSING)
+        else:
+            return _MISSING
+        if node is _MISSING:
+            break
+    return node
+
+
+_MISSING = object()
+
+
 def from_dict(data: dict[str, Any]) -> Config:
-    """Build a :class:`Config`, turning msgspec's message into one naming the key."""
+    """Build a :class:`Config`; an invalid value raises :class:`ConfigError` naming the
+    key (``.key``: its dotted path when known) and the value."""
     try:
         cfg = msgspec.convert(data, Config, dec_hook=dec_hook)
         cfg.candles.check()
         return cfg
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"invalid configuration: {exc}") from None
+        text = str(exc)
+        match = _AT.search(text)
+        key = match["path"] if match else None
+        field = re.match(r"(\w+): ", text)
+        if key and field:  # a __post_init__ check: "<field>: expected ..." - at `$.<section>`
+            key = f"{key}.{field[1]}"
+        value = _value_at(data, key) if key else _MISSING
+        # numbers only: a string may be a secret (a URL with a password, a key)
+        if isinstance(value, int | float) and repr(value) not in text:
+            text += f" (got {_short(value)})"
+        raise ConfigError(f"invalid configuration: {text}", key=key) from None
     except ConfigError as exc:
-        raise ConfigError(f"invalid configuration: {exc}") from None
+        raise ConfigError(f"invalid configuration: {exc}", key=exc.key) from None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def load_config(
@@ -271,7 +319,24 @@ def load_config(
     return from_dict(data)
 
 
+#: Key fragments that mark a secret (librdkafka's ``sasl.password``, ``ssl.key.pem``, ...).
+SECRET_MARKERS = ("password", "secret", "passphrase", "private.key", "keytab")
+MASK = "***"
+
+
 def dump_config(cfg: Config) -> dict[str, Any]:
-    """The effective configuration as plain data (durations as text)."""
-    out: dict[str, Any] = msgspec.to_builtins(cfg, enc_hook=enc_hook)
+    """The effective configuration as plain data (durations as text), safe to print:
+    values under secret-looking keys are masked and credentials in URLs redacted (the
+    configuration refuses secrets, this is the second line)."""
+    out: dict[str, Any] = _masked(msgspec.to_builtins(cfg, enc_hook=enc_hook))
     return out
+
+
+def _masked(node: Any, key: str = "") -> Any:
+    if isinstance(node, dict):
+        return {k: _masked(v, str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_masked(v, key) for v in node]
+    if any(marker in key.lower() for marker in SECRET_MARKERS):
+        return MASK
+    return redact(node) if isinstance(node, str) else node

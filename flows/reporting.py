@@ -14,22 +14,32 @@ from ticktape.flows.terminal import cell
 from ticktape.infra.observability.metrics import RunStats
 
 
-def accounting_table(stats: RunStats) -> Table:
+def accounting_table(stats: RunStats, processes: int = 1) -> Table:
+    """Per source partition and in total. In a cluster a tick read here may be processed
+    by another process, so the balance of one process is not a check ("-"): only the sum
+    of every process's report balances."""
     acc = stats.accounting()
-    table = Table(title="Accounting (read = accepted + rejected + duplicate)", title_justify="left")
+    title = "Accounting (read = accepted + rejected + duplicate)"
+    if processes > 1:
+        title += f"; this process of {processes}: only their sum balances"
+    table = Table(title=title, title_justify="left")
+
+    def balanced(ok: bool) -> str:
+        return "-" if processes > 1 else ("yes" if ok else "NO")
+
     for col in ("source partition", "read", "accepted", "rejected", "duplicate", "balanced"):
         table.add_column(col, justify="left" if col == "source partition" else "right")
     for src, row in acc["partitions"].items():
         table.add_row(
             cell(src),
             *(f"{row[k]:,}" for k in ("read", "accepted", "rejected", "duplicate")),
-            "yes" if row["balanced"] else "NO",
+            balanced(row["balanced"]),
         )
     total = acc["total"]
     table.add_row(
         "[b]total[/b]",
         *(f"[b]{total[k]:,}[/b]" for k in ("read", "accepted", "rejected", "duplicate")),
-        "yes" if acc["balanced"] else "NO",
+        balanced(acc["balanced"]),
     )
     return table
 
@@ -59,7 +69,7 @@ def counts_table(title: str, counts: dict[str, int]) -> Table:
 def print_report(result: RunResult, console: Console, extra_outputs: dict[str, str] | None = None) -> None:
     """Print the run summary and write it as JSON next to the outputs."""
     stats = result.stats
-    console.print(accounting_table(stats))
+    console.print(accounting_table(stats, result.processes))
     if stats.dead_letters:
         console.print(counts_table("Dead letters by code", dict(stats.dead_letters)))
     if stats.events:
@@ -87,6 +97,11 @@ def print_report(result: RunResult, console: Console, extra_outputs: dict[str, s
     else:
         balance = f"accounting balanced: {report['accounting']['balanced']}"
     console.print(f"{stats.totals().read:,} records in {result.elapsed:.2f}s ({rate:,.0f}/s); {balance}")
+    if result.stopped_by:
+        console.print(
+            f"stopped by {result.stopped_by}: input stopped, work in flight drained, outputs flushed"
+            " and snapshotted; rerun the same command (same -r recovery dir) to continue"
+        )
 
 
 def report_json(result: RunResult) -> dict[str, Any]:

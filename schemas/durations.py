@@ -1,12 +1,15 @@
 """Human durations in configuration (``"250ms"``, ``"5s"``, ``"1m"``, ``"1h"``, ``"1d"``).
 
 :class:`Duration` is an ``int`` of nanoseconds, so it is used directly in time arithmetic.
+Every duration lies in ``0 .. MAX_NS`` (100 years: added to any time of this century it
+still fits a signed 64-bit nanosecond count); :class:`PositiveDuration` also refuses 0,
+for settings where 0 would mean "never" or a busy loop.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Self
 
 from ticktape.schemas.errors import ConfigError
 
@@ -19,6 +22,7 @@ _UNITS = {
     "h": 3_600_000_000_000,
     "d": 86_400_000_000_000,
 }
+MAX_NS = 36_500 * 86_400_000_000_000  # 100 years
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h|d)")
 
 
@@ -26,15 +30,19 @@ class Duration(int):
     """Nanoseconds, parsed from ``"90s"``, ``"1h30m"``, ``"250ms"`` or a number of seconds."""
 
     @classmethod
-    def parse(cls, value: object) -> Duration:
-        if isinstance(value, Duration):
+    def parse(cls, value: object) -> Self:
+        if isinstance(value, cls):
             return value
+        if isinstance(value, Duration):
+            return cls._checked(int(value), value)
         if isinstance(value, bool):
             raise ConfigError(f"expected a duration like '5s', got {value!r}")
         if isinstance(value, int | float):
-            if value < 0:
+            if not value >= 0:  # also NaN
                 raise ConfigError(f"expected a non-negative duration, got {value!r}")
-            return cls(round(value * 1_000_000_000))
+            if value * 1_000_000_000 > MAX_NS:
+                raise ConfigError(f"expected a duration of at most 100 years, got {value!r}")
+            return cls._checked(round(value * 1_000_000_000), value)
         if not isinstance(value, str):
             raise ConfigError(f"expected a duration like '5s', got {value!r}")
         text = value.strip().lower()
@@ -46,7 +54,13 @@ class Duration(int):
             pos = match.end()
         if pos != len(text) or not text:
             raise ConfigError(f"expected a duration like '250ms', '5s', '1m', '1h30m' or '1d', got {value!r}")
-        return cls(round(total))
+        if total > MAX_NS:
+            raise ConfigError(f"expected a duration of at most 100 years, got {value!r}")
+        return cls._checked(round(total), value)
+
+    @classmethod
+    def _checked(cls, ns: int, given: object) -> Self:
+        return cls(ns)
 
     @property
     def seconds(self) -> float:
@@ -54,6 +68,16 @@ class Duration(int):
 
     def __repr__(self) -> str:
         return f"Duration({format_duration(self)!r})"
+
+
+class PositiveDuration(Duration):
+    """A :class:`Duration` greater than zero."""
+
+    @classmethod
+    def _checked(cls, ns: int, given: object) -> Self:
+        if ns <= 0:
+            raise ConfigError(f"expected a duration > 0, got {given!r}")
+        return cls(ns)
 
 
 def format_duration(ns: int) -> str:
@@ -68,10 +92,10 @@ def format_duration(ns: int) -> str:
 
 
 def dec_hook(typ: type, obj: Any) -> Any:
-    """msgspec decode hook turning config values into :class:`Duration`."""
-    if typ is Duration:
+    """msgspec decode hook turning config values into :class:`Duration` (or a subclass)."""
+    if isinstance(typ, type) and issubclass(typ, Duration):
         try:
-            return Duration.parse(obj)
+            return typ.parse(obj)
         except ConfigError as exc:  # a ValueError lets msgspec add the key: `$.dedupe.stale_after`
             raise ValueError(str(exc)) from None
     raise NotImplementedError(f"unsupported config type {typ!r}")

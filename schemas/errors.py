@@ -13,11 +13,26 @@ class TicktapeError(Exception):
 
 
 class ConfigError(TicktapeError):
-    """The configuration (TOML file, environment override or CLI flag) is invalid."""
+    """The configuration (TOML file, environment override or CLI flag) is invalid.
+    ``key``: the dotted config key at fault (``run.workers``) when known, so the CLI can
+    name the flag that set it."""
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class InputError(TicktapeError):
     """An input named by the user cannot be used (missing file, unknown format, ...)."""
+
+
+class StopFailedError(TicktapeError):
+    """A signal stopped the run and the graceful stop could not complete; ``exit_code``
+    is ``128 + signal`` (130 for SIGINT, 143 for SIGTERM)."""
+
+    def __init__(self, message: str, *, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class MissingDependencyError(TicktapeError):

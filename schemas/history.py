@@ -24,9 +24,10 @@ import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
+from msgspec import Meta
 
 from ticktape.schemas.errors import DecodeError, InputError
 from ticktape.schemas.records import UNKNOWN, DLCode, Tick
@@ -53,7 +54,7 @@ class CsvMapping(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     side: str = "side"
     trade_id: str = "id"
     symbol: str = ""
-    delimiter: str = ","
+    delimiter: Annotated[str, Meta(min_length=1, max_length=1)] = ","
 
 
 class HistorySpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -262,6 +263,24 @@ def _open_csv(path: Path, spec: HistorySpec) -> tuple[Rows, Decoder]:
         ]  # fmt: skip
 
     return _csv_lines(path), decode_row
+
+
+def check_history(path: str | os.PathLike[str], spec: HistorySpec | None = None) -> Format:
+    """The format of the history file at ``path``, after the checks :func:`open_history`
+    would fail (missing file, unknown format, no symbol, CSV columns) without reading
+    the rows of a large file; raises :class:`InputError`."""
+    p = Path(path)
+    spec = spec or HistorySpec()
+    if not p.is_file():
+        raise InputError(f"history file not found: {p}")
+    fmt = detect_format(p) if spec.format == "auto" else spec.format
+    if fmt == "freqtrade" and not (spec.symbol or _symbol_from_name(p)):
+        raise InputError(f"no symbol for {p}: name it PAIR-trades.json(.gz) or set symbol")
+    if fmt == "csv":
+        _open_csv(p, spec)  # reads the header line only
+    elif fmt == "kraken-rest":
+        _open_kraken_rest(p, spec)  # one REST reply: small
+    return fmt
 
 
 def open_history(path: str | os.PathLike[str], spec: HistorySpec | None = None) -> tuple[Rows, Decoder]:

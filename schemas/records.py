@@ -392,3 +392,25 @@ def dead_letter_json(dl: DeadLetter) -> dict[str, object]:
         "raw_size": len(dl.raw) if dl.raw_size < 0 else dl.raw_size, "raw_truncated": bool(dl.raw_sha256),
         "raw_sha256": dl.raw_sha256,
     }  # fmt: skip
+
+
+#: Event types whose payload is a record encoded as a positional JSON array.
+_ARRAY_PAYLOADS: dict[str, type[msgspec.Struct]] = {
+    EventType.PRICE_UPDATED: PriceUpdate,
+    EventType.CANDLE_CLOSED: Candle,
+    EventType.CANDLE_REVISED: Candle,
+}
+
+
+def payload_doc(event_type: str, payload: bytes) -> object:
+    """An event's payload as JSON data with named fields: records stored as positional
+    arrays (``PriceUpdated``, ``CandleClosed``, ``CandleRevised``) become objects keyed
+    by field name; other JSON as it is; a payload that is not JSON, its text."""
+    try:
+        doc = msgspec.json.decode(payload)
+    except msgspec.DecodeError:
+        return payload.decode("utf-8", "replace")
+    record = _ARRAY_PAYLOADS.get(event_type)
+    if record is not None and isinstance(doc, list) and len(doc) == len(record.__struct_fields__):
+        return dict(zip(record.__struct_fields__, doc, strict=True))
+    return doc

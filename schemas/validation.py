@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Annotated
 
 import msgspec
 
-from ticktape.schemas.durations import Duration
+from ticktape.schemas.bounds import between
+from ticktape.schemas.durations import Duration, PositiveDuration
 from ticktape.schemas.errors import RejectError
 from ticktape.schemas.instruments.codes import standardize_cusip, standardize_isin
 from ticktape.schemas.limits import (
@@ -50,10 +52,10 @@ class ValidationRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     venue_allow_list: tuple[str, ...] = ()
     max_future: Duration = Duration.parse("5s")
     max_past: Duration = Duration.parse("10m")
-    max_ts_jump: Duration = Duration.parse("7d")
-    max_jump_pct: float = 20.0
-    zscore_threshold: float = 8.0
-    zscore_min_samples: int = 50
+    max_ts_jump: PositiveDuration = PositiveDuration.parse("7d")
+    max_jump_pct: Annotated[float, between(0.0, 1e9)] = 20.0
+    zscore_threshold: Annotated[float, between(0.0, 1e9)] = 8.0
+    zscore_min_samples: Annotated[int, between(0, 1_000_000_000)] = 50
     check_instrument_ids: bool = True
 
     def __post_init__(self) -> None:

@@ -15,10 +15,13 @@ from pathlib import Path
 import msgspec
 from bytewax.outputs import StatefulSinkPartition
 
+from ticktape.infra.observability.crashpoints import declare, reach
 from ticktape.schemas.records import DeadLetter, dead_letter_json
 from ticktape.sinks.base.partitioned import PartitionedSink
 
 _enc = msgspec.json.Encoder()
+CRASH_PARTIAL = declare("deadletters.partial", "half of a write's lines in the file, the last one cut")
+CRASH_WRITTEN = declare("deadletters.written", "lines written, before the snapshot that covers them")
 
 
 class _Id(msgspec.Struct):
@@ -35,7 +38,17 @@ class _DeadLetterPart(StatefulSinkPartition[list[DeadLetter], int]):
         if resume_at is not None:
             self.file.truncate(resume_at)
         self.file.seek(0)
-        self.seen = {_ID.decode(line).dl_id for line in self.file if line.strip()}
+        self.seen: set[str] = set()
+        end = 0
+        for line in self.file:
+            if not line.endswith(b"\n"):  # a write cut by a crash: its lines come again
+                break
+            end += len(line)
+            try:
+                self.seen.add(_ID.decode(line).dl_id)
+            except msgspec.DecodeError:
+                continue  # not ours to judge: kept, never a reason not to start
+        self.file.truncate(end)
         self.file.seek(0, 2)
 
     def write_batch(self, values: list[list[DeadLetter]]) -> None:
@@ -46,8 +59,14 @@ class _DeadLetterPart(StatefulSinkPartition[list[DeadLetter], int]):
                     self.seen.add(dl.dl_id)
                     lines.append(_enc.encode(dead_letter_json(dl)) + b"\n")
         if lines:
-            self.file.write(b"".join(lines))
+            data = b"".join(lines)
+            half = len(data) // 2
+            self.file.write(data[:half])  # as a kill or a full disk can cut a write: see __init__
             self.file.flush()
+            reach(CRASH_PARTIAL)
+            self.file.write(data[half:])
+            self.file.flush()
+            reach(CRASH_WRITTEN)
 
     def snapshot(self) -> int:
         return self.file.tell()

@@ -1,7 +1,10 @@
-"""History files replayed as a tick stream (freqtrade JSON rows, CSV, Kraken REST JSON).
+"""History files replayed as a tick stream (freqtrade JSON rows, CSV, Kraken REST JSON,
+Parquet with the CSV column mapping).
 
 Unit of parallelism: one partition per file (``file:<name>``); files spread over
-workers. Rows are emitted in file order; the offset of a tick is its row number.
+workers. Rows are emitted in file order; the offset of a tick is its row number. Every
+file is checked when the source is built (format, symbol, columns), so a file that
+cannot be read is one error before the dataflow starts.
 Delivery: exactly the file's rows, each once per run. Resume state: the next row number
 plus the batch decoder's state, so a resumed run continues after the last snapshot.
 Files carry no receive clock, so the future/past timestamp rule is off for them.
@@ -14,15 +17,20 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
+from ticktape.connectors.files.parquet import check_parquet, is_parquet, read_parquet_trades
+from ticktape.connectors.files.table import rows_as_json
+from ticktape.schemas.bounds import Rate
 from ticktape.schemas.decoding import BatchDecoder, DecoderState
 from ticktape.schemas.errors import InputError
-from ticktape.schemas.history import CsvMapping, HistorySpec, detect_format, open_history
+from ticktape.schemas.history import CsvMapping, HistorySpec, check_history, detect_format, open_history
 from ticktape.schemas.records import TickBatch
 from ticktape.schemas.validation import TickValidator, ValidationRules
+from ticktape.schemas.venues import Decoder, generic
 
 _State = tuple[int, DecoderState]
 
@@ -33,14 +41,15 @@ class FileSourceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     (0 = as fast as the flow takes them)."""
 
     paths: tuple[str, ...] = ()
-    format: str = "auto"
+    format: Literal["auto", "freqtrade", "csv", "kraken-rest", "parquet"] = "auto"
     venue: str = ""
     symbol: str = ""
     csv: CsvMapping = CsvMapping()
-    rate: float = 0.0
+    rate: Rate = 0.0
 
 
 def history_spec(cfg: FileSourceConfig, path: Path) -> HistorySpec:
+    """How to read the (non-Parquet) history file ``path`` under ``cfg``."""
     fmt = detect_format(path) if cfg.format == "auto" else cfg.format
     kwargs: dict[str, object] = {"format": fmt, "csv": cfg.csv}
     if cfg.venue:
@@ -107,17 +116,29 @@ class FileSource(FixedPartitionedSource[TickBatch, _State]):
             path = Path(raw)
             if not path.is_file():
                 raise InputError(f"history file not found: {path}")
+            if self._parquet(path):
+                check_parquet(path, cfg.csv, cfg.symbol)
+            else:
+                check_history(path, history_spec(cfg, path))
             name = f"file:{path.name}"
             while name in self.files:
                 name += "+"
             self.files[name] = path
+
+    def _parquet(self, path: Path) -> bool:
+        return self.cfg.format == "parquet" or (self.cfg.format == "auto" and is_parquet(path))
 
     def list_parts(self) -> list[str]:
         return list(self.files)
 
     def build_part(self, step_id: str, for_part: str, resume_state: _State | None) -> _FilePartition:
         path = self.files[for_part]
-        rows, row_decoder = open_history(path, history_spec(self.cfg, path))
+        if self._parquet(path):
+            table = read_parquet_trades(path, self.cfg.csv, self.cfg.venue, self.cfg.symbol)
+            rows: Iterator[tuple[int, bytes]] = enumerate(rows_as_json(table))
+            row_decoder: Decoder = generic.decode_tick
+        else:
+            rows, row_decoder = open_history(path, history_spec(self.cfg, path))
         next_row, dstate = resume_state if resume_state is not None else (0, None)
         rows = (r for r in rows if r[0] >= next_row)
         validator = TickValidator(self.rules, check_clock=False)

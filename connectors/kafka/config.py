@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 import msgspec
 
 from ticktape.infra.observability.logs import get_logger
-from ticktape.schemas.durations import Duration
+from ticktape.schemas.bounds import EpochNs
+from ticktape.schemas.durations import PositiveDuration
 from ticktape.schemas.errors import ConfigError
 from ticktape.schemas.feed import format_names
 
@@ -37,6 +38,11 @@ if TYPE_CHECKING:  # importable without the `kafka` extra: ticktape.flows.config
     from confluent_kafka import KafkaError, TopicPartition
 
 ConfValue: TypeAlias = str | int | float | bool
+#: The header ``ticktape produce --file`` puts on history rows: the message was produced
+#: long after its trade, so its broker timestamp is no receive clock for it. The source
+#: then skips the future/past rule for that message, as it does for the history file
+#: itself; messages without it (live feeds) keep the rule against the broker time.
+HISTORY_HEADER = ("ticktape-origin", b"history")
 ENV_PREFIX = "TICKTAPE_KAFKA_"
 #: Variables with the prefix that are not librdkafka keys.
 RESERVED_ENV = frozenset({"TICKTAPE_KAFKA_BOOTSTRAP"})
@@ -63,7 +69,8 @@ FORCED: dict[str, ConfValue] = {
 }
 #: Consumer defaults file settings may override. ``fetch.queue.backoff.ms`` at librdkafka's
 #: default (1000 ms) stalls consumers on Tansu; ``fetch.wait.max.ms`` at its default
-#: (500 ms) adds ~50 ms of latency per message there (measured), 100 ms gives ~2 ms;
+#: (500 ms) adds ~50 ms of latency per message there (measured; Apache Kafka answers a
+#: fetch as soon as data arrives, ~2 ms either way), 100 ms gives ~2 ms;
 #: ``earliest`` makes an offset lost to retention resume at the oldest message (the
 #: lost range is reported as a gap).
 DEFAULTS: dict[str, ConfValue] = {
@@ -185,12 +192,12 @@ class KafkaSourceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     format: str = "generic"
     start: Literal["beginning", "end", "offsets", "time", "committed"] = "beginning"
     start_offsets: dict[int | str, int] = {}
-    start_time_ns: int = 0
+    start_time_ns: EpochNs = 0
     end: Literal["none", "launch", "offsets", "time"] = "none"
     end_offsets: dict[int | str, int] = {}
-    end_time_ns: int = 0
+    end_time_ns: EpochNs = 0
     group: str = ""
-    poll_timeout: Duration = Duration.parse("100ms")
+    poll_timeout: PositiveDuration = PositiveDuration.parse("100ms")
     consumer: dict[str, ConfValue] = {}
 
     def __post_init__(self) -> None:

@@ -1,7 +1,8 @@
 """Offset resolution for the Kafka source: partitions, true ends, times to offsets.
 
-Every function here works on Kafka and on Tansu, the local test broker, whose offset
-APIs are unreliable in three ways (measured on Tansu 0.6):
+Every function here works on Apache Kafka and on Tansu, the light local broker, whose
+offset APIs are unreliable in two ways (measured on Tansu 0.6; Apache Kafka 4.4 answers
+correctly; both pinned by ``tests/integration/test_services.py``):
 
 - ``list_offsets(latest)`` / ``get_watermark_offsets`` can report a high watermark that
   is too low (the first offset of the last written batch + 1). :func:`probe_ends`
@@ -10,9 +11,11 @@ APIs are unreliable in three ways (measured on Tansu 0.6):
 - ``offsets_for_times`` searches by broker arrival time, not by message timestamp, and
   returns offset 0 instead of -1 when no message is that late. :func:`resolve_time`
   treats its answer as a hint: it checks the last message's timestamp and then scans
-  forward to the first message whose timestamp is at or after the time;
-- ``AdminClient.list_topics(topic)`` creates a missing topic (4 partitions).
-  :func:`partitions_of` asks through a consumer, which does not.
+  forward to the first message whose timestamp is at or after the time.
+
+On both, ``AdminClient.list_topics(topic)`` creates a missing topic where the broker
+auto-creates topics (Tansu: 4 partitions; Kafka: ``num.partitions``).
+:func:`partitions_of` asks through a consumer, which does not.
 
 A "time" is a message timestamp (CreateTime as sent, or LogAppendTime): ``t_ns``
 arguments are compared with ``timestamp_ms * 1_000_000``. :func:`gap_event` and

@@ -9,7 +9,8 @@
   :class:`~ticktape.schemas.errors.SourceError`;
 - message builders, each yielding ``(key = symbol, value)``:
   :func:`history_messages` (history file rows as generic JSON ticks: the topic then
-  holds format ``generic``), :func:`synthetic_messages` (the synthetic feed, generic
+  holds format ``generic``; sent with :data:`HISTORY_HEADER`, so consumers do not judge
+  years-old trades by the time they were produced), :func:`synthetic_messages` (the synthetic feed, generic
   JSON) and :func:`venue_sample_messages` (recorded venue JSON as it is: the topic then
   holds that venue's format).
 
@@ -118,12 +119,14 @@ def produce_messages(
     progress: Callable[[int], None] | None = None,
     flush_timeout: float = 60.0,
     env: Mapping[str, str] | None = None,
+    headers: Mapping[str, bytes] | None = None,
 ) -> ProduceReport:
     """Send ``(key, value)`` pairs to ``topic``; see the module docstring.
 
     ``rate`` is messages/s (0: as fast as the broker takes them); ``conf`` are file
     librdkafka settings (``acks``/``enable.idempotence`` are forced); ``progress`` is
-    called with the number of messages sent so far about twice a second and at the end.
+    called with the number of messages sent so far about twice a second and at the end;
+    ``headers`` go on every message (:data:`HISTORY_HEADER` for history rows).
     Raises :class:`SourceError` if any message was not delivered.
     """
     deliveries = _Deliveries()
@@ -139,6 +142,7 @@ def produce_messages(
     started = time.monotonic()
     next_report = started + 0.5
     sent = 0
+    message_headers: list[tuple[str, str | bytes | None]] | None = list(headers.items()) if headers else None
     for key, value in messages:
         if rate > 0:
             wait = started + sent / rate - time.monotonic()
@@ -146,7 +150,7 @@ def produce_messages(
                 producer.poll(wait)
         while True:
             try:
-                producer.produce(topic, value, key)
+                producer.produce(topic, value, key, headers=message_headers)
                 break
             except BufferError:  # local queue full: let deliveries drain it, then retry
                 producer.poll(0.05)
@@ -182,9 +186,9 @@ def produce_messages(
 
 
 def history_messages(path: str | Path, spec: HistorySpec | None = None) -> Iterator[tuple[bytes, bytes]]:
-    """A history file's trades as generic JSON ticks keyed by symbol. A row that does not
-    decode is sent as it is (key ``b""``): the consumer turns it into a dead letter, and a
-    warning here says why."""
+    """A history file's trades as generic JSON ticks keyed by symbol (send them with
+    ``headers=[HISTORY_HEADER]``). A row that does not decode is sent as it is (key
+    ``b""``): the consumer turns it into a dead letter, and a warning here says why."""
     rows, decode = open_history(path, spec)
     src = f"file:{Path(path).name}"
     bad = 0

@@ -2,8 +2,8 @@
 
 Unit of parallelism: a topic partition (``<topic>/<p>``); Bytewax spreads them over the
 workers of every process. Each partition has its own consumer, positioned with
-``assign()`` (no consumer-group membership: ``subscribe()`` is slow on Tansu, and
-recovery state, not the group, says where to read).
+``assign()`` (no consumer-group membership: ``subscribe()`` takes ~23 s to a first
+message on Tansu, and recovery state, not the group, says where to read).
 
 Delivery: at-least-once across restarts (a resumed run re-reads from the last snapshot;
 every sink is idempotent); within one run, exactly the messages in ``[start, end)`` of
@@ -20,12 +20,15 @@ set, ``next_offset`` is also committed to that group after each snapshot (every 
 and on close, for monitoring tools only (lag dashboards); recovery never reads it.
 
 Messages become ticks through :class:`~ticktape.schemas.decoding.BatchDecoder` (format
-``format``); the broker timestamp is ``ts_kafka``. A feed format (``binance-ws``, ...: what
-``ticktape record`` writes) decodes through :class:`~ticktape.schemas.feed.FeedBatchDecoder`
-with the partition's local books (part of its resume state), and each message's
-``ts_recv`` header (the receive time at the venue socket, ns) is its receive time, so a
-replay rebuilds exactly what the direct ``websocket`` source built; a partition that
-reaches its end emits a ``final`` L2 snapshot of every book in sync before it stops. A null value (tombstone) is a
+``format``); the broker timestamp is ``ts_kafka``, the reference of the future/past
+rule, except for messages with :data:`~ticktape.connectors.kafka.config.HISTORY_HEADER`
+(history produced from files: no receive clock, the rule is skipped for them). A feed
+format (``binance-ws``, ...: what ``ticktape record`` writes) decodes through
+:class:`~ticktape.schemas.feed.FeedBatchDecoder` with the partition's local books (part of
+its resume state), and each message's ``ts_recv`` header (the receive time at the venue
+socket, ns) is its receive time, so a replay rebuilds exactly what the direct
+``websocket`` source built; a partition that reaches its end emits a ``final`` L2
+snapshot of every book in sync before it stops. A null value (tombstone) is a
 ``DECODE_ERROR`` dead letter; a hole in the offsets (compaction, retention, transaction
 markers) is a ``SequenceGap`` event of the partition's source aggregate. Offset
 resolution and broker quirks live in :mod:`ticktape.connectors.kafka.offsets`.
@@ -42,7 +45,13 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from ticktape.connectors.kafka.config import ClientEvents, KafkaSourceConfig, librdkafka_config, redacted
+from ticktape.connectors.kafka.config import (
+    HISTORY_HEADER,
+    ClientEvents,
+    KafkaSourceConfig,
+    librdkafka_config,
+    redacted,
+)
 from ticktape.connectors.kafka.offsets import (
     Bounds,
     ceil_ms,
@@ -61,7 +70,7 @@ from ticktape.schemas.decoding import BatchDecoder
 from ticktape.schemas.errors import MissingDependencyError, SourceError
 from ticktape.schemas.feed import FeedBatchDecoder, is_feed_format, make_batch_decoder
 from ticktape.schemas.records import TickBatch
-from ticktape.schemas.validation import ValidationRules
+from ticktape.schemas.validation import TickValidator, ValidationRules
 
 try:
     from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -77,6 +86,12 @@ TS_RECV_HEADER = "ts_recv"
 State = tuple[int, tuple[Any, ...]]
 """``(next_offset, decoder state)`` of one partition: ``(watermark, event seq)``, plus the
 local books for feed formats."""
+
+
+def _is_history(msg: Message) -> bool:
+    """Whether ``msg`` carries :data:`HISTORY_HEADER` (``ticktape produce --file``)."""
+    headers = msg.headers()
+    return bool(headers) and HISTORY_HEADER in headers  # type: ignore[operator]
 
 
 class _KafkaPartition(StatefulSourcePartition[TickBatch, State]):
@@ -113,6 +128,8 @@ class _KafkaPartition(StatefulSourcePartition[TickBatch, State]):
         self._wake: datetime | None = None
         self.recv_header = recv_header
         self.final_sent = False
+        #: the validator of history rows (HISTORY_HEADER): the same rules, no clock rule
+        self.unclocked = TickValidator(decoder.validator.rules, check_clock=False)
         consumer.assign([TopicPartition(topic, partition, start)])
 
     @property
@@ -154,6 +171,7 @@ class _KafkaPartition(StatefulSourcePartition[TickBatch, State]):
     def _read(self, msgs: list[Message]) -> TickBatch | None:
         ts_recv = time.time_ns()
         rows: list[tuple[int, bytes, int, int]] = []
+        history = False  # whether ``rows`` are history rows (HISTORY_HEADER)
         parts: list[TickBatch] = []
         expected, end, end_ms = self.next_offset, self.end, self.end_ms
         for msg in msgs:
@@ -170,28 +188,39 @@ class _KafkaPartition(StatefulSourcePartition[TickBatch, State]):
             ms = msg.timestamp()[1]
             ts_kafka = ms * 1_000_000 if ms > 0 else 0
             if off > expected and expected < end:  # a hole in the offsets, inside the range
-                parts.extend(self._flush(rows))
+                parts.extend(self._flush(rows, history))
                 parts.append(self._gap(expected, min(off, end) - 1, off, ts_kafka))
             if off >= end or ms >= end_ms:
                 self.done = True
                 break
             value = msg.value()
             if value is None:
-                parts.extend(self._flush(rows))
+                parts.extend(self._flush(rows, history))
                 parts.append(self._tombstone(off, ts_recv, ts_kafka))
             else:
+                marked = _is_history(msg)
+                if marked != history:
+                    parts.extend(self._flush(rows, history))
+                    history = marked
                 rows.append((off, value, _recv_of(msg, ts_recv) if self.recv_header else ts_recv, ts_kafka))
             expected = off + 1
         self.next_offset = expected
-        parts.extend(self._flush(rows))
+        parts.extend(self._flush(rows, history))
         if not parts:
             return None
         return parts[0] if len(parts) == 1 else merge_batches(parts)
 
-    def _flush(self, rows: list[tuple[int, bytes, int, int]]) -> list[TickBatch]:
+    def _flush(self, rows: list[tuple[int, bytes, int, int]], history: bool = False) -> list[TickBatch]:
+        """Decode ``rows``; history rows without the future/past rule (no receive clock)."""
         if not rows:
             return []
-        batch = self.decoder.decode(rows)
+        clocked = self.decoder.validator
+        if history:
+            self.decoder.validator = self.unclocked
+        try:
+            batch = self.decoder.decode(rows)
+        finally:
+            self.decoder.validator = clocked
         rows.clear()
         return [batch]
 

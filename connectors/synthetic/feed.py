@@ -20,14 +20,16 @@ import random
 import time
 from collections import deque
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import msgspec
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from msgspec import Meta
 
 from ticktape.connectors.synthetic.pacing import Pacer, backlog_metrics
+from ticktape.schemas.bounds import INT64_MAX, Fraction, between
 from ticktape.schemas.decoding import BatchDecoder, DecoderState
-from ticktape.schemas.durations import Duration
+from ticktape.schemas.durations import PositiveDuration
 from ticktape.schemas.records import TickBatch
 from ticktape.schemas.validation import TickValidator, ValidationRules
 from ticktape.schemas.venues import generic
@@ -229,17 +231,17 @@ class SyntheticConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     event time (and of wall time when paced); ``duration`` x ``rate`` messages in all;
     the ``*_rate`` knobs are fractions of messages injected as faults."""
 
-    symbols: int = 50
-    rate: float = 5000.0
-    duration: Duration = Duration.parse("10s")
-    partitions: int = 1
+    symbols: Annotated[int, between(1, 10_000_000)] = 50
+    rate: Annotated[float, Meta(gt=0.0, le=1e9)] = 5000.0
+    duration: PositiveDuration = PositiveDuration.parse("10s")
+    partitions: Annotated[int, between(1, 4096)] = 1
     venue: str = "synthetic"
-    seed: int = 7
-    start_ns: int = DEFAULT_START_NS
-    duplicate_rate: float = 0.0
-    out_of_order_rate: float = 0.0
-    gap_rate: float = 0.0
-    malformed_rate: float = 0.0
+    seed: Annotated[int, between(0, INT64_MAX)] = 7
+    start_ns: Annotated[int, between(0, 2**62)] = DEFAULT_START_NS
+    duplicate_rate: Fraction = 0.0
+    out_of_order_rate: Fraction = 0.0
+    gap_rate: Fraction = 0.0
+    malformed_rate: Fraction = 0.0
 
     @property
     def total(self) -> int:

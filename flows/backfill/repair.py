@@ -92,6 +92,7 @@ def repair_gaps(
             since=None,
             until=None,
             symbols=sorted({str(g["symbol"]) for g in gaps}),
+            s3=cfg.archive.s3,
         )
     else:
         tables, _ = read_files(files or [], file_cfg or FileSourceConfig())

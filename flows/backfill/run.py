@@ -144,7 +144,9 @@ def backfill(
     t0 = time.perf_counter()
     undecodable = 0
     if archive:
-        tables = read_archive(archive, cfg.archive.prefix, since=since, until=until, symbols=symbols)
+        tables = read_archive(
+            archive, cfg.archive.prefix, since=since, until=until, symbols=symbols, s3=cfg.archive.s3
+        )
     else:
         tables, undecodable = read_files(files or [], fcfg)
     filtered = since is not None or until is not None or bool(symbols)

@@ -196,8 +196,10 @@ def verify_cmd(deep: bool, as_json: bool, **common: Any) -> None:
         out = console()
         out.print(f"{report.partitions} partitions, {report.units} units, {report.objects} objects, "
                   f"{report.rows:,} rows archived; {report.pending_units} units in progress")  # fmt: skip
+        if report.writers:
+            out.print(f"writers: {', '.join(report.writers)}", markup=False)
         for name, items in doc.items():
-            if isinstance(items, list) and items:
+            if isinstance(items, list) and items and name != "writers":
                 out.print(f"[red]{name}[/red] ({len(items)}):")
                 for item in items[:50]:
                     out.print(f"  {printable(item)}", markup=False)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import msgspec
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -57,12 +58,16 @@ class _RowsPerSecond(TextColumn):
 @click.option(
     "--format",
     "fmt",
-    default="auto",
-    show_default=True,
-    help="History format: auto, freqtrade, csv, kraken-rest (Parquet by extension).",
+    type=click.Choice(["auto", "freqtrade", "csv", "kraken-rest", "parquet"]),
+    default=None,
+    help="History format (default: [source.file] format, auto: by extension and content).",
 )
-@click.option("--venue", default="", help="Venue of the history file(s).")
-@click.option("--symbol", default="", help="Symbol of the history file(s) when the format does not carry it.")
+@click.option("--venue", default=None, help="Venue of the history file(s) (default: [source.file] venue).")
+@click.option(
+    "--symbol",
+    default=None,
+    help="Symbol of the history file(s) when the format does not carry it (default: [source.file] symbol).",
+)
 @click.option(
     "--exact-streaming",
     is_flag=True,
@@ -80,16 +85,15 @@ def backfill(
     until: str | None,
     symbols: str,
     intervals: str,
-    fmt: str,
-    venue: str,
-    symbol: str,
+    fmt: str | None,
+    venue: str | None,
+    symbol: str | None,
     exact_streaming: bool,
     repair_gaps: bool,
     **common: Any,
 ) -> None:
     """Rebuild candles (and, on the streaming path, every output) from history files or
     the archive, through the live job's steps and idempotent sinks. Event time only."""
-    from ticktape.connectors.files.history import FileSourceConfig
     from ticktape.flows.backfill.run import backfill as run_backfill
 
     extra: dict[str, Any] = {}
@@ -104,7 +108,9 @@ def backfill(
     for f in files:
         if not f.is_file():
             raise InputError(f"history file not found: {f}")
-    fcfg = FileSourceConfig(format=fmt, venue=venue, symbol=symbol)
+    # [source.file] (its CSV/Parquet column mapping too), with the flags given on top
+    given = {"format": fmt, "venue": venue, "symbol": symbol}
+    fcfg = msgspec.structs.replace(cfg.source.file, **{k: v for k, v in given.items() if v is not None})
     out = console()
     if repair_gaps:
         from ticktape.flows.backfill.repair import repair_gaps as run_repair

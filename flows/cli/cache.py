@@ -15,7 +15,7 @@ from ticktape.flows.cli.common import common_options, console, load
 from ticktape.flows.config import Config
 from ticktape.flows.terminal import add_row, printable
 from ticktape.schemas.errors import InputError
-from ticktape.sinks.cache.api import HISTORY, METADATA, PRICE, CacheBackend, cache_key
+from ticktape.sinks.cache.api import HISTORY, METADATA, PRICE, CacheBackend, cache_key, decode_key_part
 from ticktape.sinks.cache.sink import QUOTE_SUFFIX
 
 _KINDS = {"price": PRICE, "metadata": METADATA, "candle": HISTORY, "quote": PRICE}
@@ -37,19 +37,27 @@ def cache() -> None:
 @cache.command("get")
 @common_options
 @click.argument("symbol")
-@click.option("--venue", default="synthetic", show_default=True, help="Venue of the symbol.")
+@click.option(
+    "--venue", default=None, help="Venue of the symbol (default: the one venue that has SYMBOL in the cache)."
+)
 @click.option("--kind", type=click.Choice(list(_KINDS)), default="price", show_default=True)
 @click.option(
     "--interval", default="60", show_default=True, help="Candle interval in seconds (with --kind candle)."
 )
-def cache_get(symbol: str, venue: str, kind: str, interval: str, **common: Any) -> None:
+def cache_get(symbol: str, venue: str | None, kind: str, interval: str, **common: Any) -> None:
     """Print the cached value of SYMBOL, its version and whether it is still fresh
     (--kind quote: the top of book of a venue feed, with mid and spread)."""
+    if not symbol.strip():
+        raise click.BadParameter("expected a symbol, got ''", param_hint="SYMBOL")
+    if venue is not None and not venue.strip():
+        raise click.BadParameter("expected a venue, got ''", param_hint="--venue")
     cfg, _ = load(**common)
     store = _open(cfg)
     suffix = {"candle": f"candle/{interval}", "quote": QUOTE_SUFFIX}.get(kind, "")
-    key = cache_key(_KINDS[kind], venue, symbol, suffix)
     try:
+        if venue is None:
+            venue = _venue_of(store, _KINDS[kind], symbol)
+        key = cache_key(_KINDS[kind], venue, symbol, suffix)
         entry = store.peek(key)
     finally:
         store.close()
@@ -64,6 +72,21 @@ def cache_get(symbol: str, venue: str, kind: str, interval: str, **common: Any) 
         "value": msgspec.json.decode(entry.value),
     }
     click.echo(printable(json.dumps(doc, indent=2), lines=True))
+
+
+def _venue_of(store: CacheBackend, kind: str, symbol: str) -> str:
+    """The venue whose ``kind`` entries hold ``symbol``: the only one, else an error that
+    lists the venues there are."""
+    keys = store.keys(f"{kind}/")
+    venues = sorted({decode_key_part(k.split("/")[1]) for k in keys if k.count("/") >= 2})
+    wanted = {v: cache_key(kind, v, symbol) for v in venues}
+    have = sorted(v for v, base in wanted.items() if any(k == base or k.startswith(base + "/") for k in keys))
+    if len(have) == 1:
+        return have[0]
+    listed = ", ".join(repr(v) for v in (have or venues)[:20]) or "none"
+    if have:
+        raise InputError(f"{symbol!r} is cached for several venues ({listed}): pass --venue")
+    raise InputError(f"no {kind} entry for {symbol!r} at any venue; venues in the cache: {listed}")
 
 
 @cache.command("stats")

@@ -12,13 +12,14 @@ from rich.table import Table
 from ticktape.flows import wiring
 from ticktape.flows.cli.common import common_options, console, interval_seconds, load, parse_time
 from ticktape.flows.terminal import add_row, markup_safe
+from ticktape.schemas.errors import InputError
 from ticktape.schemas.timeparse import ns_to_iso
 from ticktape.sinks.candles.store import CandleStore
 
 
 @click.command()
 @common_options
-@click.argument("symbol")
+@click.argument("symbol", required=False)
 @click.option(
     "--interval", default="1m", show_default=True, help="Candle interval (1s..1d, e.g. 1m, 5m, 1h)."
 )
@@ -27,20 +28,36 @@ from ticktape.sinks.candles.store import CandleStore
 @click.option("--to", "until", help="Last candle start (exclusive).")
 @click.option("--revisions", is_flag=True, help="Show every stored revision, not only the latest.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+@click.option(
+    "--compact",
+    is_flag=True,
+    help="Instead of printing: rewrite the store so each stored revision is kept once (reruns of the same input add files).",
+)
 def candles(
-    symbol: str,
+    symbol: str | None,
     interval: str,
     venue: str | None,
     since: str | None,
     until: str | None,
     revisions: bool,
     as_json: bool,
+    compact: bool,
     **common: Any,
 ) -> None:
-    """Print stored OHLCV candles of SYMBOL (latest revision of each window)."""
+    """Print stored OHLCV candles of SYMBOL (latest revision of each window), or
+    compact the store (--compact)."""
     cfg, _ = load(**common)
+    root = wiring.candles_dir(cfg)
+    if not root.is_dir():
+        raise InputError(f"no candle store at {root} (run `ticktape demo` first, or pass --data-dir)")
+    store = CandleStore(root)
+    if compact:
+        before, after = store.compact()
+        console().print(f"compacted {root}: {before:,} files -> {after:,}")
+        return
+    if not symbol:
+        raise click.UsageError("give a SYMBOL (or --compact)")
     seconds = interval_seconds(interval)
-    store = CandleStore(wiring.candles_dir(cfg))
     rows = store.read(
         symbol=symbol,
         venue=venue,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 import tomllib
 from collections.abc import Callable
@@ -23,10 +24,17 @@ _console: Console | None = None
 
 
 def console() -> Console:
+    """The terminal's width on a terminal; piped or redirected (no ``COLUMNS``), lines
+    and tables are not cut or wrapped at 80 columns."""
     global _console  # noqa: PLW0603 - one console per process
     if _console is None:
-        _console = Console(highlight=False)
+        piped = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+        _console = Console(highlight=False, width=PIPED_WIDTH if piped else None)
     return _console
+
+
+#: Width of the output when it is piped (wide enough for any table ticktape prints).
+PIPED_WIDTH = 1000
 
 
 def common_options(func: F) -> F:
@@ -75,14 +83,47 @@ def load(
     log_level: str | None,
     log_format: str | None,
     extra: dict[str, Any] | None = None,
+    flags: dict[str, tuple[str, Any]] | None = None,
 ) -> tuple[Config, str]:
-    """Load the config (file, env, ``extra``, ``--set``, ``--data-dir``) and set up logs."""
+    """Load the config (file, env, ``extra``, ``--set``, then the command's flags) and set
+    up logs. ``flags``: ``{"run.workers": ("-w/--workers", value)}``, command-line values
+    of config keys (``None``: not given); the config validates them like any value and an
+    invalid one is reported under the flag's name."""
+    given = {
+        "run.data_dir": ("--data-dir", None if data_dir is None else str(data_dir)),
+        "log.level": ("--log-level", log_level),
+        "log.format": ("--log-format", log_format),
+        **(flags or {}),
+    }
     overrides = merge(extra or {}, parse_sets(sets))
-    if data_dir is not None:
-        overrides.setdefault("run", {})["data_dir"] = str(data_dir)
-    cfg = load_config(config_path, overrides=overrides)
-    run_id = setup_logging(log_level or cfg.log.level, log_format or cfg.log.format, cfg.log.levels)
+    named: dict[str, str] = {}
+    for key, (flag, value) in given.items():
+        if value is None:
+            continue
+        named[key] = flag
+        section, _, name = key.rpartition(".")
+        node = overrides
+        for part in section.split("."):
+            node = node.setdefault(part, {})
+        node[name] = value
+    try:
+        cfg = load_config(config_path, overrides=overrides)
+    except ConfigError as exc:
+        if exc.key not in named:
+            raise
+        message = str(exc).removeprefix("invalid configuration: ")
+        raise ConfigError(f"{named[exc.key]}: {message}", key=exc.key) from None
+    check_data_dir(cfg.data_path, named.get("run.data_dir"))
+    run_id = setup_logging(cfg.log.level, cfg.log.format, cfg.log.levels)
     return cfg, run_id
+
+
+def check_data_dir(path: Path, flag: str | None = None) -> None:
+    """The data directory must be a directory when it exists (it is created on first use)."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(
+            f"{flag or 'run.data_dir'}: {path} exists and is not a directory", key="run.data_dir"
+        )
 
 
 def parse_time(text: str | None) -> int | None:
@@ -114,6 +155,30 @@ def interval_seconds(text: str) -> int:
     if ns < 1_000_000_000 or ns % 1_000_000_000:
         raise InputError(f"--interval must be whole seconds from 1s to 1d, got {text!r}")
     return ns // 1_000_000_000
+
+
+def cluster_addresses(process_id: int | None, addresses: str | None) -> list[str] | None:
+    """``-a host:port,...`` checked against ``-i``: both or neither, one well-formed
+    ``host:port`` per process, distinct, and the process id one of them."""
+    if (process_id is None) != (addresses is None):
+        raise click.UsageError("--process-id and --addresses go together")
+    if addresses is None or process_id is None:
+        return None
+    addr = [a.strip() for a in addresses.split(",")]
+    for a in addr:
+        host, sep, port = a.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65_535:
+            raise click.BadParameter(
+                f"expected host:port for every process, got {a!r}", param_hint="-a/--addresses"
+            )
+    if len(set(addr)) != len(addr):
+        raise click.BadParameter("every process needs its own host:port", param_hint="-a/--addresses")
+    if not 0 <= process_id < len(addr):
+        raise click.BadParameter(
+            f"process id {process_id} is not one of the {len(addr)} processes of -a (0..{len(addr) - 1})",
+            param_hint="-i/--process-id",
+        )
+    return addr
 
 
 def kafka_bootstrap(cfg: Config, given: str | None) -> str:

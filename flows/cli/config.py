@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -26,7 +27,11 @@ def config_show(**common: Any) -> None:
 
 @config.command("check")
 @common_options
-def config_check(**common: Any) -> None:
-    """Validate a configuration file; exits 2 with the offending key if it is invalid."""
+@click.argument("file", required=False, type=click.Path(path_type=Path))
+def config_check(file: Path | None, **common: Any) -> None:
+    """Validate a configuration FILE (or -c FILE; neither: the environment and the
+    embedded defaults); exits 2 with the offending key if it is invalid."""
+    if file is not None:  # FILE wins over -c and TICKTAPE_CONFIG
+        common["config_path"] = file
     load(**common)
     click.echo("ok")

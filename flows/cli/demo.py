@@ -178,7 +178,10 @@ def demo(
     from ticktape.flows.runner import run as run_flow
 
     fault = 0.002 if faults else 0.0
-    sim = None
+    flags: dict[str, tuple[str, Any]] = {
+        "run.workers": ("-w/--workers", workers),
+        "metrics.port": ("--metrics-port", metrics_port),
+    }
     if recorded and venue != "binance":
         raise click.UsageError("--recorded goes with --venue binance")
     if venue is not None:
@@ -188,31 +191,27 @@ def demo(
         sim, extra = start_venue(
             venue, recorded=recorded, rate=venue_rate, seconds=Duration.parse(duration).seconds
         )
-        extra["metrics"]["port"] = metrics_port
-        extra["run"]["workers"] = workers
         try:
-            _demo_venue(sim, extra, venue, duration, progress, common)
+            _demo_venue(sim, extra, flags, venue, duration, progress, common)
         finally:
             sim.stop()
         return
     if files:
-        source: dict[str, Any] = {
-            "kind": "file",
-            "file": {"paths": [str(f) for f in files], "rate": rate if rate != 5000.0 else 0.0},
-        }
+        source: dict[str, Any] = {"kind": "file", "file": {"paths": [str(f) for f in files]}}
+        flags["source.file.rate"] = ("--rate", rate if rate != 5000.0 else 0.0)
         mode = "replay"
     else:
         source = {"kind": "synthetic", "synthetic": {
-            "symbols": symbols, "rate": rate, "duration": duration, "duplicate_rate": fault,
-            "out_of_order_rate": fault, "gap_rate": fault / 2, "malformed_rate": fault,
+            "duplicate_rate": fault, "out_of_order_rate": fault, "gap_rate": fault / 2, "malformed_rate": fault,
         }}  # fmt: skip
+        flags |= {
+            "source.synthetic.rate": ("--rate", rate),
+            "source.synthetic.symbols": ("--symbols", symbols),
+            "source.synthetic.duration": ("--duration", duration),
+        }
         mode = "live"
-    extra = {
-        "source": source,
-        "run": {"mode": mode, "workers": workers},
-        "metrics": {"port": metrics_port},
-    }
-    cfg, run_id = load(extra=extra, **common)
+    extra = {"source": source, "run": {"mode": mode}}
+    cfg, run_id = load(extra=extra, flags=flags, **common)
     set_process_operation("demo")
     out = console()
     out.print(
@@ -272,8 +271,9 @@ def demo(
 
 
 def _demo_venue(
-    sim: Any, extra: dict[str, Any], venue: str, duration: str, progress: bool, common: dict[str, Any]
-) -> None:
+    sim: Any, extra: dict[str, Any], flags: dict[str, tuple[str, Any]], venue: str, duration: str, progress: bool,
+    common: dict[str, Any],
+) -> None:  # fmt: skip
     """The demo on a simulated venue (see :mod:`ticktape.flows.cli.demovenue`)."""
     from ticktape.connectors.venues.source import WebSocketSource
     from ticktape.flows.cli.demovenue import market_view, stop_after

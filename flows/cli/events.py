@@ -17,7 +17,7 @@ from ticktape.flows.cli.common import common_options, console, load, parse_time
 from ticktape.flows.config import Config
 from ticktape.flows.terminal import add_row, markup_safe, printable
 from ticktape.schemas.errors import InputError
-from ticktape.schemas.records import Event
+from ticktape.schemas.records import Event, payload_doc
 from ticktape.schemas.timeparse import ns_to_iso
 
 _TIME_HELP = "ns, YYYY-MM-DD, RFC 3339 or now-5m"
@@ -36,11 +36,8 @@ def _events_dir(cfg: Config) -> Path:
 
 
 def _event_json(e: Event) -> str:
-    try:
-        payload: Any = msgspec.json.decode(e.payload)
-    except msgspec.DecodeError:  # not JSON: its text
-        payload = e.payload.decode("utf-8", "replace")
-    return json.dumps(msgspec.structs.asdict(e) | {"payload": payload})
+    """One event as a JSON object; its payload with named fields (``payload_doc``)."""
+    return json.dumps(msgspec.structs.asdict(e) | {"payload": payload_doc(e.type, e.payload)})
 
 
 @click.group()
@@ -92,8 +89,7 @@ def query(
         )
     if as_json:
         for e in page.events:
-            doc = msgspec.structs.asdict(e) | {"payload": msgspec.json.decode(e.payload)}
-            click.echo(json.dumps(doc))
+            click.echo(_event_json(e))
         if page.cursor:
             click.echo(json.dumps({"cursor": page.cursor}))
         return

@@ -10,6 +10,7 @@ with ``error:`` and exit with status 2, without a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 from importlib.metadata import entry_points
 
@@ -87,20 +88,32 @@ _register()
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
+    # A step that fails inside Bytewax is reported as one `error:` line (the runner finds
+    # the ticktape error behind Bytewax's); Rust's own panic note then stays one line too.
+    os.environ["RUST_BACKTRACE"] = "0"
     try:
         cli.main(args=argv, prog_name="ticktape", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {_one_line(exc)}", err=True)
         sys.exit(exc.exit_code)
     except TicktapeError as exc:
         click.echo(f"error: {printable(exc)}", err=True)
-        sys.exit(2)
+        sys.exit(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+
+
+def _one_line(exc: click.ClickException) -> str:
+    """A usage mistake as one line, with where to find help."""
+    message = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, click.UsageError) and ctx is not None:
+        message += f" (see `{ctx.command_path} -h`)"
+    return message
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ def produce(
     **common: Any,
 ) -> None:
     """Load a history file, a synthetic feed or venue samples into a topic, keyed by symbol."""
+    from ticktape.connectors.kafka.config import HISTORY_HEADER
     from ticktape.connectors.kafka.produce import (
         ensure_topic,
         history_messages,
@@ -80,8 +81,10 @@ def produce(
     servers = kafka_bootstrap(cfg, bootstrap)
     conf = dict(cfg.source.kafka.consumer)
     created = ensure_topic(servers, topic, partitions, conf)
+    headers = None
     if history:
         messages = history_messages(history)
+        headers = dict([HISTORY_HEADER])  # the broker time is no receive clock for history
     elif synthetic:
         messages = synthetic_messages(cfg.source.synthetic)
     else:
@@ -90,7 +93,7 @@ def produce(
     with out.status(f"producing to {topic}") as status:
         report = produce_messages(
             servers, topic, messages, rate=rate if rate is not None and not synthetic else (cfg.source.synthetic.rate if synthetic else 0.0),
-            conf=conf, progress=lambda n: status.update(f"producing to {topic}: {n:,} sent"),
+            conf=conf, progress=lambda n: status.update(f"producing to {topic}: {n:,} sent"), headers=headers,
         )  # fmt: skip
     out.print(
         f"{'created' if created else 'existing'} topic {topic}: {report.delivered:,} delivered, {report.failed} failed "

@@ -81,7 +81,7 @@ def replay(
         raise click.UsageError("--from-offset and --from-time are exclusive")
     if to_offset and to_time:
         raise click.UsageError("--to-offset and --to-time are exclusive")
-    cfg, run_id = load(**common)
+    cfg, run_id = load(flags={"run.workers": ("-w/--workers", workers)}, **common)
     set_process_operation("replay")
     k = cfg.source.kafka
     bounds: dict[str, Any] = {"group": ""}
@@ -123,7 +123,7 @@ def replay(
         f"recovery state in {markup_safe(recovery)}"
     )
     try:
-        result = run_flow(cfg, run_id=run_id, workers=workers, recovery_dir=recovery)
+        result = run_flow(cfg, run_id=run_id, recovery_dir=recovery)
     finally:
         cache_mod.release(wiring.cache_path(cfg))
     print_report(result, out)

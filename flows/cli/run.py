@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ticktape.flows.cli.common import common_options, console, load
+from ticktape.flows.cli.common import cluster_addresses, common_options, console, load
 from ticktape.infra.observability.logs import set_process_operation
 
 
@@ -53,16 +53,13 @@ def run(
     from ticktape.flows.runner import run as run_flow
     from ticktape.sinks.cache import embedded as cache_mod
 
-    cfg, run_id = load(**common)
+    addr = cluster_addresses(process_id, addresses)
+    cfg, run_id = load(flags={"run.workers": ("-w/--workers", workers)}, **common)
     set_process_operation("run")
-    addr = [a.strip() for a in addresses.split(",")] if addresses else None
-    if (process_id is None) != (addr is None):
-        raise click.UsageError("--process-id and --addresses go together")
     try:
         result = run_flow(
             cfg,
             run_id=run_id,
-            workers=workers,
             process_id=process_id,
             addresses=addr,
             recovery_dir=recovery_dir,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import gc
 import os
 import pickle
+import threading
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -29,9 +30,11 @@ from typing import Any, TypeVar
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
-from bytewax.inputs import Source
+from bytewax.inputs import FixedPartitionedSource, Source
 from bytewax.operators import StatefulBatchLogic
+from bytewax.outputs import FixedPartitionedSink, Sink
 
+from ticktape.connectors.stopping import StoppableSource
 from ticktape.flows import wiring
 from ticktape.flows.config import Config, load_config
 from ticktape.flows.live.routing import Router, split_dead, split_events, split_market, split_ticks
@@ -40,18 +43,26 @@ from ticktape.flows.steps.shard import ShardOut, ShardProcessor, ShardSettings
 from ticktape.flows.wiring import Outputs
 from ticktape.infra.observability.metrics import RunStats
 from ticktape.schemas.records import Tick, TickBatch
+from ticktape.sinks.base.guarded import GuardedSink
 from ticktape.sinks.cache.sink import CacheItem
 
 R = TypeVar("R")
 
 
 class _ShardLogic(StatefulBatchLogic[list[Tick], ShardOut, bytes]):
-    """Bytewax wrapper of :class:`ShardProcessor` (live mode: a wall-clock timer too)."""
+    """Bytewax wrapper of :class:`ShardProcessor` (live mode: a wall-clock timer too).
 
-    def __init__(self, proc: ShardProcessor, live: bool, recoverable: bool) -> None:
+    At the end of the input it closes every open window, unless the input ended because
+    of a graceful stop (``stop`` set) of a recoverable run: then the open windows stay in
+    the snapshot and the resumed run completes them, as if it had never stopped."""
+
+    def __init__(
+        self, proc: ShardProcessor, live: bool, recoverable: bool, stop: threading.Event | None = None
+    ) -> None:
         self.proc = proc
         self.live = live
         self.recoverable = recoverable
+        self.stop = stop
 
     def on_batch(self, values: list[list[Tick]]) -> tuple[Iterable[ShardOut], bool]:
         ticks = values[0] if len(values) == 1 else [t for v in values for t in v]
@@ -63,6 +74,8 @@ class _ShardLogic(StatefulBatchLogic[list[Tick], ShardOut, bytes]):
         return ([out] if not out.is_empty() else [], StatefulBatchLogic.RETAIN)
 
     def on_eof(self) -> tuple[Iterable[ShardOut], bool]:
+        if self.recoverable and self.stop is not None and self.stop.is_set():
+            return ([], StatefulBatchLogic.RETAIN)
         out = self.proc.flush()
         return ([out] if not out.is_empty() else [], StatefulBatchLogic.RETAIN)
 
@@ -132,6 +145,8 @@ def build_flow(
     stats: RunStats | None = None,
     recoverable: bool = True,
     market: bool | None = None,
+    stop: threading.Event | None = None,
+    process_id: int = 0,
 ) -> Dataflow:
     """The live flow. Missing ``source``/``outputs`` come from the config (embedded
     defaults); ``stats`` receives the accounting and latencies of the run. Building it
@@ -142,7 +157,11 @@ def build_flow(
     the default whenever Bytewax may be given a recovery directory.
 
     ``market``: build the quote/book branch (default: when the configured source reads a
-    venue feed format, see :func:`ticktape.flows.wiring.source_has_market`)."""
+    venue feed format, see :func:`ticktape.flows.wiring.source_has_market`).
+
+    ``stop``: the graceful shutdown's flag (:mod:`ticktape.flows.shutdown`): once set, the
+    source partitions end at their next poll (:class:`~ticktape.connectors.stopping.StoppableSource`)
+    and the flow drains and ends."""
     tune_gc()
     if cfg is None:
         cfg = load_config(os.environ.get("TICKTAPE_CONFIG"))
@@ -151,16 +170,22 @@ def build_flow(
     stats.configure(live=cfg.run.mode == "live", symbol_labels=cfg.metrics.symbol_labels)
     if source is None:
         source = wiring.make_source(cfg, stats)
+    if stop is not None and isinstance(source, FixedPartitionedSource):
+        source = StoppableSource(source, stop)
     if outputs is None:
-        outputs = wiring.make_outputs(cfg, stats)
+        outputs = wiring.make_outputs(cfg, stats, process_id=process_id)
     settings = shard_settings(cfg)
     shard_router = Router(cfg.run.shards)
     event_router = Router(cfg.eventlog.partitions)
 
+    def guarded(sink: Sink[Any]) -> Sink[Any]:
+        return GuardedSink(sink, stats.close_errors) if isinstance(sink, FixedPartitionedSink) else sink
+
     flow = Dataflow("ticktape")
     batches = op.input("source", flow, source)
 
-    live = settings.live
+    # history files carry no receive clock: their "venue -> recv" would be years
+    clocked = settings.live and cfg.source.kind != "file"
 
     def to_shards(batch: TickBatch) -> list[tuple[str, list[Tick]]]:
         stats.count_source(batch.src, batch.n_read, len(batch.dead))
@@ -168,9 +193,10 @@ def build_flow(
             stats.count_processed({batch.src: batch.decided})
         if batch.dead:
             stats.count_dead(dl.code for dl in batch.dead)
+        if batch.events:  # dead-letter events, and the source's own (Kafka offset gaps)
             stats.count_events(e.type for e in batch.events)
         ticks = batch.ticks
-        if live and ticks:
+        if clocked and ticks:
             recv = [t.ts_recv for t in ticks]
             stats.latency.record("venue_to_recv", recv, [t.ts_event for t in ticks])
             kafka = [(t.ts_recv, t.ts_kafka) for t in ticks if t.ts_kafka]
@@ -180,7 +206,7 @@ def build_flow(
 
     keyed = op.flat_map("split_shards", batches, to_shards)
     processed = op.stateful_batch("process", keyed, lambda resume: _ShardLogic(
-        pickle.loads(resume) if resume else ShardProcessor(settings), settings.live, recoverable  # noqa: S301 - our own snapshot
+        pickle.loads(resume) if resume else ShardProcessor(settings), settings.live, recoverable, stop  # noqa: S301 - our own snapshot
     ))  # fmt: skip
     outs: Stream[tuple[str, ShardOut]] = op.map("shard_out", processed, _count_out(stats))
 
@@ -202,48 +228,50 @@ def build_flow(
             book_events = op.flat_map("book_events", mouts, lambda o: split_events(o[1].events, event_router))
             all_events = op.merge("all_events_books", all_events, book_events)
         for i, event_sink in enumerate(outputs.events):
-            op.output(f"events_{i}", all_events, event_sink)
+            op.output(f"events_{i}", all_events, guarded(event_sink))
     if outputs.dead_letters:
         src_dead = op.flat_map("source_dead", batches, lambda b: split_dead(b.dead, event_router))
         shard_dead = op.flat_map("shard_dead", outs, lambda o: split_dead(o[1].dead, event_router))
         all_dead = op.merge("all_dead", src_dead, shard_dead)
         for i, dead_sink in enumerate(outputs.dead_letters):
-            op.output(f"dead_letters_{i}", all_dead, dead_sink)
+            op.output(f"dead_letters_{i}", all_dead, guarded(dead_sink))
     if outputs.cache:
         cache_items = op.filter_map("cache_items", outs, _cache_item)
         if mouts is not None:
             quote_items = op.filter_map("cache_quotes", mouts, _cache_quotes)
             cache_items = op.merge("cache_all", cache_items, quote_items)
         for i, cache_sink in enumerate(outputs.cache):
-            op.output(f"cache_{i}", cache_items, cache_sink)
+            op.output(f"cache_{i}", cache_items, guarded(cache_sink))
     if outputs.prices:
         prices = op.filter_map("prices", outs, lambda o: (o[0], o[1].updates) if o[1].updates else None)
         for i, price_sink in enumerate(outputs.prices):
-            op.output(f"prices_{i}", prices, price_sink)
+            op.output(f"prices_{i}", prices, guarded(price_sink))
     if outputs.candles:
         candles = op.filter_map("candles", outs, lambda o: (o[0], o[1].candles) if o[1].candles else None)
         for i, candle_sink in enumerate(outputs.candles):
-            op.output(f"candles_{i}", candles, candle_sink)
+            op.output(f"candles_{i}", candles, guarded(candle_sink))
     if mouts is not None:
-        _market_outputs(mouts, outputs, event_router)
+        _market_outputs(mouts, outputs, event_router, guarded)
     return flow
 
 
-def _market_outputs(mouts: Stream[tuple[str, MarketOut]], outputs: Outputs, event_router: Router) -> None:
+def _market_outputs(
+    mouts: Stream[tuple[str, MarketOut]], outputs: Outputs, event_router: Router, guarded: Any
+) -> None:
     """Quotes (Kafka, QuestDB), book snapshots and the market log (quotes and snapshots,
     archived like the event log)."""
     if outputs.quotes:
         quotes = op.filter_map("quotes", mouts, lambda o: (o[0], o[1].quotes) if o[1].quotes else None)
         for i, quote_sink in enumerate(outputs.quotes):
-            op.output(f"quotes_{i}", quotes, quote_sink)
+            op.output(f"quotes_{i}", quotes, guarded(quote_sink))
     if outputs.books:
         books = op.filter_map("books", mouts, lambda o: (o[0], o[1].books) if o[1].books else None)
         for i, book_sink in enumerate(outputs.books):
-            op.output(f"books_{i}", books, book_sink)
+            op.output(f"books_{i}", books, guarded(book_sink))
     if outputs.market_log:
         logged = op.flat_map("market_log", mouts, lambda o: split_events(o[1].market, event_router))
         for i, log_sink in enumerate(outputs.market_log):
-            op.output(f"market_log_{i}", logged, log_sink)
+            op.output(f"market_log_{i}", logged, guarded(log_sink))
 
 
 def _cache_item(item: tuple[str, ShardOut]) -> tuple[str, CacheItem] | None:

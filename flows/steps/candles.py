@@ -45,6 +45,15 @@ _SCALE = float(2**SCALE_BITS)
 _UNIT = 2**SCALE_BITS
 
 
+def vwap_of(notional: int, volume: int, low: float, high: float, close: float) -> float:
+    """Volume-weighted average price of exact sums (``close`` without volume), kept within
+    ``[low, high]``: prices near the float minimum (1e-320) lose their notional to the
+    fixed-point scale, and a vwap outside the window's range would be a lie."""
+    if volume <= 0:
+        return close
+    return min(max(notional / volume, low), high)
+
+
 class CandleConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """``[candles]``."""
 
@@ -333,7 +342,7 @@ class CandleEngine:
 
     @staticmethod
     def _candle(venue: str, symbol: str, interval: int, start: int, w: Window) -> Candle:
-        vwap = w.notional / w.volume if w.volume > 0 else w.close
+        vwap = vwap_of(w.notional, w.volume, w.low, w.high, w.close)
         return Candle(
             venue, symbol, interval // NS, start, start + interval, w.open, w.high, w.low, w.close,
             w.volume / _UNIT, w.notional / _UNIT, vwap, w.trades, w.buy / _UNIT, w.sell / _UNIT,

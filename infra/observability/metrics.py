@@ -87,6 +87,9 @@ class RunStats:
         self.symbol_ticks: Counter[tuple[str, str]] = Counter()
         #: Quotes and books of venue feeds (``ticktape_quote_*``, ``ticktape_book_*``).
         self.market = MarketStats()
+        #: Errors of sink partitions' ``close()`` (kept so a failure while Bytewax
+        #: unwinds cannot abort the process; the runner reports them).
+        self.close_errors: list[BaseException] = []
 
     def configure(self, *, live: bool = False, symbol_labels: Iterable[str] = ()) -> None:
         """Set what the flow knows about the run (``build_flow`` calls this)."""

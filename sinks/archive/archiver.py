@@ -40,6 +40,7 @@ from typing import TypeVar
 
 import msgspec
 
+from ticktape.infra.observability.crashpoints import declare, reach
 from ticktape.infra.observability.logs import get_logger, operation
 from ticktape.infra.observability.metrics import RunStats
 from ticktape.schemas.errors import ArchiveError
@@ -55,6 +56,9 @@ log = get_logger("archive")
 T = TypeVar("T")
 Fault = Callable[[str, str], None]
 STEPS = ("before_put", "after_put", "after_head", "after_mark", "before_delete")
+CRASH_POINTS = {
+    step: declare(f"archive.{step}", f"an archive unit {step.replace('_', ' ')}") for step in STEPS
+}
 
 
 class PassResult(msgspec.Struct):
@@ -88,11 +92,14 @@ class Archiver:
         clock: Callable[[], int] = time.time_ns,
         fault: Fault | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        process_id: int = 0,
     ) -> None:
         self.path, self.partition, self.store, self.cfg = log_path, partition_index, store, cfg
         self.clock, self.fault, self.sleep = clock, fault, sleep
         self.metrics: ArchiveMetrics = metrics_for(stats)
         self.units = UnitLog(log_path, partition_index)
+        #: this file's name in the keys (fixed at the first pass of the file)
+        self.writer = self.units.writer(fmt.writer_name(cfg.job, process_id))
         self._next_at = 0
         self._next_compress = 0
         self._thread: threading.Thread | None = None
@@ -186,7 +193,7 @@ class Archiver:
         out: Objects = {}
         for part in fmt.build_parts(self.units.batches(unit)):
             key = fmt.object_key(
-                cfg.prefix, part.stream, part.hour, self.partition, unit.first_row, unit.last_row
+                cfg.prefix, part.stream, part.hour, self.partition, unit.first_row, unit.last_row, self.writer
             )
             data = fmt.write_parquet(part, level=cfg.zstd_level, row_group_rows=cfg.row_group_rows)
             out[key] = (part.stream, part.table.num_rows, data, sha256_of(data))
@@ -202,6 +209,7 @@ class Archiver:
         )
 
     def _step(self, step: str, key: str) -> None:
+        reach(CRASH_POINTS[step])
         if self.fault is not None:
             self.fault(step, key)
 
@@ -304,7 +312,12 @@ def archive_all(
 
 
 def make_archiver(
-    log_path: Path, partition_index: int, cfg: ArchiveConfig, stats: RunStats | None = None
+    log_path: Path,
+    partition_index: int,
+    cfg: ArchiveConfig,
+    stats: RunStats | None = None,
+    process_id: int = 0,
 ) -> Archiver:
-    """The in-flow archiver of one event-log partition (the event-log sink's maintainer)."""
-    return Archiver(log_path, partition_index, open_archive_store(cfg), cfg, stats)
+    """The in-flow archiver of one event-log partition (the event-log sink's maintainer);
+    ``process_id``: this process's id in its cluster (part of the writer's name)."""
+    return Archiver(log_path, partition_index, open_archive_store(cfg), cfg, stats, process_id=process_id)

@@ -7,11 +7,13 @@ See :mod:`ticktape.sinks.archive.archiver` for the protocol these settings drive
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
+from msgspec import Meta
 
-from ticktape.schemas.durations import Duration
+from ticktape.schemas.bounds import between
+from ticktape.schemas.durations import Duration, PositiveDuration
 from ticktape.schemas.errors import ArchiveError, ConfigError
 from ticktape.sinks.objectstore.base import ObjectStore, check_key
 from ticktape.sinks.objectstore.retry import RetryPolicy
@@ -23,7 +25,9 @@ class ArchiveConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """``[archive]``: where and when event-log batches are archived, and what stays local.
 
     ``store``: a directory, ``file://`` URL or ``s3://bucket/prefix`` (``s3`` supplies the
-    endpoint and client settings); empty: ``<data_dir>/archive``. Triggers: ``batch_rows`` pending rows, the oldest
+    endpoint and client settings); empty: ``<data_dir>/archive``. ``job`` names this job
+    in the keys (with the process id and a random id per event-log file), so jobs and
+    processes sharing a bucket and prefix never collide. Triggers: ``batch_rows`` pending rows, the oldest
     pending batch logged ``batch_age`` ago, or a pending event older than ``max_age``
     (event time). Local bodies are deleted ``retention`` after verification; meanwhile
     they are zstd-compressed in place (``retained_codec``; a trained dictionary only if it
@@ -35,20 +39,21 @@ class ArchiveConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     store: str = ""
     s3: S3Config | None = None
     prefix: str = "ticktape"
-    batch_rows: int = 100_000
+    job: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.]{1,40}$")] = "ticktape"
+    batch_rows: Annotated[int, between(1, 100_000_000)] = 100_000
     batch_age: Duration = Duration.parse("5m")
     max_age: Duration = Duration.parse("1h")
     retention: Duration = Duration.parse("1d")
-    check_interval: Duration = Duration.parse("5s")
-    zstd_level: int = 3
-    row_group_rows: int = 8192
+    check_interval: PositiveDuration = PositiveDuration.parse("5s")
+    zstd_level: Annotated[int, between(1, 22)] = 3
+    row_group_rows: Annotated[int, between(1, 100_000_000)] = 8192
     retry: RetryPolicy = RetryPolicy()
     compress_retained: bool = True
     retained_codec: Literal["zstd", "zstd-dict"] = "zstd-dict"
-    retained_level: int = 9
-    dictionary_min_gain: float = 0.10
+    retained_level: Annotated[int, between(1, 22)] = 9
+    dictionary_min_gain: Annotated[float, Meta(ge=0.0, lt=1.0)] = 0.10
     compress_after: Duration = Duration.parse("0s")
-    compress_interval: Duration = Duration.parse("1m")
+    compress_interval: PositiveDuration = PositiveDuration.parse("1m")
 
     def __post_init__(self) -> None:
         try:
@@ -57,13 +62,6 @@ class ArchiveConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError(
                 f"prefix: expected [A-Za-z0-9._=-] segments separated by '/', got {self.prefix!r}"
             ) from None
-        for name, low, high in (("zstd_level", 1, 22), ("retained_level", 1, 22)):
-            if not low <= getattr(self, name) <= high:
-                raise ValueError(f"{name}: expected {low}..{high}, got {getattr(self, name)}")
-        if self.batch_rows < 1 or self.row_group_rows < 1:
-            raise ValueError("batch_rows and row_group_rows: expected integers >= 1")
-        if not 0.0 <= self.dictionary_min_gain < 1.0:
-            raise ValueError(f"dictionary_min_gain: expected 0 <= gain < 1, got {self.dictionary_min_gain}")
 
 
 def with_default_store(cfg: ArchiveConfig, data_dir: Path) -> ArchiveConfig:

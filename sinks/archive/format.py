@@ -19,9 +19,15 @@ payload is the canonical msgspec JSON of its fields, re-created byte for byte
 does not fit (another aggregate, another time, a payload that is not a canonical
 ``PriceUpdate``) goes to ``events`` unchanged: nothing is dropped or altered.
 
-Keys: ``<prefix>/stream=<s>/date=YYYY-MM-DD/hour=HH/part=<p>/<first_row>-<last_row>.parquet``
-where first/last are the unit's log rows (zero-padded: keys sort by row) and date/hour is
-the hour of the object's rows (event time, or logged time when it is 0). A unit whose rows
+Keys: ``<prefix>/stream=<s>/date=YYYY-MM-DD/hour=HH/part=<p>/writer=<w>/<first_row>-<last_row>.parquet``
+where first/last are the unit's log rows (zero-padded: keys sort by row), date/hour is
+the hour of the object's rows (event time, or logged time when it is 0) and ``<w>`` is
+the writer: the event-log partition file that holds the rows, named once per file as
+``<job>-p<process id>-<random id>`` (:func:`writer_name`). Row numbers count per file,
+so jobs and cluster processes that share a bucket and prefix (every pod of a
+StatefulSet has the same config; a partition that moves to another process starts a new
+file) never write, overwrite or shadow each other's keys. Keys written before writers
+were named have no ``writer=`` segment; they are read the same way. A unit whose rows
 span several hours becomes one object per hour, so an hour prefix lists every row of that
 hour: time-range reads never need a lookback or a full listing. Keys are made of integers
 and fixed words only; no input text (symbols, venues) can reach them.
@@ -31,6 +37,8 @@ Deterministic: the same batches give the same keys and the same rows in the same
 
 from __future__ import annotations
 
+import re
+import secrets
 import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -120,15 +128,31 @@ class Part(NamedTuple):
     table: pa.Table
 
 
-def object_key(prefix: str, stream: str, hour: int, partition: int, first_row: int, last_row: int) -> str:
-    """The key of a unit's object for ``stream`` and ``hour`` (see the module docstring)."""
+def object_key(
+    prefix: str, stream: str, hour: int, partition: int, first_row: int, last_row: int, writer: str = ""
+) -> str:
+    """The key of a unit's object for ``stream`` and ``hour`` (see the module docstring);
+    ``writer`` empty: the key of an archive written before writers were named."""
     if stream not in STREAMS:
         raise ArchiveError(f"stream: expected one of {STREAMS}, got {stream!r}")
+    if writer and not WRITER.fullmatch(writer):
+        raise ArchiveError(f"writer: expected 1-80 of [A-Za-z0-9._-], got {writer!r}")
     t = time.gmtime(hour * 3600)
+    who = f"/writer={writer}" if writer else ""
     return check_key(
         f"{prefix}/stream={stream}/date={t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}/hour={t.tm_hour:02d}"
-        f"/part={partition:03d}/{first_row:012d}-{last_row:012d}.parquet"
+        f"/part={partition:03d}{who}/{first_row:012d}-{last_row:012d}.parquet"
     )
+
+
+#: A writer name: ``<job>-p<process>-<random id>``.
+WRITER = re.compile(r"[A-Za-z0-9._-]{1,80}")
+
+
+def writer_name(job: str, process_id: int) -> str:
+    """A new writer name for an event-log partition file: the job, the process id and a
+    random id (64 bits), so two files never share one even with the same job and id."""
+    return f"{job}-p{process_id}-{secrets.token_hex(8)}"
 
 
 def _fast_updates(payloads: list[bytes]) -> pa.Table | None:

@@ -36,7 +36,7 @@ DAY_HOURS = 24
 TAIL = 64 * 1024  # first footer request: most footers fit
 KEY = re.compile(
     r"^(?P<prefix>.+)/stream=(?P<stream>[a-z]+)/date=(?P<date>\d{4}-\d{2}-\d{2})/hour=(?P<hour>\d{2})"
-    r"/part=(?P<part>\d+)/(?P<first>\d+)-(?P<last>\d+)\.parquet$"
+    r"/part=(?P<part>\d+)(?:/writer=(?P<writer>[A-Za-z0-9._-]+))?/(?P<first>\d+)-(?P<last>\d+)\.parquet$"
 )
 
 

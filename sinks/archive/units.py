@@ -73,6 +73,13 @@ class UnitLog:
     def close(self) -> None:
         self.db.close()
 
+    def writer(self, new: str) -> str:
+        """This file's writer name in archive keys: the stored one, else ``new`` (stored
+        now, so every later pass, in-flow or one-off, uses the same name)."""
+        with self.db:
+            self.db.execute("INSERT OR IGNORE INTO archive_writer(id, name) VALUES (1, ?)", (new,))
+        return str(self.db.execute("SELECT name FROM archive_writer WHERE id = 1").fetchone()[0])
+
     def backlog(self) -> Backlog:
         """Pending batches: the columns read sit before ``body`` in the row, so no body
         page is read."""

@@ -8,9 +8,10 @@ For each event-log partition file (opened read-only, safe while the job runs):
   (``missing``/``mismatched`` otherwise);
 * a batch whose body is gone lies in a verified unit whose retention ran
   (``unverified_deletes`` otherwise: the one thing the protocol must never do);
-* objects under the prefix for these partitions that no unit records are ``orphans``;
-  an orphan whose rows overlap a verified unit puts rows in the store twice
-  (``duplicates``);
+* objects under the prefix for these partitions that no unit records are ``orphans``
+  (objects named by another writer, another job or cluster process sharing the prefix,
+  are not these files' business); an orphan whose rows overlap a verified unit puts
+  rows in the store twice (``duplicates``);
 * ``deep=True`` also reads the ``row`` column of every verified object: each unit's
   objects must hold each of its rows exactly once.
 """
@@ -44,6 +45,8 @@ class VerifyReport(msgspec.Struct):
     overlaps: list[str] = msgspec.field(default_factory=list)
     unverified_deletes: list[str] = msgspec.field(default_factory=list)
     deep_errors: list[str] = msgspec.field(default_factory=list)
+    #: the writer names of the checked files (objects of other writers are not checked)
+    writers: list[str] = msgspec.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -61,6 +64,12 @@ def _check_partition(
     part = int(path.stem.split("-")[1])
     conn = connect(path, readonly=True)
     try:
+        named = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'archive_writer'"
+        ).fetchone()
+        writer = conn.execute("SELECT name FROM archive_writer").fetchone() if named else None
+        if writer is not None:
+            report.writers.append(writer[0])
         objects: list[_Object] = conn.execute(
             "SELECT key, stream, first_row, last_row, state, size, sha256, deleted_at FROM archive_units"
             " ORDER BY first_row, key"
@@ -133,9 +142,12 @@ def verify(store: ObjectStore, prefix: str, log_paths: Sequence[Path], *, deep: 
         part, keys, verified = _check_partition(store, path, report, deep)
         recorded |= keys
         ranges[part] = verified
+    ours = set(report.writers)
     for info in ArchiveReader(store, prefix).iter_keys():
         m = KEY.match(info.key)
         if m is None or int(m["part"]) not in ranges or info.key in recorded:
+            continue
+        if m["writer"] is not None and m["writer"] not in ours:  # another job's or process's file
             continue
         report.orphans.append(info.key)
         first, last = int(m["first"]), int(m["last"])

@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ticktape.infra.observability.crashpoints import declare, reach
 from ticktape.sinks.base.background import BackgroundWriter
 from ticktape.sinks.base.sqlite import connect
 from ticktape.sinks.cache.api import TYPES, Entry, Write
@@ -43,6 +44,8 @@ CREATE TABLE IF NOT EXISTS cache (
     key TEXT PRIMARY KEY, type TEXT NOT NULL, value BLOB NOT NULL,
     v1 INTEGER NOT NULL, v2 INTEGER NOT NULL, expires_at INTEGER NOT NULL, updated_at INTEGER NOT NULL
 )"""
+CRASH_UNCOMMITTED = declare("cache.uncommitted", "a flush of entries inside its open transaction")
+CRASH_COMMITTED = declare("cache.committed", "a flush of entries committed")
 _COUNTERS = ("hits", "misses", "writes", "stale_writes", "evictions", "expirations")
 _STATS_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS cache_stats (
@@ -174,6 +177,8 @@ class EmbeddedCache:
             assert self._db is not None
             with self._db:
                 self._db.executemany(_UPSERT, rows)
+                reach(CRASH_UNCOMMITTED)
+            reach(CRASH_COMMITTED)
         if self._writer is not None:
             with self._inflight_lock:
                 inflight = self._inflight

@@ -3,7 +3,9 @@
 :class:`ParquetCandleSink` writes candle files (:mod:`ticktape.sinks.candles.store`),
 buffered per partition. Delivery: at-least-once files, upsert-by-revision on read
 (effectively once). Resume state: none; the buffer is written before every snapshot.
-Unit of parallelism: the sink partitions (``PartitionedSink``).
+Unit of parallelism: the sink partitions (``PartitionedSink``); a partition's files are
+named after it (``pNNN-...``), so on start it removes the temporary files a crash of its
+previous run left (no other writer uses the name).
 """
 
 from __future__ import annotations
@@ -75,6 +77,6 @@ class ParquetCandleSink(PartitionedSink[list[Candle], None]):
         self.stats = stats
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _CandlePart:
-        return _CandlePart(
-            CandleStore(self.root), f"p{int(for_part):03d}", self.max_buffer, self.max_age_s, self.stats
-        )
+        store, writer = CandleStore(self.root), f"p{int(for_part):03d}"
+        store.clean_temporary(writer)
+        return _CandlePart(store, writer, self.max_buffer, self.max_age_s, self.stats)

@@ -11,6 +11,7 @@ directories and push the symbol/time filter down to row groups.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -20,12 +21,19 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from ticktape.infra.observability.crashpoints import declare, reach
+from ticktape.infra.observability.logs import get_logger
 from ticktape.schemas.arrow import CANDLE_SCHEMA, TS, candles_to_table, table_to_candles
 from ticktape.schemas.records import Candle
 from ticktape.schemas.timeparse import ns_to_iso
 
 _DAY = 86_400_000_000_000
 _PARTITIONING = ds.partitioning(pa.schema([("interval", pa.int32()), ("date", pa.string())]), flavor="hive")
+_TMP = ".tmp"
+log = get_logger("candles")
+CRASH_WRITTEN = declare("candles.written", "a synced temporary file, not renamed yet")
+CRASH_RENAMED = declare("candles.renamed", "the new candle file in place")
+CRASH_COMPACTED = declare("candles.compacted", "a compacted file beside the files it replaces")
 
 
 def _date(ns: int) -> str:
@@ -40,7 +48,8 @@ class CandleStore:
         self.level = compression_level
 
     def append(self, candles: Sequence[Candle], writer: str = "") -> list[Path]:
-        """Write ``candles`` as one file per (interval, date); returns the files."""
+        """Write ``candles`` as one file per (interval, date); returns the files. Each
+        file appears whole or not at all (see the module docstring)."""
         groups: dict[tuple[int, str], list[Candle]] = defaultdict(list)
         for c in candles:
             groups[(c.interval, _date(c.start))].append(c)
@@ -48,16 +57,40 @@ class CandleStore:
         for (interval, date), group in sorted(groups.items()):
             group.sort(key=lambda c: (c.venue, c.symbol, c.start, c.revision))
             directory = self.root / f"interval={interval}" / f"date={date}"
-            directory.mkdir(parents=True, exist_ok=True)
-            path = directory / f"{writer or 'w'}-{uuid.uuid4().hex[:12]}.parquet"
-            tmp = path.with_suffix(".tmp")
+            files.append(
+                self._write(directory, f"{writer or 'w'}-{uuid.uuid4().hex[:12]}", candles_to_table(group))
+            )
+        return files
+
+    def _write(self, directory: Path, name: str, table: pa.Table) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{name}.parquet"
+        tmp = directory / f".{name}{_TMP}"  # hidden: no dataset discovery ever lists it
+        with tmp.open("wb") as handle:
             pq.write_table(
-                candles_to_table(group), tmp, compression="zstd", compression_level=self.level,
+                table, handle, compression="zstd", compression_level=self.level,
                 use_dictionary=["venue", "symbol"], write_statistics=True,
             )  # fmt: skip
-            tmp.replace(path)  # readers never see a half-written file
-            files.append(path)
-        return files
+            handle.flush()
+            os.fsync(handle.fileno())
+        reach(CRASH_WRITTEN)
+        tmp.replace(path)
+        _sync_dir(directory)
+        reach(CRASH_RENAMED)
+        return path
+
+    def clean_temporary(self, writer: str) -> int:
+        """Remove temporary files ``writer`` left behind (a crash mid-write); returns how
+        many. Only the writer that owns the name may call this (another writer's
+        temporary file may be in use)."""
+        if not self.root.is_dir():
+            return 0
+        removed = 0
+        for pattern in (f".{writer}-*{_TMP}", f"{writer}-*{_TMP}"):  # the latter: older versions
+            for tmp in self.root.glob(f"interval=*/date=*/{pattern}"):
+                tmp.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
     def read(
         self,
@@ -71,14 +104,9 @@ class CandleStore:
     ) -> list[Candle]:
         """Candles (latest revision each unless ``all_revisions``) sorted by
         (venue, symbol, interval, start); ``since``/``until`` bound ``start`` (ns)."""
-        if not self.root.is_dir():
+        paths = self._paths(interval)
+        if not paths:
             return []
-        dataset = ds.dataset(
-            self.root,
-            format="parquet",
-            partitioning=_PARTITIONING,
-            schema=CANDLE_SCHEMA.append(pa.field("date", pa.string())),
-        )
         expr = None
 
         def both(e: ds.Expression) -> None:
@@ -97,22 +125,94 @@ class CandleStore:
         if until is not None:
             both(ds.field("date") <= _date(until))
             both(ds.field("start") < pa.scalar(until, type=TS))
-        table = dataset.to_table(filter=expr, columns=list(CANDLE_SCHEMA.names))
+        try:
+            table = self._dataset(paths).to_table(filter=expr, columns=list(CANDLE_SCHEMA.names))
+        except (pa.ArrowInvalid, OSError):  # a damaged file, or a compaction replaced files: list again
+            paths = self._readable(self._paths(interval))
+            table = self._dataset(paths).to_table(filter=expr, columns=list(CANDLE_SCHEMA.names))
         candles = table_to_candles(table)
         if not all_revisions:
-            best: dict[tuple[str, str, int, int], Candle] = {}
-            for c in candles:
-                key = (c.venue, c.symbol, c.interval, c.start)
-                cur = best.get(key)
-                if cur is None or (c.revision, c.trades, c.ts_final) > (
-                    cur.revision,
-                    cur.trades,
-                    cur.ts_final,
-                ):
-                    best[key] = c
-            candles = list(best.values())
+            candles = _latest(candles)
         candles.sort(key=lambda c: (c.venue, c.symbol, c.interval, c.start, c.revision))
         return candles
 
     def files(self) -> list[Path]:
-        return sorted(self.root.rglob("*.parquet")) if self.root.is_dir() else []
+        """The candle files (never a temporary file)."""
+        return [Path(p) for p in self._paths(None)]
+
+    def _paths(self, interval: int | None) -> list[str]:
+        base = self.root if interval is None else self.root / f"interval={interval}"
+        if not base.is_dir():
+            return []
+        pattern = "date=*/*.parquet" if interval is not None else "interval=*/date=*/*.parquet"
+        return sorted(str(p) for p in base.glob(pattern) if not p.name.startswith("."))
+
+    def _dataset(self, paths: list[str]) -> ds.Dataset:
+        return ds.dataset(
+            paths,
+            format="parquet",
+            partitioning=_PARTITIONING,
+            partition_base_dir=str(self.root),
+            schema=CANDLE_SCHEMA.append(pa.field("date", pa.string())),
+        )
+
+    def _readable(self, paths: list[str]) -> list[str]:
+        """``paths`` without the files that are not readable Parquet (warned about)."""
+        good = []
+        for path in paths:
+            try:
+                pq.read_metadata(path)
+            except (pa.ArrowInvalid, OSError) as exc:
+                log.warning("skipping unreadable candle file %s: %s", path, exc)
+                continue
+            good.append(path)
+        return good
+
+    def compact(self, *, interval: int | None = None) -> tuple[int, int]:
+        """Rewrite each ``interval=/date=`` directory holding more than one file as one
+        file holding each stored revision once (the copy :meth:`read` would pick among
+        equal revisions); returns ``(files before, files after)``. Crash-safe: the
+        compacted file is in place before the files it replaces are removed, and reading
+        both gives the same candles. Safe beside a running writer (it removes only the
+        files it read)."""
+        before = after = 0
+        by_dir: dict[Path, list[Path]] = defaultdict(list)
+        for path in map(Path, self._paths(interval)):
+            by_dir[path.parent].append(path)
+        for directory, paths in sorted(by_dir.items()):
+            before += len(paths)
+            good = [Path(p) for p in self._readable([str(p) for p in paths])]
+            if len(paths) == 1:
+                after += 1
+                continue
+            table = self._dataset([str(p) for p in good]).to_table(columns=list(CANDLE_SCHEMA.names))
+            latest = _latest(table_to_candles(table), by_revision=True)
+            latest.sort(key=lambda c: (c.venue, c.symbol, c.start, c.revision))
+            self._write(directory, f"compact-{uuid.uuid4().hex[:12]}", candles_to_table(latest))
+            reach(CRASH_COMPACTED)
+            for path in good:
+                path.unlink(missing_ok=True)
+            _sync_dir(directory)
+            after += 1 + len(paths) - len(good)
+        return before, after
+
+
+def _latest(candles: list[Candle], *, by_revision: bool = False) -> list[Candle]:
+    """The highest revision of each window (``by_revision``: of each window and
+    revision); ties: more trades, then the later ``ts_final``."""
+    best: dict[tuple[str, str, int, int, int], Candle] = {}
+    for c in candles:
+        key = (c.venue, c.symbol, c.interval, c.start, c.revision if by_revision else 0)
+        cur = best.get(key)
+        if cur is None or (c.revision, c.trades, c.ts_final) > (cur.revision, cur.trades, cur.ts_final):
+            best[key] = c
+    return list(best.values())
+
+
+def _sync_dir(directory: Path) -> None:
+    """Make a rename or unlink in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

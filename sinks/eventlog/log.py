@@ -39,6 +39,7 @@ from pathlib import Path
 import msgspec
 import zstandard
 
+from ticktape.infra.observability.crashpoints import declare, reach
 from ticktape.infra.observability.logs import get_logger
 from ticktape.schemas.ids import stable_bucket
 from ticktape.schemas.records import Event, EventType
@@ -103,6 +104,8 @@ SCHEMA = (
         compressed_at INTEGER
     )""",
     "CREATE INDEX IF NOT EXISTS archive_units_by_row ON archive_units(first_row)",
+    # This file's name in archive keys (ticktape.sinks.archive.format.writer_name), set once.
+    "CREATE TABLE IF NOT EXISTS archive_writer (id INTEGER PRIMARY KEY CHECK (id = 1), name TEXT NOT NULL)",
     # Local compression of archived-but-retained bodies (ticktape.sinks.eventlog.compression).
     "CREATE TABLE IF NOT EXISTS zstd_dicts (id INTEGER PRIMARY KEY, created INTEGER NOT NULL, bytes BLOB NOT NULL)",
     """CREATE TABLE IF NOT EXISTS compression_stats (
@@ -118,6 +121,8 @@ SCHEMA = (
 )
 
 log = get_logger("eventlog")
+CRASH_UNCOMMITTED = declare("eventlog.uncommitted", "a batch written inside its open transaction")
+CRASH_COMMITTED = declare("eventlog.committed", "a batch committed, before the snapshot that covers it")
 _enc = msgspec.msgpack.Encoder()
 _dec = msgspec.msgpack.Decoder(list[Event])
 _ids_zstd = zstandard.ZstdCompressor(level=9)
@@ -345,6 +350,8 @@ class EventLogPartition:
                 "INSERT INTO meta(key, value) VALUES ('next_row', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (first_row + len(new),),
             )
+            reach(CRASH_UNCOMMITTED)
+        reach(CRASH_COMMITTED)
         self.next_row = first_row + len(new)
         self.rows_written += len(new)
 

@@ -4,11 +4,12 @@ so a config file can be checked on a machine without the ``kafka`` extra)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
-from ticktape.connectors.kafka.config import librdkafka_config
+from ticktape.connectors.kafka.config import check_file_settings, librdkafka_config
+from ticktape.schemas.bounds import between
 from ticktape.schemas.errors import ConfigError
 
 #: Producer settings the sink starts from; ``producer`` overrides them.
@@ -55,15 +56,15 @@ class KafkaOutputConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     dead_letters_topic: str = "ticktape.deadletters"
     quotes_topic: str = "ticktape.quotes"
     create_topics: bool = True
-    topic_partitions: int = 3
-    partitions: int = 4
+    topic_partitions: Annotated[int, between(1, 100_000)] = 3
+    partitions: Annotated[int, between(1, 4096)] = 4
     on_delivery_error: Literal["fail", "log"] = "fail"
     producer: dict[str, str | int | float | bool] = {}
 
     def __post_init__(self) -> None:
-        for name in ("topic_partitions", "partitions"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: expected an integer >= 1, got {getattr(self, name)}")
+        # as the source's `consumer`: refused when the file is read (config check/show
+        # too), not only when the outputs start
+        check_file_settings(self.producer, "outputs.kafka.producer")
 
     def producer_config(self, env: Mapping[str, str] | None = None) -> dict[str, Any]:
         """The librdkafka settings of every producer: defaults, ``producer``, then the

@@ -21,11 +21,12 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import msgspec
 
-from ticktape.schemas.durations import Duration
+from ticktape.schemas.bounds import between
+from ticktape.schemas.durations import Duration, PositiveDuration
 from ticktape.sinks.objectstore.base import TransientStoreError
 
 T = TypeVar("T")
@@ -39,9 +40,9 @@ class RetryPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     best), ``"equal"`` (``[ceiling/2, ceiling]``) or ``"none"`` (exactly ``ceiling``).
     """
 
-    attempts: int = 6
-    base: Duration = Duration.parse("100ms")
-    cap: Duration = Duration.parse("10s")
+    attempts: Annotated[int, between(1, 100)] = 6
+    base: PositiveDuration = PositiveDuration.parse("100ms")
+    cap: PositiveDuration = PositiveDuration.parse("10s")
     jitter: Literal["full", "equal", "none"] = "full"
 
     def __post_init__(self) -> None:
@@ -93,20 +94,27 @@ def call_with_retry(
     """Call ``fn`` until it returns, retrying ``TransientStoreError`` per ``policy``.
 
     ``on_retry(retry, delay_seconds, error)`` is called before each wait (metrics, logs);
-    ``what`` names the operation in messages (``"put s3://bucket/key"``).
+    ``what`` names the operation in messages (``"put s3://bucket/key"``). Retries are
+    logged at DEBUG and counted by ``on_retry``; an operation that succeeds after
+    retries logs one INFO line; one that gives up raises for the caller to report (a
+    transient outage is not a WARNING per attempt).
     """
     attempt = 1
     while True:
         try:
-            return fn()
+            result = fn()
         except TransientStoreError as exc:
             if attempt >= policy.attempts:
                 raise RetriesExhaustedError(what, attempt, exc) from exc
             delay = policy.delay(attempt, rng)
-            log.warning(
+            log.debug(
                 "%s: attempt %d/%d failed (%s); retrying in %.3fs", what, attempt, policy.attempts, exc, delay
             )
             if on_retry is not None:
                 on_retry(attempt, delay, exc)
             sleep(delay)
             attempt += 1
+            continue
+        if attempt > 1:
+            log.info("%s: succeeded at attempt %d/%d", what, attempt, policy.attempts)
+        return result

@@ -25,11 +25,12 @@ import contextlib
 import hashlib
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Literal, cast
 
 import msgspec
 
-from ticktape.schemas.durations import Duration
+from ticktape.schemas.bounds import between
+from ticktape.schemas.durations import Duration, PositiveDuration
 from ticktape.schemas.errors import ArchiveError, ConfigError, MissingDependencyError
 from ticktape.sinks.objectstore import base
 from ticktape.sinks.objectstore.base import ObjectInfo, TransientStoreError
@@ -63,11 +64,11 @@ class S3Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     endpoint_url: str | None = None
     region: str | None = None
     create_bucket: bool = False
-    connect_timeout: Duration = Duration.parse("5s")
-    read_timeout: Duration = Duration.parse("60s")
-    max_attempts: int = 2
+    connect_timeout: PositiveDuration = PositiveDuration.parse("5s")
+    read_timeout: PositiveDuration = PositiveDuration.parse("60s")
+    max_attempts: Annotated[int, between(1, 10)] = 2
     addressing_style: Literal["auto", "path", "virtual"] = "auto"
-    max_single_put: int = 256 * 1024 * 1024
+    max_single_put: Annotated[int, between(1, 5 * 1024**3)] = 256 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if not _BUCKET.match(self.bucket) or ".." in self.bucket:

@@ -15,11 +15,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
-from ticktape.schemas.durations import Duration
+from ticktape.schemas.bounds import between
+from ticktape.schemas.durations import Duration, PositiveDuration
 from ticktape.schemas.errors import ConfigError
 
 DEFAULT_CONF: Final = "http::addr=127.0.0.1:9000;"
@@ -55,10 +56,10 @@ class QuestDBConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     prices_table: str = "ticktape_prices"
     candles_table: str = "ticktape_candles"
     quotes_table: str = "ticktape_quotes"
-    auto_flush_rows: int = 10_000
-    auto_flush_interval: Duration = Duration.parse("1s")
+    auto_flush_rows: Annotated[int, between(1, 100_000_000)] = 10_000
+    auto_flush_interval: PositiveDuration = PositiveDuration.parse("1s")
     retry_timeout: Duration = Duration.parse("10s")
-    partitions: int = 2
+    partitions: Annotated[int, between(1, 4096)] = 2
     timestamp_type: Literal["TIMESTAMP_NS", "TIMESTAMP"] = "TIMESTAMP_NS"
 
     def __post_init__(self) -> None:
@@ -67,11 +68,6 @@ class QuestDBConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         tables = (self.prices_table, self.candles_table, self.quotes_table)
         if len(set(tables)) != 3:
             raise ConfigError(f"outputs.questdb: prices_table, candles_table and quotes_table must differ, got {tables!r}")  # fmt: skip
-        for name in ("auto_flush_rows", "partitions"):
-            if getattr(self, name) < 1:
-                raise ConfigError(
-                    f"outputs.questdb.{name}: expected an integer >= 1, got {getattr(self, name)}"
-                )
         if self.conf:
             schema, params = parse_conf(self.conf, "outputs.questdb.conf")
             secrets = sorted(SECRET_KEYS & params.keys())

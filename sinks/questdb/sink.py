@@ -3,16 +3,19 @@
 :class:`QuestDBSink` - unit of parallelism: the sink partitions (``partitions`` per
 table; items ``(str(key), [records])`` go to partition ``int(key) % partitions``), each
 owning one client ``Sender`` made from the conf string (:mod:`ticktape.sinks.questdb.config`; ILP
-over HTTP by default, TCP optional). Rows go through the client's ``row()``, which
-escapes table, symbol and string values. A partition flushes when ``auto_flush_rows``
-rows are buffered or ``auto_flush_interval`` passed since its last flush (checked as
-rows arrive), and always in ``snapshot()`` and ``close()``; the client's own auto-flush
-is off so that every buffered line maps to a known record.
+over HTTP by default, TCP optional) and one client ``Buffer`` of its rows. Rows go
+through the buffer's ``row()``, which escapes table, symbol and string values. A
+partition flushes when ``auto_flush_rows`` rows are buffered or ``auto_flush_interval``
+passed since its last flush (checked as rows arrive), and always in ``snapshot()`` and
+``close()``; the client's own auto-flush is off so that every buffered line maps to a
+known record.
 
-Delivery: at-least-once over HTTP - a flush returns once QuestDB accepted the request
-(the client retries transient failures for ``retry_timeout``), and a failed flush raises
-:class:`~ticktape.schemas.errors.SinkError` so Bytewax does not commit the epoch and the job
-resumes from the previous snapshot. With the tables' ``DEDUP UPSERT KEYS``
+Delivery: at-least-once over HTTP - a flush returns once QuestDB accepted the request.
+Transient failures are retried for ``retry_timeout``: HTTP 5xx answers by the client, a
+server that does not answer at all (connection refused or reset: restarting, down) by the
+sink, which keeps its buffer and sends it again with a backoff (100 ms doubling to 1 s).
+A flush that still fails raises :class:`~ticktape.schemas.errors.SinkError` so Bytewax
+does not commit the epoch and the job resumes from the previous snapshot. With the tables' ``DEDUP UPSERT KEYS``
 (:mod:`ticktape.sinks.questdb.ddl`) replays land on the same rows: effectively once. Over TCP
 the server reports nothing: a refused row drops the connection, so rows flushed just
 before can be lost; use HTTP for the guarantee. Resume state: none.
@@ -28,9 +31,10 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from bytewax.outputs import StatefulSinkPartition
 
@@ -55,18 +59,23 @@ __all__ = [
 ]  # fmt: skip
 
 R = TypeVar("R")
-RowWriter = Callable[["Sender", str, R], None]
+#: ``write_row(target, table, record)``; ``target`` is a client ``Buffer`` or ``Sender``
+#: (both have the same ``row()``).
+RowWriter = Callable[[Any, str, R], None]
 log = logging.getLogger("ticktape.sinks.questdb")
 _LINE = re.compile(r"\bline: (\d+)\]|error in line (\d+)")
 _LOG_FIRST, _LOG_EVERY = 10, 1000  # per partition: log the first rejected rows, then 1 in 1000
+#: Set when a flush of the current run failed (cleared when a sink is made for a new flow).
+_FLUSH_FAILED = threading.Event()
 
 
 def _clip(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else f"{text[: limit - 20]}... ({len(text)} chars)"
 
 
-def write_price(sender: Sender, table: str, u: PriceUpdate) -> None:
-    """One price row; ``tick_id`` is the tick's identity (a dedup key, see DDL)."""
+def write_price(sender: Any, table: str, u: PriceUpdate) -> None:
+    """One price row into a client ``Buffer`` or ``Sender``; ``tick_id`` is the tick's
+    identity (a dedup key, see DDL)."""
     sender.row(
         table,
         symbols={"venue": u.venue, "symbol": u.symbol, "side": u.side},
@@ -81,8 +90,8 @@ def write_price(sender: Sender, table: str, u: PriceUpdate) -> None:
     )  # fmt: skip
 
 
-def write_candle(sender: Sender, table: str, c: Candle) -> None:
-    """One candle row at its start time; ``interval`` in seconds."""
+def write_candle(sender: Any, table: str, c: Candle) -> None:
+    """One candle row at its start time (into a ``Buffer`` or ``Sender``); ``interval`` in seconds."""
     sender.row(
         table,
         symbols={"venue": c.venue, "symbol": c.symbol},
@@ -123,9 +132,10 @@ class _QuestDBPart(StatefulSinkPartition[list[R], None], Generic[R]):
     def __init__(self, sink: QuestDBSink[R], sender: Sender) -> None:
         self.sink = sink
         self.sender = sender
+        self.buffer = sender.new_buffer()  # ours: a failed flush leaves it intact, to retry
         self.max_rows = sink.cfg.auto_flush_rows
         self.max_age_s = sink.cfg.auto_flush_interval.seconds
-        self.pending: list[R] = []  # records in the sender's buffer, in line order
+        self.pending: list[R] = []  # records in the buffer, in line order
         self.clock = sink.clock
         self.since = self.clock()
         self.rejected = 0
@@ -133,11 +143,11 @@ class _QuestDBPart(StatefulSinkPartition[list[R], None], Generic[R]):
 
     def write_batch(self, values: list[list[R]]) -> None:
         t0, self.flush_s = time.perf_counter(), 0.0
-        write, sender, table, pending = self.sink.write_row, self.sender, self.sink.table, self.pending
+        write, buffer, table, pending = self.sink.write_row, self.buffer, self.sink.table, self.pending
         for batch in values:
             for record in batch:
                 try:
-                    write(sender, table, record)
+                    write(buffer, table, record)
                 except Exception as exc:
                     if not _row_error(exc):
                         raise SinkError(
@@ -164,18 +174,34 @@ class _QuestDBPart(StatefulSinkPartition[list[R], None], Generic[R]):
                 self.sink.table, type(exc).__name__, _clip(str(exc), 200), self.rejected, _clip(repr(record)),
             )  # fmt: skip
 
-    def _flush(self) -> None:
+    def _flush(self, *, retry: bool = True) -> None:
         rows, self.pending = self.pending, []
         self.since = self.clock()
         if not rows:
             return
         t0 = time.perf_counter()
-        try:
-            self.sender.flush()
-        except QuestDBError as exc:
-            if self.sink.stats is not None:
-                self.sink.stats.count_sink(self.sink.name, 0, time.perf_counter() - t0, failed=True)
-            raise SinkError(self.sink.describe_failure(exc, rows)) from None
+        deadline, backoff = time.monotonic() + (self.sink.retry_s if retry else 0.0), 0.1
+        while True:
+            try:
+                self.sender.flush(self.buffer, clear=False)
+                break
+            except QuestDBError as exc:
+                if (
+                    self.sink.conf.is_http
+                    and exc.code == QuestDBErrorCode.SocketError
+                    and time.monotonic() < deadline
+                ):
+                    if backoff == 0.1:  # the first retry of this flush
+                        log.warning("QuestDB table %s: %s; retrying the flush of %d rows for up to %s", self.sink.table, self.sink.conf.scrub(str(exc)), len(rows), format_duration(int(self.sink.retry_s * 1e9)))  # fmt: skip
+                    time.sleep(min(backoff, max(deadline - time.monotonic(), 0.0)))
+                    backoff = min(backoff * 2, 1.0)
+                    continue
+                self.buffer.clear()  # type: ignore[no-untyped-call]  # the epoch fails; the resumed run writes these rows again
+                if self.sink.stats is not None:
+                    self.sink.stats.count_sink(self.sink.name, 0, time.perf_counter() - t0, failed=True)
+                _FLUSH_FAILED.set()
+                raise SinkError(self.sink.describe_failure(exc, rows)) from None
+        self.buffer.clear()  # type: ignore[no-untyped-call]
         elapsed = time.perf_counter() - t0
         self.flush_s += elapsed
         if self.sink.stats is not None:
@@ -185,8 +211,18 @@ class _QuestDBPart(StatefulSinkPartition[list[R], None], Generic[R]):
         self._flush()
 
     def close(self) -> None:
+        """Flush and close. After a flush of this run failed (the flow is stopping and will
+        resume from its last snapshot) close tries one flush without retries and drops the
+        rows if that fails too, never raising: Bytewax closes partitions while it unwinds,
+        and an error there aborts the process."""
         try:
-            self._flush()
+            if _FLUSH_FAILED.is_set():
+                try:
+                    self._flush(retry=False)
+                except SinkError as exc:
+                    log.warning("QuestDB table %s: rows dropped at close after a failed flush (the resumed run writes them again): %s", self.sink.table, exc)  # fmt: skip
+            else:
+                self._flush()
         finally:
             self.sender.close(flush=False)
 
@@ -211,6 +247,7 @@ class QuestDBSink(PartitionedSink[list[R], None], Generic[R]):
         if not HAVE_QUESTDB:  # pragma: no cover
             raise MissingDependencyError("questdb", "questdb")
         super().__init__(cfg.partitions)
+        _FLUSH_FAILED.clear()
         self.cfg = cfg
         self.table = table
         self.write_row = write_row
@@ -219,6 +256,12 @@ class QuestDBSink(PartitionedSink[list[R], None], Generic[R]):
         self.clock = clock
         self.conf: ResolvedConf = resolve_conf(cfg, env)
         self.options = sender_options(cfg, self.conf)
+        #: How long a flush is retried (the conf string's ``retry_timeout`` in ms wins).
+        self.retry_s = (
+            int(self.conf.params["retry_timeout"]) / 1000
+            if self.conf.params.get("retry_timeout", "").isdigit()
+            else cfg.retry_timeout.seconds
+        )
         self._new_sender().close(flush=False)  # the client checks the conf string now, not at run time
         log.info(
             "QuestDB sink %s: table %s via %s (from %s)", name, table, self.conf.redacted(), self.conf.source

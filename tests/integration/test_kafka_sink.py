@@ -1,4 +1,4 @@
-"""ticktape.sinks.kafka.sink against a real broker (Tansu on loopback): Bytewax flows into topics,
+"""ticktape.sinks.kafka.sink against a real broker (Apache Kafka on loopback): Bytewax flows into topics,
 read back with an ``assign()``-ed consumer; backpressure; delivery failures; throughput
 against a bare confluent-kafka produce loop."""
 
@@ -22,6 +22,7 @@ from bytewax.testing import TestingSource, run_main
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 
 from tests.support import records
+from ticktape.infra.devstack.kafka import ApacheKafka, KafkaBroker
 from ticktape.infra.devstack.services import TansuBroker
 from ticktape.infra.observability.metrics import RunStats
 from ticktape.schemas.errors import SinkError
@@ -186,7 +187,7 @@ def fresh_topics(kafka_admin: Any) -> Iterator[Callable[[], str]]:
             future.result(timeout=15)
 
 
-def test_flow_outputs_arrive_once_with_keys_values_and_headers(kafka_broker: TansuBroker, kafka_admin: Any, fresh_topics: Callable[[], str]) -> None:  # fmt: skip
+def test_flow_outputs_arrive_once_with_keys_values_and_headers(kafka_broker: KafkaBroker, kafka_admin: Any, fresh_topics: Callable[[], str]) -> None:  # fmt: skip
     bootstrap = kafka_broker.bootstrap_servers
     cfg = KafkaOutputConfig(
         enabled=True, bootstrap_servers=bootstrap, prices_topic=fresh_topics(), candles_topic=fresh_topics(),
@@ -218,7 +219,7 @@ def test_flow_outputs_arrive_once_with_keys_values_and_headers(kafka_broker: Tan
     assert len(stats.collectors) == 1  # one collector for all Kafka sinks of a RunStats
 
 
-def test_full_local_queue_waits_instead_of_crashing(kafka_broker: TansuBroker, kafka_topic: Callable[..., str]) -> None:  # fmt: skip
+def test_full_local_queue_waits_instead_of_crashing(kafka_broker: KafkaBroker, kafka_topic: Callable[..., str]) -> None:  # fmt: skip
     topic = kafka_topic(3)
     cfg = KafkaOutputConfig(
         enabled=True, bootstrap_servers=kafka_broker.bootstrap_servers, prices_topic=topic, create_topics=False,
@@ -250,7 +251,7 @@ INVALID_TOPIC = "not a valid topic!"
 
 
 @pytest.mark.parametrize("mode", ["fail", "log"])
-def test_rejected_delivery_fails_the_snapshot_or_is_counted(kafka_broker: TansuBroker, sink_log: pytest.LogCaptureFixture, mode: Any) -> None:  # fmt: skip
+def test_rejected_delivery_fails_the_snapshot_or_is_counted(kafka_broker: KafkaBroker, sink_log: pytest.LogCaptureFixture, mode: Any) -> None:  # fmt: skip
     cfg = KafkaOutputConfig(
         enabled=True, bootstrap_servers=kafka_broker.bootstrap_servers, prices_topic=INVALID_TOPIC,
         create_topics=False, partitions=1, on_delivery_error=mode,
@@ -278,7 +279,7 @@ def test_rejected_delivery_fails_the_snapshot_or_is_counted(kafka_broker: TansuB
     assert all(INVALID_TOPIC in t and "S000-USD" not in t for t in texts)  # the topic, never the payload
 
 
-def test_flow_stops_when_a_delivery_fails(kafka_broker: TansuBroker) -> None:
+def test_flow_stops_when_a_delivery_fails(kafka_broker: KafkaBroker) -> None:
     """Bytewax reports the failed snapshot (and does not commit the epoch); closing the
     other partitions while it unwinds must not raise (that would abort the process)."""
     cfg = KafkaOutputConfig(enabled=True, bootstrap_servers=kafka_broker.bootstrap_servers, prices_topic=INVALID_TOPIC, create_topics=False)  # fmt: skip
@@ -292,8 +293,9 @@ def test_flow_stops_when_a_delivery_fails(kafka_broker: TansuBroker) -> None:
     assert any(isinstance(c, SinkError) and repr(INVALID_TOPIC) in str(c) for c in causes), causes
 
 
-def test_broker_gone_mid_run_fails_the_snapshot(tmp_path: Path) -> None:
-    with TansuBroker(tmp_path, name="kafka-private") as broker:
+@pytest.mark.parametrize("broker_cls", [ApacheKafka, TansuBroker], ids=["kafka", "tansu"])
+def test_broker_gone_mid_run_fails_the_snapshot(tmp_path: Path, broker_cls: type[KafkaBroker]) -> None:
+    with broker_cls(tmp_path, name="kafka-private") as broker:
         cfg = KafkaOutputConfig(
             enabled=True, bootstrap_servers=broker.bootstrap_servers, prices_topic="prices", partitions=1,
             producer={"message.timeout.ms": 1500, "reconnect.backoff.max.ms": 200},
@@ -312,7 +314,7 @@ def test_broker_gone_mid_run_fails_the_snapshot(tmp_path: Path) -> None:
 
 
 def test_throughput_against_a_bare_producer(
-    kafka_broker: TansuBroker, kafka_topic: Callable[..., str]
+    kafka_broker: KafkaBroker, kafka_topic: Callable[..., str]
 ) -> None:
     """200k PriceUpdates through write_batch + snapshot (flush) vs the same messages
     pre-encoded in a bare produce loop, on the same producer settings, interleaved."""

@@ -1,5 +1,6 @@
-"""The Kafka source against a real broker (Tansu): start and end bounds, bounded runs
-that end by themselves, resume, workers, dead letters, offset gaps, metrics, commits and
+"""The Kafka source against a real broker (Apache Kafka; the Tansu workarounds on both):
+start and end bounds, bounded runs that end by themselves, resume, workers, dead letters,
+offset gaps (transaction markers, records deleted by retention), metrics, commits and
 secrets."""
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tests.support import records
 from ticktape.connectors.kafka.config import librdkafka_config, redacted
 from ticktape.connectors.kafka.offsets import watermarks
 from ticktape.connectors.kafka.source import KafkaSource, KafkaSourceConfig, end_offsets_at
+from ticktape.infra.devstack.kafka import ApacheKafka, KafkaBroker
 from ticktape.infra.devstack.services import TansuBroker
 from ticktape.infra.observability.metrics import RunStats, serve_metrics
 from ticktape.schemas.durations import dec_hook
@@ -47,14 +49,14 @@ def tick(i: int, symbol: str = "BTC-USD") -> bytes:
     )
 
 
-def send(broker: TansuBroker, topic: str, values: Iterable[bytes | None], partition: int = 0) -> None:
+def send(broker: KafkaBroker, topic: str, values: Iterable[bytes | None], partition: int = 0) -> None:
     producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 0})
     for value in values:
         producer.produce(topic, value, partition=partition)
     assert producer.flush(10) == 0
 
 
-def source(broker: TansuBroker, topic: str, **kwargs: Any) -> KafkaSource:
+def source(broker: KafkaBroker, topic: str, **kwargs: Any) -> KafkaSource:
     extra = {k: kwargs.pop(k) for k in ("batch_size", "stats", "check_clock") if k in kwargs}
     cfg = KafkaSourceConfig(bootstrap_servers=broker.bootstrap_servers, topic=topic, **kwargs)
     return KafkaSource(cfg, **extra)
@@ -127,9 +129,10 @@ def captured_logs() -> Iterator[list[logging.LogRecord]]:
 
 
 def test_end_launch_finds_true_end_and_bounded_flow_stops(
-    kafka_broker: TansuBroker, kafka_topic: Callable[..., str]
+    any_broker: KafkaBroker, broker_topic: Callable[..., str]
 ) -> None:
-    topic = kafka_topic(1)
+    """On both brokers: Tansu reports a high watermark that is too low, the source probes."""
+    kafka_broker, topic = any_broker, broker_topic(1)
     for batch in range(3):  # several batches: Tansu's reported high watermark lags behind
         send(kafka_broker, topic, [tick(batch * 40 + i) for i in range(40)])
     consumer = Consumer({"bootstrap.servers": kafka_broker.bootstrap_servers, "group.id": "x"})
@@ -138,7 +141,8 @@ def test_end_launch_finds_true_end_and_bounded_flow_stops(
     finally:
         consumer.close()
     assert end_offsets_at(kafka_broker.bootstrap_servers, topic) == {0: 120}
-    assert reported <= 120  # measured on Tansu 0.6: 81 (first offset of the last batch + 1)
+    # Apache Kafka: 120; Tansu 0.6: 81 (first offset of the last batch + 1)
+    assert reported == (120 if isinstance(kafka_broker, ApacheKafka) else 81)
     src = source(kafka_broker, topic, end="launch", batch_size=50)
     send(kafka_broker, topic, [tick(999)])  # after the source object, before the run: still read
     batches = run_flow(src)
@@ -147,7 +151,7 @@ def test_end_launch_finds_true_end_and_bounded_flow_stops(
 
 
 def test_start_offsets_end_offsets_missing_partitions_default(
-    kafka_broker: TansuBroker, kafka_topic: Callable[..., str]
+    kafka_broker: KafkaBroker, kafka_topic: Callable[..., str]
 ) -> None:
     topic = kafka_topic(2)
     for p in (0, 1):
@@ -159,7 +163,7 @@ def test_start_offsets_end_offsets_missing_partitions_default(
 
 
 def test_start_end_reads_only_new_messages(
-    kafka_broker: TansuBroker, kafka_topic: Callable[..., str]
+    kafka_broker: KafkaBroker, kafka_topic: Callable[..., str]
 ) -> None:
     topic = kafka_topic(1)
     send(kafka_broker, topic, [tick(i) for i in range(25)])
@@ -174,9 +178,10 @@ def test_start_end_reads_only_new_messages(
 
 
 def test_start_time_end_time_and_broker_timestamps(
-    kafka_broker: TansuBroker, kafka_topic: Callable[..., str]
+    any_broker: KafkaBroker, broker_topic: Callable[..., str]
 ) -> None:
-    topic = kafka_topic(1)
+    """On both brokers: Tansu's offsets_for_times answers 0 past the end, the source checks."""
+    kafka_broker, topic = any_broker, broker_topic(1)
     marks = []
     # Real sleeps: Tansu stamps and searches the broker's append time (its own clock, see
     # test_services.test_tansu_known_quirks), so the phases must be apart in real time.
@@ -195,7 +200,7 @@ def test_start_time_end_time_and_broker_timestamps(
     finally:
         consumer.close()
     ticks = [t for b in batches for t in b.ticks]
-    # times after the last message: Tansu's offsets_for_times answers 0 there, not -1
+    # times after the last message: Tansu's offsets_for_times answers 0 there, Kafka -1
     after = time.time_ns()
     assert run_flow(source(kafka_broker, topic, start="time", start_time_ns=after, end="launch")) == []
     tail = source(kafka_broker, topic, start="offsets", start_offsets={0: 25}, end="time", end_time_ns=after)
@@ -206,7 +211,7 @@ def test_start_time_end_time_and_broker_timestamps(
 
 
 def test_end_time_in_the_future_ends_at_eof_after_it(
-    kafka_broker: TansuBroker, kafka_topic: Callable[..., str]
+    kafka_broker: KafkaBroker, kafka_topic: Callable[..., str]
 ) -> None:
     topic = kafka_topic(1)
     send(kafka_broker, topic, [tick(i) for i in range(5)])
@@ -218,7 +223,7 @@ def test_end_time_in_the_future_ends_at_eof_after_it(
     assert time.monotonic() - started < 5
 
 
-def test_resume_continues_after_snapshot(kafka_broker: TansuBroker, kafka_topic: Callable[..., str]) -> None:
+def test_resume_continues_after_snapshot(kafka_broker: KafkaBroker, kafka_topic: Callable[..., str]) -> None:
     topic = kafka_topic(1)
     values = [tick(i) if i % 50 else b"not json" for i in range(400)]
     send(kafka_broker, topic, values)
@@ -234,7 +239,7 @@ def test_resume_continues_after_snapshot(kafka_broker: TansuBroker, kafka_topic:
     assert seqs == list(range(1, 9))  # dead-letter event seq continues across the resume
 
 
-def test_two_workers_read_the_same_set(kafka_broker: TansuBroker, kafka_topic: Callable[..., str]) -> None:
+def test_two_workers_read_the_same_set(kafka_broker: KafkaBroker, kafka_topic: Callable[..., str]) -> None:
     topic = kafka_topic(4)
     for p in range(4):
         send(kafka_broker, topic, [tick(i, f"S{p}-USD") for i in range(50 + p)], partition=p)
@@ -246,7 +251,7 @@ def test_two_workers_read_the_same_set(kafka_broker: TansuBroker, kafka_topic: C
 
 
 def test_malformed_messages_become_dead_letters(
-    kafka_broker: TansuBroker, kafka_topic: Callable[..., str]
+    kafka_broker: KafkaBroker, kafka_topic: Callable[..., str]
 ) -> None:
     topic = kafka_topic(1)
     bad_price = records.trade_message(
@@ -271,7 +276,7 @@ def test_malformed_messages_become_dead_letters(
     assert sum(b.n_read for b in batches) == 6
 
 
-def test_offset_hole_becomes_sequence_gap(kafka_broker: TansuBroker, kafka_topic: Callable[..., str]) -> None:
+def test_offset_hole_becomes_sequence_gap(kafka_broker: KafkaBroker, kafka_topic: Callable[..., str]) -> None:
     """Transaction commit markers take an offset each and are never delivered: real holes."""
     topic = kafka_topic(1)
     producer = Producer({"bootstrap.servers": kafka_broker.bootstrap_servers, "transactional.id": topic})
@@ -297,8 +302,47 @@ def test_offset_hole_becomes_sequence_gap(kafka_broker: TansuBroker, kafka_topic
     assert gap.ts_event == next(d.ts_kafka for b in batches for d in b.dead)  # the message at offset 4
 
 
+def test_start_time_uses_record_timestamps_not_arrival(
+    any_broker: KafkaBroker, broker_topic: Callable[..., str]
+) -> None:
+    """Producer CreateTimes an hour old: Kafka's offsets_for_times finds them by timestamp,
+    Tansu's by arrival (all "now"); the source's start/end times agree on both."""
+    topic = broker_topic(1)
+    producer = Producer({"bootstrap.servers": any_broker.bootstrap_servers, "linger.ms": 0})
+    old_ms = int(time.time() * 1000) - 3_600_000
+    for i in range(20):
+        producer.produce(topic, tick(i), partition=0, timestamp=old_ms + i * 1000)
+    assert producer.flush(10) == 0
+    start_ns, end_ns = (old_ms + 4_500) * 1_000_000, (old_ms + 9_500) * 1_000_000
+    got = run_flow(
+        source(any_broker, topic, start="time", start_time_ns=start_ns, end="time", end_time_ns=end_ns)
+    )
+    assert read_offsets(got) == [(f"{topic}/0", i) for i in range(5, 10)]
+
+
+def test_offsets_lost_to_retention_are_reported_as_a_gap(
+    kafka_broker: ApacheKafka, kafka_topic: Callable[..., str]
+) -> None:
+    """Apache Kafka only: Tansu has no DeleteRecords, so its log start never moves. A run
+    that starts below the log start reads from the oldest message and reports the hole."""
+    from confluent_kafka.admin import AdminClient
+
+    topic = kafka_topic(1)
+    send(kafka_broker, topic, [tick(i) for i in range(10)])
+    admin = AdminClient({"bootstrap.servers": kafka_broker.bootstrap_servers})
+    (deleted,) = admin.delete_records([TopicPartition(topic, 0, 4)]).values()
+    deleted.result(timeout=10)
+    batches = run_flow(source(kafka_broker, topic, start="offsets", start_offsets={0: 1}, end="launch"))
+    src = f"{topic}/0"
+    assert read_offsets(batches) == [(src, i) for i in range(4, 10)]
+    (gap,) = [e for b in batches for e in b.events]
+    assert gap.type == EventType.SEQUENCE_GAP
+    payload = msgspec.json.decode(gap.payload)
+    assert payload == {"src": src, "first_missing": 1, "last_missing": 3, "count": 3, "kind": "offset"}
+
+
 def test_lag_metric_and_offsets_are_exported(
-    kafka_broker: TansuBroker, kafka_topic: Callable[..., str]
+    kafka_broker: KafkaBroker, kafka_topic: Callable[..., str]
 ) -> None:
     topic = kafka_topic(1)
     send(kafka_broker, topic, [tick(i) for i in range(300)])
@@ -328,7 +372,7 @@ def test_lag_metric_and_offsets_are_exported(
 
 
 def test_group_commit_is_visible_to_the_group(
-    kafka_broker: TansuBroker, kafka_topic: Callable[..., str]
+    kafka_broker: KafkaBroker, kafka_topic: Callable[..., str]
 ) -> None:
     topic = kafka_topic(1)
     group = f"g-{topic}"
@@ -357,7 +401,7 @@ def test_group_commit_is_visible_to_the_group(
 
 
 def test_secrets_only_from_the_environment(
-    kafka_broker: TansuBroker, kafka_topic: Callable[..., str], monkeypatch: pytest.MonkeyPatch, capfd: Any
+    kafka_broker: KafkaBroker, kafka_topic: Callable[..., str], monkeypatch: pytest.MonkeyPatch, capfd: Any
 ) -> None:
     with pytest.raises(
         ConfigError, match="secrets only from the environment: set TICKTAPE_KAFKA_SASL_PASSWORD"
@@ -387,9 +431,10 @@ def test_secrets_only_from_the_environment(
     assert "hunter2" not in logged + out + err
 
 
-def test_consumer_errors_are_counted_and_retried(tmp_path: Any) -> None:
+@pytest.mark.parametrize("broker_cls", [ApacheKafka, TansuBroker], ids=["kafka", "tansu"])
+def test_consumer_errors_are_counted_and_retried(tmp_path: Any, broker_cls: type[KafkaBroker]) -> None:
     """A broker that goes away: errors are logged and counted, polls back off, no crash."""
-    broker = TansuBroker(tmp_path, name="kafka-private").start()
+    broker = broker_cls(tmp_path, name="kafka-private").start()
     try:
         from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 

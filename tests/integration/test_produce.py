@@ -1,4 +1,4 @@
-"""``ticktape produce`` building blocks against a real broker (Tansu): topic creation,
+"""``ticktape produce`` building blocks against a real broker (Apache Kafka): topic creation,
 keyed and rate-limited idempotent production, bursts beyond the local queue, and the
 message builders read back through the Kafka source."""
 
@@ -27,7 +27,7 @@ from ticktape.connectors.kafka.produce import (
 from ticktape.connectors.kafka.source import KafkaSource, KafkaSourceConfig, end_offsets_at
 from ticktape.connectors.synthetic.feed import SyntheticConfig
 from ticktape.infra.devstack import ports
-from ticktape.infra.devstack.services import TansuBroker
+from ticktape.infra.devstack.kafka import KafkaBroker
 from ticktape.schemas.durations import Duration
 from ticktape.schemas.errors import SourceError
 from ticktape.schemas.records import Tick
@@ -35,7 +35,7 @@ from ticktape.schemas.records import Tick
 pytestmark = pytest.mark.integration
 
 
-def consume_all(broker: TansuBroker, topic: str) -> list[Any]:
+def consume_all(broker: KafkaBroker, topic: str) -> list[Any]:
     """Every message of ``topic`` (all partitions, up to their true ends)."""
     ends = end_offsets_at(broker.bootstrap_servers, topic)
     consumer = Consumer({"bootstrap.servers": broker.bootstrap_servers, "group.id": "x",
@@ -51,7 +51,7 @@ def consume_all(broker: TansuBroker, topic: str) -> list[Any]:
     return got
 
 
-def read_ticks(broker: TansuBroker, topic: str, fmt: str = "generic") -> list[Tick]:
+def read_ticks(broker: KafkaBroker, topic: str, fmt: str = "generic") -> list[Tick]:
     cfg = KafkaSourceConfig(bootstrap_servers=broker.bootstrap_servers, topic=topic, format=fmt, end="launch")
     src = KafkaSource(cfg, check_clock=False)
     ticks: list[Tick] = []
@@ -68,7 +68,7 @@ def read_ticks(broker: TansuBroker, topic: str, fmt: str = "generic") -> list[Ti
     return ticks
 
 
-def test_ensure_topic_creates_once(kafka_broker: TansuBroker, kafka_admin: AdminClient) -> None:
+def test_ensure_topic_creates_once(kafka_broker: KafkaBroker, kafka_admin: AdminClient) -> None:
     topic = f"produce-{time.time_ns()}"
     try:
         assert ensure_topic(kafka_broker.bootstrap_servers, topic, 6) is True
@@ -83,7 +83,7 @@ def test_ensure_topic_creates_once(kafka_broker: TansuBroker, kafka_admin: Admin
 
 
 def test_keyed_by_symbol_one_partition_each_in_order(
-    kafka_broker: TansuBroker, kafka_topic: Callable[..., str]
+    kafka_broker: KafkaBroker, kafka_topic: Callable[..., str]
 ) -> None:
     topic = kafka_topic(4)
     cfg = SyntheticConfig(symbols=40, rate=3000.0, duration=Duration.parse("1s"), partitions=2)
@@ -108,7 +108,7 @@ def test_keyed_by_symbol_one_partition_each_in_order(
     assert all(seq == sorted(seq) for seq in ids.values())
 
 
-def test_rate_is_respected(kafka_broker: TansuBroker, kafka_topic: Callable[..., str]) -> None:
+def test_rate_is_respected(kafka_broker: KafkaBroker, kafka_topic: Callable[..., str]) -> None:
     topic = kafka_topic(1)
     messages = [(b"k", b"v%d" % i) for i in range(400)]
     started = time.monotonic()
@@ -120,7 +120,7 @@ def test_rate_is_respected(kafka_broker: TansuBroker, kafka_topic: Callable[...,
 
 
 def test_burst_larger_than_the_local_queue_all_arrive(
-    kafka_broker: TansuBroker, kafka_topic: Callable[..., str]
+    kafka_broker: KafkaBroker, kafka_topic: Callable[..., str]
 ) -> None:
     topic = kafka_topic(2)
     messages = ((b"S%d" % (i % 10), b"%d" % i) for i in range(20_000))
@@ -131,7 +131,7 @@ def test_burst_larger_than_the_local_queue_all_arrive(
     assert sorted(int(m.value()) for m in got) == list(range(20_000))
 
 
-def test_delivery_failures_raise(kafka_broker: TansuBroker, kafka_topic: Callable[..., str]) -> None:
+def test_delivery_failures_raise(kafka_broker: KafkaBroker, kafka_topic: Callable[..., str]) -> None:
     nobody = f"{ports.LOOPBACK}:{ports.free_port()}"
     with pytest.raises(SourceError, match=r"2 of 2 messages to 'x' were not delivered"):
         produce_messages(nobody, "x", [(b"k", b"1"), (b"k", b"2")], conf={"message.timeout.ms": 300})
@@ -141,7 +141,7 @@ def test_delivery_failures_raise(kafka_broker: TansuBroker, kafka_topic: Callabl
         produce_messages(kafka_broker.bootstrap_servers, topic, too_big, conf={"message.max.bytes": 2000})
 
 
-def test_history_file_round_trip(kafka_broker: TansuBroker, kafka_topic: Callable[..., str]) -> None:
+def test_history_file_round_trip(kafka_broker: KafkaBroker, kafka_topic: Callable[..., str]) -> None:
     path = TRADES / "XRP_ETH-trades.json.gz"
     topic = kafka_topic(3)
     report = produce_messages(kafka_broker.bootstrap_servers, topic, history_messages(path))
@@ -163,7 +163,7 @@ def test_history_file_round_trip(kafka_broker: TansuBroker, kafka_topic: Callabl
 
 
 def test_venue_samples_as_they_are(
-    kafka_broker: TansuBroker, kafka_topic: Callable[..., str], tmp_path: Path
+    kafka_broker: KafkaBroker, kafka_topic: Callable[..., str], tmp_path: Path
 ) -> None:
     samples = sorted(VENUES.glob("*trade*.json"))
     msgs = list(venue_sample_messages(samples))

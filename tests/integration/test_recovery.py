@@ -3,8 +3,10 @@ output equals a clean run's (no loss, no duplicates)."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import outputs
-from tests.support.crashes import kill_mid_run
+from tests.support.crashes import kill_mid_run, wait_for_event_writes
 
 pytestmark = pytest.mark.integration
 
@@ -47,30 +49,89 @@ def write_config(path: Path, data: Path, seconds: int) -> Path:
     return path
 
 
-def start(cfg: Path, recovery: Path | None, *extra: str) -> subprocess.Popen[bytes]:
+def start(
+    cfg: Path,
+    recovery: Path | None,
+    *extra: str,
+    stdout: int = subprocess.DEVNULL,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "ticktape.flows.cli.main", "run", "-c", str(cfg), *extra]
     if recovery is not None:
         cmd += ["-r", str(recovery)]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    return subprocess.Popen(
+        cmd, stdout=stdout, stderr=subprocess.PIPE, start_new_session=True, env={**os.environ, **(env or {})}
+    )
 
 
-def test_kill_9_three_times_then_resume_equals_a_clean_run(tmp_path):
-    seconds = 200  # 200k trades of event time: several seconds of work per run
-    clean_dir, crash_dir = tmp_path / "clean", tmp_path / "crash"
+SECONDS = 200  # 200k trades of event time: several seconds of work per run
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
+    """One uninterrupted run (shared by the tests of this module): its data dir and how
+    long it took."""
+    base = tmp_path_factory.mktemp("clean")
     t0 = time.monotonic()
-    clean = start(write_config(tmp_path / "clean.toml", clean_dir, seconds), None)
-    assert clean.wait(timeout=600) == 0, clean.stderr.read().decode() if clean.stderr else ""
-    clean_seconds = time.monotonic() - t0
+    proc = start(write_config(base / "clean.toml", base / "data", SECONDS), None)
+    assert proc.wait(timeout=600) == 0, proc.stderr.read().decode() if proc.stderr else ""
+    return base / "data", time.monotonic() - t0
 
-    cfg = write_config(tmp_path / "crash.toml", crash_dir, seconds)
+
+def assert_equals_clean(got_dir: Path, clean_dir: Path) -> None:
+    got, want = outputs.all_outputs(got_dir), outputs.all_outputs(clean_dir)
+    assert got == want, outputs.diff_summary(got, want)
+    assert len(want["events"]) > 150_000
+    assert want["dead_letters"]
+    assert want["candles"]
+
+
+def test_kill_9_three_times_then_resume_equals_a_clean_run(tmp_path, clean):
+    clean_dir, clean_seconds = clean
+    crash_dir = tmp_path / "crash"
+    cfg = write_config(tmp_path / "crash.toml", crash_dir, SECONDS)
     recovery = tmp_path / "recovery"
     rng = random.Random(int(os.environ.get("CRASH_SEED", "11")))
     proc, kills = kill_mid_run(lambda: start(cfg, recovery), crash_dir, clean_seconds, rng)
     rc = proc.wait(timeout=600)
     assert rc == 0, proc.stderr.read().decode() if proc.stderr else ""
     assert kills == 3  # the job was really killed mid-run three times
-    got, want = outputs.all_outputs(crash_dir), outputs.all_outputs(clean_dir)
-    assert got == want, outputs.diff_summary(got, want)
-    assert len(want["events"]) > 150_000
-    assert want["dead_letters"]
-    assert want["candles"]
+    assert_equals_clean(crash_dir, clean_dir)
+
+
+def test_signals_stop_gracefully_and_the_resumed_run_equals_a_clean_run(tmp_path, clean):
+    """Issue 13 item 4: Ctrl-C printed ~110 lines of Rust panic, SIGTERM exited 143
+    silently. Now: one signal stops reading, drains, flushes, snapshots, prints the
+    summary, writes the report and exits 0; a second one stops at once (143)."""
+    clean_dir, clean_seconds = clean
+    data = tmp_path / "data"
+    cfg = write_config(tmp_path / "stop.toml", data, SECONDS)
+    recovery = tmp_path / "recovery"
+    for signals, want_rc in (([signal.SIGINT], 0), ([signal.SIGTERM], 0), ([signal.SIGTERM] * 2, 143)):
+        started = time.time()
+        proc = start(cfg, recovery, stdout=subprocess.PIPE)
+        wait_for_event_writes(data, started)
+        time.sleep(0.1 * clean_seconds)
+        for sig in signals:
+            os.killpg(proc.pid, sig)
+            time.sleep(0.05)
+        out, err = proc.communicate(timeout=300)
+        stdout, stderr = out.decode(), err.decode()
+        name = signals[0].name
+        assert proc.returncode == want_rc, stderr
+        assert "Traceback" not in stderr
+        assert "panicked" not in stderr
+        if want_rc == 0:
+            assert f"stopped by {name}" in stdout
+            assert len(stderr.splitlines()) <= 3, stderr  # the stop notice, nothing else
+            report = json.loads(
+                max((data / "reports").glob("run-*.json"), key=lambda p: p.stat().st_mtime).read_text()
+            )
+            assert report["stopped_by"] == name
+            assert report["accounting"]["balanced"]
+            assert 0 < report["accounting"]["total"]["read"] < SECONDS * 1000
+        else:
+            assert "again: stopping at once" in stderr
+    last = start(cfg, recovery)
+    assert last.wait(timeout=600) == 0, last.stderr.read().decode() if last.stderr else ""
+    assert_equals_clean(data, clean_dir)

@@ -36,6 +36,7 @@ from ticktape.sinks.cache import embedded as cache_mod
 from ticktape.sinks.cache.api import HISTORY, METADATA, PRICE, STAT_FIELDS, Write, cache_key
 from ticktape.sinks.cache.embedded import EmbeddedCache
 from ticktape.sinks.cache.redis.backend import RedisCache, RedisConfig
+from ticktape.sinks.cache.redis.buffer import RedisCacheStats
 from ticktape.sinks.cache.redis.config import connect
 from ticktape.sinks.cache.redis.sink import RedisCacheSink
 from ticktape.sinks.cache.sink import cache_writes
@@ -293,6 +294,41 @@ def test_restart_mid_run_buffers_counts_and_delivers(redis_factory: Callable[[],
     assert st.get("buffer_dropped", PRICE) == 0
     assert st.reconnects == 1
     c.close()
+
+
+def test_after_redis_returns_every_partition_follows_the_first_that_reconnects(
+    redis_factory: Callable[[], RedisServer],
+) -> None:
+    """Issue 13 item 14: after Redis came back, partitions sat out their own backoff (up
+    to ``reconnect_cap``) and idle ones never tried again, so ``up`` stayed 0 for ~12 s."""
+    server = redis_factory()
+    shared = RedisCacheStats()  # one per sink: shared by its partitions
+    cfg = RedisConfig(
+        url=server.url, key_prefix=f"t{uuid.uuid4().hex[:10]}:", reconnect_base=Duration.parse("5s"),
+        reconnect_cap=Duration.parse("10s"), timeout=Duration.parse("1s"),
+    )  # fmt: skip
+    busy, idle, fresh = (RedisCache(cfg, LONG, stats=shared) for _ in range(3))
+    assert busy.put_many([price("A-X", T)]) == 1
+    restart = stop_and_restart(server)
+    assert busy.put_many([price("A-X", T + 1)]) == 0
+    idle.flush()  # a snapshot of a partition without writes: it notices nothing yet
+    assert idle.put_many([price("B-X", T)]) == 0
+    idle.flush()
+    assert not shared.up
+    restart()
+    # Both sit in a backoff of >= 2.5 s; a partition that reaches Redis now (here one
+    # that had nothing to retry) lets them go at their next write or snapshot.
+    assert fresh.put_many([price("C-X", T)]) == 1
+    busy.flush()
+    idle.flush()
+    assert busy.available
+    assert idle.available
+    assert shared.up
+    assert busy.get(price("A-X", T + 1).key) == b"A-X@1700000000000000002/0"
+    assert idle.get(price("B-X", T).key) == b"B-X@1700000000000000001/0"
+    for c in (busy, idle, fresh):
+        c.clear()
+        c.close()
 
 
 def test_buffer_overflow_is_counted_exactly(redis_factory: Callable[[], RedisServer]) -> None:

@@ -1,6 +1,6 @@
-"""QuestDB's side of the wire, for tests that cannot run QuestDB: a TCP listener that
-records raw ILP bytes, a small HTTP server speaking ILP over HTTP (``/write``,
-``/settings``) and SQL ``/exec``, and a strict ILP parser.
+"""QuestDB's side of the wire, for unit tests without a server (the integration tests run
+a real QuestDB): a TCP listener that records raw ILP bytes, a small HTTP server speaking
+ILP over HTTP (``/write``, ``/settings``) and SQL ``/exec``, and a strict ILP parser.
 
 The parser accepts what QuestDB's ILP clients write (text protocol version 1 and
 version 2 with binary doubles) and nothing looser: an unescaped newline inside a name,

@@ -228,6 +228,42 @@ def test_new_events_inside_a_deleted_batchs_id_range_are_stored_repeats_are_not(
     assert sorted(e.event_id for e in got.events) == sorted(e.event_id for e in fresh)
 
 
+def test_keys_name_their_writer_and_keys_of_earlier_versions_stay_readable(log, tmp_path):
+    """Issue 13 item 9: keys carry the writer (job, process id, a random id of the
+    event-log file). An archive written before (keys without ``writer=``) is read,
+    verified and served to the event store exactly as before."""
+    path, events = log
+    store = LocalObjectStore(tmp_path / "store")
+    cfg = config(tmp_path / "store", retention="0s", job="desk1")
+    archiver = Archiver(path, 0, store, cfg, process_id=3)
+    assert archiver.run_once(force=True).error is None
+    writer = archiver.writer
+    archiver.close()
+    assert writer.startswith("desk1-p3-")
+    keys = [o.key for o in ArchiveReader(store).iter_keys()]
+    assert keys
+    assert all(f"/part=000/writer={writer}/" in k for k in keys)
+    again = Archiver(path, 0, store, cfg, process_id=9)
+    assert again.writer == writer  # fixed per file
+    again.close()
+    # the same archive as an earlier version wrote it: no writer segment
+    with sqlite3.connect(path) as conn:
+        for key in keys:
+            legacy = key.replace(f"/writer={writer}", "")
+            store.put(legacy, store.get(key), sha256_of(store.get(key)))
+            store.delete(key)
+            conn.execute("UPDATE archive_units SET key = ? WHERE key = ?", (legacy, key))
+            conn.execute("UPDATE batches SET archived_key = ? WHERE archived_key = ?", (legacy, key))
+    assert Archiver(path, 0, store, cfg).run_once().error is None  # retention: bodies deleted
+    assert not any(bodies(path).values())
+    assert verify(store, "ticktape", [path], deep=True).ok
+    assert len(archived_rows(store)) == len(events)
+    with EventStore(path.parent, ArchiveReader(store)) as es:
+        back = list(es.iter_events())
+    assert len(back) == len(events)
+    assert all(same(a, b) for a, b in zip(back, events, strict=True))
+
+
 def test_crash_before_delete_keeps_bodies_until_the_next_pass(log, tmp_path):
     path, events = log
     store = LocalObjectStore(tmp_path / "store")

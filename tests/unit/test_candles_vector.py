@@ -200,3 +200,18 @@ def test_dirty_input_vector_equals_streaming():
         assert adm.late_rejected > 0
         assert any(c.revision > 0 for c in vector)
         same(streaming_shard(ticks, cfg), vector)
+
+
+def test_vwap_stays_within_low_and_high_for_prices_near_the_float_minimum():
+    """Issue 13 item 14: price 1e-320 lost its notional to the fixed-point scale and the
+    candle said vwap 0.0, below its low; both paths now keep vwap within [low, high]."""
+    t0 = 1_704_067_200 * SEC
+    prices = (1e-320, 3e-320, 2e-320)
+    ticks = [
+        Tick("v", "TINY-USD", p, 1.0, "buy", str(i + 1), t0 + i * SEC, 0, "p", i, 0, i + 1)
+        for i, p in enumerate(prices)
+    ]
+    for candles in (streaming(ticks, ("1m",)), candles_from_table(table(ticks), (60 * SEC,))):
+        (c,) = candles
+        assert (c.low, c.high) == (1e-320, 3e-320)
+        assert c.low <= c.vwap <= c.high

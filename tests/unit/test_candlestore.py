@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pyarrow.parquet as pq
 
@@ -72,3 +73,61 @@ def test_hostile_symbols_stay_data_not_paths(tmp_path):
     store.append([candle("../../etc", T0, 0, 1.0), candle("a/b\\c", T0, 0, 2.0)])
     assert all(p.is_relative_to(tmp_path / "store") for p in (tmp_path / "store").rglob("*"))
     assert {c.symbol for c in store.read(interval=60)} == {"../../etc", "a/b\\c"}
+
+
+def test_a_write_killed_mid_file_leaves_the_store_readable_and_the_writer_cleans_up(tmp_path):
+    """Issue 13 item 1: a kill -9 during a write left a 0-byte ``.tmp`` that every read
+    (and so every restart, ``candles``, ``chart``) failed on."""
+    store = CandleStore(tmp_path)
+    store.append([candle("A-USD", T0, 0, 1.0)], writer="p000")
+    day = tmp_path / "interval=60" / "date=2024-01-01"
+    (day / "p000-0123456789ab.tmp").write_bytes(b"")  # what earlier versions left behind
+    (day / ".p000-ba9876543210.tmp").write_bytes(b"PAR1")  # a half-written temporary file
+    (day / "p001-000000000000.parquet").write_bytes(b"")  # a disk that lost a synced write
+    assert [c.close for c in store.read(symbol="A-USD", interval=60)] == [1.0]
+    assert [p.name for p in store.files()] == sorted(p.name for p in day.glob("*.parquet"))
+    assert store.clean_temporary("p000") == 2
+    assert sorted(p.name for p in day.iterdir()) == sorted(
+        [store.files()[0].name, "p001-000000000000.parquet"]
+    )
+    assert store.clean_temporary("p000") == 0
+
+
+def test_the_temporary_file_is_hidden_until_it_is_complete(tmp_path, monkeypatch):
+    store = CandleStore(tmp_path)
+    seen: list[list[str]] = []
+    real_replace = Path.replace
+
+    def replace(self: Path, target: Path) -> Path:  # the moment before the rename
+        seen.append(sorted(p.name for p in self.parent.iterdir()))
+        assert store.read() == []
+        return real_replace(self, target)
+
+    monkeypatch.setattr(Path, "replace", replace)
+    (path,) = store.append([candle("A-USD", T0, 0, 1.0)], writer="p007")
+    assert seen == [[f".{path.stem}.tmp"]]
+    assert len(store.read()) == 1
+
+
+def test_compaction_keeps_every_revision_once_and_reads_the_same(tmp_path):
+    """Issue 13 item 14: reruns of the same input made the store grow without bound."""
+    store = CandleStore(tmp_path)
+    windows = [
+        candle(s, T0 + k * MIN, rev, close=k + rev)
+        for s in ("A-USD", "B-USD")
+        for k in range(4)
+        for rev in (0, 1)
+    ]
+    for _ in range(3):  # three reruns of the same input, plus a second day
+        store.append(windows, writer="p000")
+    store.append([candle("A-USD", T0 + DAY, 0, 5.0)], writer="p001")
+    latest, every = store.read(), store.read(all_revisions=True)
+    assert len(every) == 3 * len(windows) + 1
+    assert store.compact() == (4, 2)
+    assert store.read() == latest
+    assert store.read(all_revisions=True) == sorted(
+        {(c.venue, c.symbol, c.start, c.revision): c for c in every}.values(),
+        key=lambda c: (c.venue, c.symbol, c.interval, c.start, c.revision),
+    )
+    assert len(store.read(all_revisions=True)) == len(windows) + 1
+    assert store.compact() == (2, 2)  # nothing left to do

@@ -769,3 +769,19 @@ def test_entrypoint_refuses_an_ordinal_without_an_address(tmp_path, suffix):
     assert result.returncode == 2
     assert not result.stdout
     assert ("change replicas AND the list" if suffix == "3" else "process id") in result.stderr
+
+
+def test_every_deployment_stops_the_job_with_sigterm_and_a_grace_period_for_the_drain():
+    """Issue 13 item 4: the job stops gracefully on SIGTERM (what Kubernetes and compose
+    send); the image, compose and the StatefulSet agree on it and leave time to drain."""
+    assert dict(dockerfile_instructions()).get("STOPSIGNAL") == "SIGTERM"
+    _, service = job_service()
+    assert service.get("stop_signal", "SIGTERM") == "SIGTERM"
+    grace = service["stop_grace_period"]
+    assert grace.endswith("s")
+    assert int(grace[:-1]) >= 30
+    pod = k8s("StatefulSet")["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] >= 30
+    (container,) = pod["containers"]
+    assert container["command"][:2] == ["tini", "--"]  # PID 1 forwards the signal ...
+    assert re.search(r"^\s*exec ticktape run ", container["args"][0], flags=re.MULTILINE)  # ... to the job

@@ -89,7 +89,7 @@ def test_table_names_are_identifiers(name: str) -> None:
 def test_other_config_checks() -> None:
     with pytest.raises(ConfigError, match="must differ"):
         from_file(prices_table="t", candles_table="t")
-    with pytest.raises(ConfigError, match="partitions: expected an integer >= 1"):
+    with pytest.raises(msgspec.ValidationError, match=r"Expected `int` >= 1 - at `\$.partitions`"):
         from_file(partitions=0)
     with pytest.raises(msgspec.ValidationError, match="timestamp_type"):
         from_file(timestamp_type="DATE")

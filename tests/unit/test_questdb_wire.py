@@ -220,16 +220,6 @@ def test_sink_in_a_dataflow_two_partitions(listener: IlpListener) -> None:
     assert sorted(line.fields["seq"][1] for line in lines) == [1, 2, 3, 4]
 
 
-def test_bench_scenario_runs() -> None:
-    from ticktape.infra.bench.questdb import questdb_scenario
-
-    m = questdb_scenario(rows=3000, repeats=1)
-    assert m.scenario == "questdb"
-    assert m.value > 0
-    assert m.baseline > 0
-    assert m.extra["bytes_per_row"] > 100
-
-
 def test_quote_rows_exact_values_and_the_ddl_columns(listener: IlpListener) -> None:
     from ticktape.schemas.records import Quote
     from ticktape.sinks.questdb.ddl import QUOTE_COLUMNS

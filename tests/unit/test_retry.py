@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Sequence
 
@@ -133,3 +134,14 @@ def test_policy_from_config() -> None:
             msgspec.convert(bad, RetryPolicy, dec_hook=dec_hook)
     with pytest.raises(ValueError, match="Duration"):
         RetryPolicy(base=100)  # type: ignore[arg-type]  # a plain int is not a Duration
+
+
+def test_retries_are_not_a_warning_each(caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 13 item 14: the archive logged a WARNING per retry of a transient outage."""
+    fn, calls = flaky([TransientStoreError("503 slow down")] * 3)
+    policy = RetryPolicy(attempts=6)
+    with caplog.at_level(logging.DEBUG, logger="ticktape"):
+        assert call_with_retry(fn, policy, what="put s3://b/k", sleep=lambda s: None) == "ok"
+    assert calls == [1, 2, 3, 4]
+    assert [r.levelno for r in caplog.records] == [logging.DEBUG] * 3 + [logging.INFO]
+    assert caplog.records[-1].getMessage() == "put s3://b/k: succeeded at attempt 4/6"

@@ -101,16 +101,23 @@ class RedisCache:
         )
         self._backoff = Backoff(cfg.reconnect_base.seconds, cfg.reconnect_cap.seconds)
         self._down_since: float | None = None
+        self._failed_at = float("-inf")
 
     # -- writes -------------------------------------------------------------------
     def put_many(self, writes: Sequence[Write]) -> int:
         """Compare-and-set ``writes``; how many landed now. While Redis is unreachable they
         wait in the buffer (and land with a later call, :meth:`flush` or :meth:`close`)."""
         with self._lock:
-            if self._buffer or not self._backoff.ready(self.clock()):
+            if self._buffer or not self._ready():
                 self._buffer.add(writes)
-                return self._drain() if self._backoff.ready(self.clock()) else 0
+                return self._drain() if self._ready() else 0
             return self._send(writes)
+
+    def _ready(self) -> bool:
+        """Whether to try Redis now: the backoff says so, or another cache of this
+        process reached Redis after this one last failed (the other partitions follow
+        the first one that reconnects instead of sleeping out their own backoff)."""
+        return self._backoff.ready(self.clock()) or self.counters.last_success > self._failed_at
 
     def _send(self, writes: Sequence[Write]) -> int:
         landed = 0
@@ -167,12 +174,21 @@ class RedisCache:
         self.counters.add("stale_writes", stale)
         return sum(written.values())
 
+    def _probe(self) -> None:
+        try:
+            self.client.ping()
+        except UNREACHABLE as exc:
+            self._failed(exc)
+        else:
+            self._recovered()
+
     def _failed(self, exc: BaseException) -> None:
         if isinstance(exc, REFUSED):
             raise SinkError(
                 f"redis {self._where()}: {exc} (the password is read from {PASSWORD_ENV[0]})"
             ) from exc
         now = self.clock()
+        self._failed_at = now
         first = self._down_since is None
         if first:
             self._down_since = now
@@ -184,6 +200,7 @@ class RedisCache:
         )
 
     def _recovered(self) -> None:
+        self.counters.last_success = self.clock()
         if self._down_since is not None:
             log.info("redis %s reachable again after %.1fs", self._where(), self.clock() - self._down_since)
             self.counters.set_up(id(self), True, reconnected=True)
@@ -197,8 +214,11 @@ class RedisCache:
         """Deliver buffered writes now if the backoff allows. Raises ``SinkError`` with
         ``on_unavailable="fail"`` when writes still wait (the snapshot must not pass them)."""
         with self._lock:
-            if self._buffer and self._backoff.ready(self.clock()):
-                self._drain()
+            if self._down_since is not None and self._ready():
+                if self._buffer:
+                    self._drain()
+                else:  # an idle partition: probe, so it reports "up" as soon as Redis is back
+                    self._probe()
             if self._buffer and self.cfg.on_unavailable == "fail":
                 raise SinkError(
                     f"redis {self._where()} unreachable: {len(self._buffer)} cache writes are waiting"

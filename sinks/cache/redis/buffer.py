@@ -44,6 +44,9 @@ class RedisCacheStats:
         self.buffered: Counter[str] = Counter()
         self.reconnects = 0
         self._down: set[int] = set()
+        #: ``time.monotonic()`` of the last write any cache of this process landed: a cache
+        #: backing off after an older failure may try again at once (Redis is back).
+        self.last_success = float("-inf")
 
     def add(self, name: str, counts: Counter[str] | dict[str, int]) -> None:
         with self._lock:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
-from ticktape.schemas.durations import Duration
+from ticktape.schemas.bounds import between
+from ticktape.schemas.durations import PositiveDuration
 from ticktape.schemas.errors import ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:
@@ -35,13 +36,13 @@ class RedisConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     url: str = "redis://127.0.0.1:6379/0"
     key_prefix: str = "ticktape:"
-    batch: int = 1000
-    buffer_max: int = 100_000
+    batch: Annotated[int, between(1, 1_000_000)] = 1000
+    buffer_max: Annotated[int, between(1, 100_000_000)] = 100_000
     on_unavailable: Literal["buffer", "fail"] = "buffer"
-    reconnect_base: Duration = Duration.parse("100ms")
-    reconnect_cap: Duration = Duration.parse("10s")
-    timeout: Duration = Duration.parse("5s")
-    version_ttl: Duration = Duration.parse("7d")
+    reconnect_base: PositiveDuration = PositiveDuration.parse("100ms")
+    reconnect_cap: PositiveDuration = PositiveDuration.parse("10s")
+    timeout: PositiveDuration = PositiveDuration.parse("5s")
+    version_ttl: PositiveDuration = PositiveDuration.parse("7d")
     tls_ca_file: str = ""
 
     def __post_init__(self) -> None:
@@ -61,9 +62,6 @@ class RedisConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ConfigError(
                 f"cache.redis.key_prefix: expected 1-64 characters of [A-Za-z0-9._:-], got {self.key_prefix!r}"
             )
-        for name in ("batch", "buffer_max"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"cache.redis.{name}: expected an integer >= 1, got {getattr(self, name)}")
         if not 0 < self.reconnect_base <= self.reconnect_cap or self.timeout <= 0:
             raise ConfigError("cache.redis: expected 0 < reconnect_base <= reconnect_cap and timeout > 0")
 
