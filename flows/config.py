@@ -80,15 +80,11 @@ class BooksConfig(_Section, frozen=True, forbid_unknown_fields=True):
     every accepted quote and L2 snapshot to ``<data_dir>/market`` (archived with the
     archive settings under ``<prefix>/market``)."""
 
-    depth: int = 1000
+    depth: Annotated[int, between(1, 1_000_000)] = 1000
     snapshot_every: Duration = Duration.parse("10s")
-    snapshot_levels: int = 20
-    buffer: int = 10_000
+    snapshot_levels: Annotated[int, between(1, 100_000)] = 20
+    buffer: Annotated[int, between(1, 100_000_000)] = 10_000
     market_log: bool = True
-
-    def __post_init__(self) -> None:
-        if self.depth < 1 or self.snapshot_levels < 1 or self.buffer < 1:
-            raise ValueError("depth, snapshot_levels and buffer: expected integers >= 1")
 
     def keeper(self) -> KeeperSettings:
         return KeeperSettings(self.depth, int(self.snapshot_every), self.snapshot_levels, self.buffer)

@@ -10,11 +10,12 @@ demo point them at ``ticktape venue-sim``.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
-from ticktape.schemas.durations import Duration
+from ticktape.schemas.bounds import between
+from ticktape.schemas.durations import Duration, PositiveDuration
 
 Venue = Literal["binance", "coinbase", "kraken", "bybit"]
 VENUES: tuple[str, ...] = ("binance", "coinbase", "kraken", "bybit")
@@ -44,19 +45,19 @@ class VenueFeedConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     channels: tuple[str, ...] = ("trades", "quotes", "book")
     url: str = ""
     rest_url: str = ""
-    book_depth: int = 0
-    partial_depth: int = 0
-    streams_per_connection: int = 0
+    book_depth: Annotated[int, between(0, 100_000)] = 0
+    partial_depth: Annotated[int, between(0, 20)] = 0
+    streams_per_connection: Annotated[int, between(0, 100_000)] = 0
     ping_interval: Duration = Duration.parse("20s")
-    idle_timeout: Duration = Duration.parse("30s")
+    idle_timeout: PositiveDuration = PositiveDuration.parse("30s")
     lifetime: Duration = Duration.parse("0s")
     overlap: Duration = Duration.parse("10s")
-    connect_timeout: Duration = Duration.parse("10s")
-    backoff_initial: Duration = Duration.parse("500ms")
-    backoff_max: Duration = Duration.parse("30s")
-    max_frame_bytes: int = 1 << 20
-    hard_max_frame_bytes: int = 16 << 20
-    queue_frames: int = 10_000
+    connect_timeout: PositiveDuration = PositiveDuration.parse("10s")
+    backoff_initial: PositiveDuration = PositiveDuration.parse("500ms")
+    backoff_max: PositiveDuration = PositiveDuration.parse("30s")
+    max_frame_bytes: Annotated[int, between(1024, 1 << 30)] = 1 << 20
+    hard_max_frame_bytes: Annotated[int, between(1024, 1 << 30)] = 16 << 20
+    queue_frames: Annotated[int, between(1, 10_000_000)] = 10_000
 
     def __post_init__(self) -> None:
         if not self.symbols:
@@ -68,14 +69,10 @@ class VenueFeedConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("channels: agg_trades is a Binance stream")
         if self.partial_depth and (self.venue != "binance" or self.partial_depth not in (5, 10, 20)):
             raise ValueError("partial_depth: Binance only, 5, 10 or 20")
-        if self.max_frame_bytes < 1024 or self.hard_max_frame_bytes < self.max_frame_bytes:
-            raise ValueError("max_frame_bytes: expected >= 1024 and <= hard_max_frame_bytes")
-        if self.queue_frames < 1 or self.streams_per_connection < 0 or self.book_depth < 0:
-            raise ValueError("queue_frames >= 1, streams_per_connection >= 0 and book_depth >= 0 expected")
-        if int(self.backoff_initial) <= 0 or int(self.backoff_max) < int(self.backoff_initial):
-            raise ValueError("backoff_initial > 0 and backoff_max >= backoff_initial expected")
-        if int(self.idle_timeout) <= 0:
-            raise ValueError("idle_timeout: expected a duration > 0")
+        if self.hard_max_frame_bytes < self.max_frame_bytes:
+            raise ValueError("max_frame_bytes: expected at most hard_max_frame_bytes")
+        if int(self.backoff_max) < int(self.backoff_initial):
+            raise ValueError("backoff_max: expected at least backoff_initial")
         if any(not s or any(c.isspace() for c in s) for s in self.symbols):
             raise ValueError(f"symbols: expected names without spaces, got {list(self.symbols)!r}")
 

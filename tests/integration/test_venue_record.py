@@ -1,4 +1,4 @@
-"""``ticktape record`` into Kafka (Tansu on 127.0.0.1), then the job on that topic, gives
+"""``ticktape record`` into Kafka (Apache Kafka on 127.0.0.1), then the job on that topic, gives
 the outputs the direct ``websocket`` source gives for the same venue feed."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ticktape.connectors.kafka.source import KafkaSource
 from ticktape.connectors.venues.config import WebSocketSourceConfig
 from ticktape.connectors.venues.record import Recorder
 from ticktape.flows.config import Config
-from ticktape.infra.devstack.services import TansuBroker
+from ticktape.infra.devstack.kafka import KafkaBroker
 from ticktape.schemas.durations import dec_hook
 from ticktape.schemas.records import EventType
 
@@ -60,7 +60,7 @@ def content(run: FeedRun, *, quote_times: bool) -> dict[str, Any]:
 @pytest.mark.integration
 @pytest.mark.parametrize("venue", ["binance", "kraken"])
 def test_record_then_replay_gives_the_direct_outputs(
-    tmp_path: Path, kafka_broker: TansuBroker, kafka_topic: Any, venue: str
+    tmp_path: Path, kafka_broker: KafkaBroker, kafka_topic: Any, venue: str
 ) -> None:
     start_ms = int(time.time() * 1000)  # both sessions replay the same market
     with simulator(venue, events=1200, start_ms=start_ms) as sim:
@@ -129,7 +129,7 @@ def test_record_then_replay_gives_the_direct_outputs(
 
 @pytest.mark.integration
 def test_record_command_writes_the_frames_and_says_how_to_replay(
-    kafka_broker: TansuBroker, kafka_topic: Any
+    kafka_broker: KafkaBroker, kafka_topic: Any
 ) -> None:
     from click.testing import CliRunner
 

@@ -118,7 +118,12 @@ def test_full_jitter_backoff_grows_to_its_cap_and_resets() -> None:
         ({"venue": "binance", "symbols": ["BTC USDT"]}, "spaces"),
         ({"venue": "bybit", "symbols": ["BTCUSDT"], "partial_depth": 5}, "partial_depth"),
         ({"venue": "nasdaq", "symbols": ["AAPL"]}, "venue"),
-        ({"venue": "binance", "symbols": ["BTCUSDT"], "backoff_initial": "0s"}, "backoff"),
+        ({"venue": "binance", "symbols": ["BTCUSDT"], "backoff_initial": "0s"}, "backoff_initial"),
+        (
+            {"venue": "binance", "symbols": ["BTCUSDT"], "backoff_initial": "2s", "backoff_max": "1s"},
+            "backoff_max",
+        ),
+        ({"venue": "binance", "symbols": ["BTCUSDT"], "queue_frames": 0}, "queue_frames"),
     ],
 )
 def test_bad_feed_settings_are_refused_with_the_key(fields: dict[str, Any], message: str) -> None:
