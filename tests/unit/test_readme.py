@@ -37,6 +37,7 @@ EXAMPLES = {
     "source.kafka.consumer",
     "dedupe.stale_overrides",
     "log.levels",
+    "source.websocket.feeds",  # an example feed: there is none by default
 }
 
 
