@@ -19,6 +19,7 @@ import copy
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -195,13 +196,14 @@ class _SyntheticPartition(StatefulSourcePartition[TickBatch, tuple[SyntheticGene
         offset: int,
         batch_size: int,
         pace: bool,
+        clock: Callable[[], float],
     ) -> None:
         self.src = src
         self.gen = gen
         self.decoder = decoder
         self.offset = offset
         self.batch_size = batch_size
-        self.pacer = Pacer(gen.step_ns, batch_size) if pace else None
+        self.pacer = Pacer(gen.step_ns, batch_size, clock=clock) if pace else None
 
     def next_batch(self) -> list[TickBatch]:
         if self.pacer is not None:
@@ -250,7 +252,8 @@ class SyntheticConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class SyntheticSource(FixedPartitionedSource[TickBatch, tuple[SyntheticGenerator, DecoderState, int]]):
     """The synthetic feed as a Bytewax source (see the module docstring); ``pace`` emits
-    in real time (``stats`` then gets the backlog metrics), otherwise as fast as polled."""
+    in real time (``stats`` then gets the backlog metrics; ``clock``, monotonic seconds,
+    drives the schedule), otherwise as fast as polled."""
 
     def __init__(
         self,
@@ -261,9 +264,11 @@ class SyntheticSource(FixedPartitionedSource[TickBatch, tuple[SyntheticGenerator
         rules: ValidationRules | None = None,
         check_clock: bool = False,
         stats: RunStats | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cfg = cfg
         self.pace = pace
+        self.clock = clock
         self.batch_size = batch_size
         self.rules = rules or ValidationRules()
         self.check_clock = check_clock
@@ -302,6 +307,6 @@ class SyntheticSource(FixedPartitionedSource[TickBatch, tuple[SyntheticGenerator
             )  # fmt: skip
             decoder, offset = BatchDecoder(for_part, generic.decode_tick, validator), 0
         part = self._parts[for_part] = _SyntheticPartition(
-            for_part, gen, decoder, offset, self.batch_size, self.pace
+            for_part, gen, decoder, offset, self.batch_size, self.pace, self.clock
         )
         return part

@@ -29,14 +29,15 @@ MAX_WAIT_S = 0.05
 
 class Pacer:
     """The schedule of one partition (not part of any snapshot: a resumed partition
-    starts a new schedule at the time it is rebuilt)."""
+    starts a new schedule at the time it is rebuilt). ``clock``: monotonic seconds."""
 
-    __slots__ = ("batches", "max_batch", "next_at", "step_ns")
+    __slots__ = ("batches", "clock", "max_batch", "next_at", "step_ns")
 
-    def __init__(self, step_ns: int, max_batch: int) -> None:
+    def __init__(self, step_ns: int, max_batch: int, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.step_ns = max(step_ns, 1)
         self.max_batch = max_batch
-        self.next_at = time.monotonic()  # due time of the next message (monotonic seconds)
+        self.clock = clock
+        self.next_at = clock()  # due time of the next message (monotonic seconds)
         self.batches = 0  # polls that emitted something
 
     @property
@@ -47,7 +48,7 @@ class Pacer:
     def take(self) -> tuple[int, int]:
         """``(n, first_due_ns)``: how many messages to emit now and the wall-clock time
         (ns) the first was due (the next ones are ``step_ns`` apart). Counts them as read."""
-        now = time.monotonic()
+        now = self.clock()
         first_due = self.next_at
         # every message due so far, plus the next one when it is less than a step away
         n = min(self.max_batch, max(int((now - first_due) * 1e9 / self.step_ns) + 1, 0))
@@ -58,12 +59,12 @@ class Pacer:
 
     def wake_at(self) -> datetime:
         """When to poll next: at once while messages are due, else when the next is."""
-        wait = self.next_at - time.monotonic()
+        wait = self.next_at - self.clock()
         return datetime.now(UTC) + timedelta(seconds=min(max(wait, 0.0), MAX_WAIT_S))
 
     def backlog(self, left: int) -> int:
         """Messages due but not read yet (at most ``left``, what the feed still has)."""
-        behind = int((time.monotonic() - self.next_at) * 1e9 / self.step_ns)
+        behind = int((self.clock() - self.next_at) * 1e9 / self.step_ns)
         return max(0, min(behind, left))
 
 

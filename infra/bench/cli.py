@@ -29,7 +29,7 @@ from ticktape.schemas.durations import Duration
 
 SCENARIOS = (
     "flow", "cluster", "candles", "kafka", "archive", "redis", "questdb", "backfill", "loader", "latency",
-    "venues", "soak",
+    "venues", "backtest", "backtest-candles", "soak",
 )  # fmt: skip
 #: What ``all`` runs: everything but the long soak (name it to run it).
 ALL = tuple(s for s in SCENARIOS if s != "soak")
@@ -87,6 +87,16 @@ def run_scenario(name: str, opts: BenchOptions) -> Measurement:
         from ticktape.infra.bench.venues import venues_scenario
 
         return venues_scenario(events=max(ticks // 2, 10_000), repeats=repeats)
+    if name == "backtest":
+        from ticktape.infra.bench.backtest import backtest_scenario
+
+        return backtest_scenario(
+            trades=max(ticks * 5, 1_000_000), symbols=opts.symbols or 50, repeats=repeats
+        )
+    if name == "backtest-candles":
+        from ticktape.infra.bench.backtest import backtest_candles_scenario
+
+        return backtest_candles_scenario(candles=max(ticks // 2, 100_000), repeats=repeats)
     if name == "cluster":
         from ticktape.infra.bench.cluster import cluster_scenario
 
@@ -231,6 +241,11 @@ def print_results(results: list[Measurement]) -> None:
             for row in table_rows(m):
                 lat.add_row(*row)
             Console(width=max(out.width, 150), highlight=False).print(lat)
+        if m.scenario == "backtest-candles":
+            out.print(
+                f"  backtest-candles, whole `ticktape backtest` path (candle store read, event log, projections, report): "
+                f"{m.extra['full']:,.0f} candles/s = {m.extra['full_ratio']:.2f}x backtesting.py"
+            )
         if m.scenario == "soak":
             v = m.extra["summary"]
             out.print(

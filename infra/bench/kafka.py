@@ -81,7 +81,7 @@ def _job(servers: str, topic: str, total: int) -> tuple[float, RunStats]:
         flow = build_flow(
             cfg,
             source=wiring.make_source(cfg, stats),
-            outputs=wiring.make_outputs(cfg, stats),
+            outputs=wiring.make_outputs(cfg, stats, recoverable=False),
             stats=stats,
             recoverable=False,
         )

@@ -199,7 +199,7 @@ def paced_run(
         flow = build_flow(
             cfg,
             source=StoppableSource(source, stop),
-            outputs=wiring.make_outputs(cfg, stats),
+            outputs=wiring.make_outputs(cfg, stats, recoverable=False),
             stats=stats,
             recoverable=False,
         )

@@ -107,17 +107,25 @@ def cache_writes(
 class CacheSinkPartition(StatefulSinkPartition[CacheItem, None]):
     """One cache sink partition over any :class:`~ticktape.sinks.cache.api.CacheBackend`: builds the
     writes (:func:`cache_writes`), records ``proc_to_sink``/``recv_to_sink`` latency (and
-    ``venue_to_sink`` in live runs) and flushes before every snapshot. ``owned``: the
+    ``venue_to_sink`` in live runs) and flushes before every snapshot (``durable``; else
+    the backend persists on its own schedule and at the end). ``owned``: the
     partition closes the backend at the end (else it only flushes it: the embedded cache
     is shared by the process's partitions)."""
 
     def __init__(
-        self, cache: CacheBackend, stats: RunStats | None, *, name: str = "cache", owned: bool = False
+        self,
+        cache: CacheBackend,
+        stats: RunStats | None,
+        *,
+        name: str = "cache",
+        owned: bool = False,
+        durable: bool = True,
     ) -> None:
         self.cache = cache
         self.stats = stats
         self.name = name
         self.owned = owned
+        self.durable = durable
 
     def write_batch(self, values: list[CacheItem]) -> None:
         t0 = time.perf_counter()
@@ -135,7 +143,8 @@ class CacheSinkPartition(StatefulSinkPartition[CacheItem, None]):
             self.stats.count_sink(self.name, len(writes), time.perf_counter() - t0)
 
     def snapshot(self) -> None:
-        self.cache.flush()
+        if self.durable:
+            self.cache.flush()
 
     def close(self) -> None:
         if self.owned:
@@ -156,8 +165,10 @@ class EmbeddedCacheSink(PartitionedSink[CacheItem, None]):
         *,
         partitions: int = 4,
         stats: RunStats | None = None,
+        durable_snapshots: bool = True,
     ) -> None:
         super().__init__(partitions)
+        self.durable_snapshots = durable_snapshots
         self.path = path
         self.ttls_ns = ttls_ns
         self.max_entries = max_entries
@@ -167,4 +178,4 @@ class EmbeddedCacheSink(PartitionedSink[CacheItem, None]):
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> CacheSinkPartition:
         cache = cache_mod.shared(self.path, self.ttls_ns, self.max_entries, self.max_bytes)
         cache_metrics.register(self.stats, cache)  # ticktape_cache_*, once per process
-        return CacheSinkPartition(cache, self.stats)
+        return CacheSinkPartition(cache, self.stats, durable=self.durable_snapshots)

@@ -51,6 +51,7 @@ class _EventLogPart(StatefulSinkPartition[list[Event], None]):
         stats: RunStats | None,
         maintainer: PartitionMaintainer | None,
         snapshotter: Snapshotter | None,
+        durable: bool,
         name: str = "eventlog",
     ) -> None:
         self.part = part
@@ -58,6 +59,7 @@ class _EventLogPart(StatefulSinkPartition[list[Event], None]):
         self.name = name
         self.maintainer = maintainer
         self.snapshotter = snapshotter
+        self.durable = durable
 
     def write_batch(self, values: list[list[Event]]) -> None:
         t0 = time.perf_counter()
@@ -69,7 +71,8 @@ class _EventLogPart(StatefulSinkPartition[list[Event], None]):
             self.stats.count_sink(self.name, len(events), time.perf_counter() - t0)
 
     def snapshot(self) -> None:
-        self.part.flush()
+        if self.durable:
+            self.part.flush()
         if self.stats is not None:
             self.stats.count_snapshot()
 
@@ -84,8 +87,10 @@ class _EventLogPart(StatefulSinkPartition[list[Event], None]):
 class EventLogSink(PartitionedSink[list[Event], None]):
     """Events into ``<directory>/part-NNN.sqlite``; optionally snapshots every
     ``snapshot_every`` events per aggregate (on the writer thread) and a ``maintainer``
-    per partition (the archiver). ``name`` labels its metrics (``eventlog``; the market
-    log of venue feeds uses the same sink as ``market_log``)."""
+    per partition (the archiver). ``durable_snapshots=False``: snapshots do not wait for the
+    writer thread (runs without recovery; see :mod:`ticktape.sinks.base.partitioned`).
+    ``name`` labels its metrics (``eventlog``; the market log of venue feeds uses the same
+    sink as ``market_log``)."""
 
     def __init__(
         self,
@@ -97,9 +102,11 @@ class EventLogSink(PartitionedSink[list[Event], None]):
         background: bool = True,
         snapshot_every: int = 0,
         maintainer: MaintainerFactory | None = None,
+        durable_snapshots: bool = True,
         name: str = "eventlog",
     ) -> None:
         super().__init__(partitions)
+        self.durable_snapshots = durable_snapshots
         self.name = name
         self.directory = directory
         self.synchronous = synchronous
@@ -115,4 +122,4 @@ class EventLogSink(PartitionedSink[list[Event], None]):
         if snapshotter is not None:
             part.after_write = snapshotter.maybe_run
         maintainer = self.maintainer(path, int(for_part)) if self.maintainer is not None else None
-        return _EventLogPart(part, self.stats, maintainer, snapshotter, self.name)
+        return _EventLogPart(part, self.stats, maintainer, snapshotter, self.durable_snapshots, self.name)

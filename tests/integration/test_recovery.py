@@ -112,11 +112,17 @@ def test_signals_stop_gracefully_and_the_resumed_run_equals_a_clean_run(tmp_path
         proc = start(cfg, recovery, stdout=subprocess.PIPE)
         wait_for_event_writes(data, started)
         time.sleep(0.1 * clean_seconds)
-        for sig in signals:
-            os.killpg(proc.pid, sig)
-            time.sleep(0.05)
+        os.killpg(proc.pid, signals[0])
+        seen = b""
+        if len(signals) > 1:  # the second signal must reach the drain: wait for the stop notice
+            assert proc.stderr is not None
+            while b"stopping - no more input" not in seen:
+                line = proc.stderr.readline()
+                assert line, "the job ended before it noticed the first signal"
+                seen += line
+            os.killpg(proc.pid, signals[1])
         out, err = proc.communicate(timeout=300)
-        stdout, stderr = out.decode(), err.decode()
+        stdout, stderr = out.decode(), (seen + err).decode()
         name = signals[0].name
         assert proc.returncode == want_rc, stderr
         assert "Traceback" not in stderr
