@@ -142,7 +142,9 @@ def open_event_store(cfg: Config) -> EventStore:
     return EventStore(events_dir(cfg), ArchiveReader(open_archive_store(archive), archive.prefix))
 
 
-def cache_sink(cfg: Config, stats: RunStats | None, *, durable_snapshots: bool = True) -> Sink[tuple[str, CacheItem]]:
+def cache_sink(
+    cfg: Config, stats: RunStats | None, *, durable_snapshots: bool = True
+) -> Sink[tuple[str, CacheItem]]:
     """The cache output of ``[cache] backend``."""
     if cfg.cache.backend == "redis":
         from ticktape.sinks.cache.redis.sink import RedisCacheSink

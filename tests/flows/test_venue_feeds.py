@@ -202,6 +202,17 @@ def test_quotes_and_l2_snapshots_reach_the_archive_through_the_market_log(tmp_pa
     books = reader.read(stream="books")
     assert books.num_rows == len(run.books)
     assert not reader.list_objects("ticks")  # nothing of the event log under the market prefix
+    from click.testing import CliRunner
+
+    from ticktape.flows.cli.main import cli
+
+    out = CliRunner().invoke(
+        cli, ["archive", "read", "BTC-USDT", "--stream", "quotes", "--prefix", market.prefix,
+              "--data-dir", str(tmp_path), "--json"],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    rows = [msgspec.json.decode(line) for line in out.stdout.splitlines()]
+    assert [r["seq"] for r in rows] == sorted(q.seq for q in run.quotes if q.symbol == "BTC-USDT")
 
 
 def test_feed_metrics_are_served_and_catalogued(tmp_path: Path) -> None:
