@@ -68,12 +68,8 @@ def cache_writes(
     a batch is encoded. Versions: ``(ts_event, seq)`` for prices and quotes,
     ``(start, revision)`` for candles, so replays never move a value back."""
     latest: dict[str, Write] = {}
-    seen: set[tuple[str, str]] = set()
-    for u in reversed(updates):
-        ident = (u.venue, u.symbol)
-        if ident in seen:
-            continue
-        seen.add(ident)
+    newest = {(u.venue, u.symbol): u for u in updates}  # the last update of each symbol wins
+    for u in newest.values():
         key = cache_key(PRICE, u.venue, u.symbol)
         latest[key] = Write(PRICE, key, u.ts_event, u.seq, _enc.encode(u))
         meta = {
