@@ -61,12 +61,14 @@ def _register() -> None:
     from ticktape.flows.cli.orders import orders, pnl, positions
     from ticktape.flows.cli.produce import produce
     from ticktape.flows.cli.questdb import questdb
+    from ticktape.flows.cli.record import record
     from ticktape.flows.cli.replay import replay
     from ticktape.flows.cli.run import run
+    from ticktape.flows.cli.venuesim import venue_sim
 
     for command in (
         run, config, demo, events, cache, candles, backfill, archive, load_command, chart, produce, replay, questdb,
-        orders, positions, pnl, backtest,
+        orders, positions, pnl, backtest, record, venue_sim,
     ):  # fmt: skip
         cli.add_command(command)
     for ep in entry_points(group="ticktape.commands"):

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TypeVar
 
+from ticktape.flows.steps.market import MarketBatch
 from ticktape.schemas.ids import stable_bucket
-from ticktape.schemas.records import DeadLetter, Event, Tick
+from ticktape.schemas.records import DeadLetter, Event, Tick, TickBatch
 
 T = TypeVar("T")
 
@@ -70,3 +71,27 @@ def split_dead(dead: Iterable[DeadLetter], router: Router) -> list[tuple[str, li
     for dl in dead:
         groups.setdefault(router.key(dl.src), []).append(dl)
     return [(str(int(k)), v) for k, v in groups.items()]
+
+
+def split_market(batch: TickBatch, router: Router) -> list[tuple[str, MarketBatch]]:
+    """Group a source batch's quotes, book snapshots and book facts by shard (symbol),
+    keeping their order per shard."""
+    if not (batch.quotes or batch.books or batch.facts):
+        return []
+    groups: dict[str, MarketBatch] = {}
+    key = router.key
+
+    def group(symbol: str) -> MarketBatch:
+        shard = key(symbol)
+        g = groups.get(shard)
+        if g is None:
+            g = groups[shard] = MarketBatch([], [], [])
+        return g
+
+    for q in batch.quotes:
+        group(q.symbol).quotes.append(q)
+    for b in batch.books:
+        group(b.symbol).books.append(b)
+    for f in batch.facts:
+        group(f.symbol).facts.append(f)
+    return list(groups.items())
