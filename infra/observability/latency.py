@@ -3,8 +3,11 @@
 Each stage keeps (a) cumulative histogram bucket counts for Prometheus and (b) a ring of
 the last ``window`` samples for exact percentiles (p50/p95/p99/max) in reports and
 benches (a bench sizes the ring for its whole measured interval and starts that interval
-with :meth:`LatencyBook.reset_window`, so its percentiles are over every sample). Samples arrive per batch as integer nanoseconds; the work per batch is a few
-vectorized numpy calls, so recording costs well under a microsecond per tick.
+with :meth:`LatencyBook.reset_window`, so its percentiles are over every sample).
+Samples arrive per batch as integer nanoseconds; a batch's differences go to a plain list
+per stage, and the lists are folded into the histograms and rings by a few vectorized
+numpy calls once :data:`FOLD_AT` samples are pending or when anything reads a stage, so
+recording costs well under a microsecond per tick however small the batches are.
 """
 
 from __future__ import annotations
@@ -93,12 +96,44 @@ class StageLatency:
         }
 
 
+#: Pending samples (all stages) that trigger a fold into the numpy histograms and rings.
+FOLD_AT = 16_384
+
+
 class LatencyBook:
-    """All stages of one run; thread-safe (Bytewax workers are threads in a process)."""
+    """All stages of one run; thread-safe (Bytewax workers are threads in a process).
+    Reading :attr:`stages` (or any report) first folds the pending samples, so readers
+    always see every sample recorded so far."""
 
     def __init__(self, window: int = 100_000) -> None:
         self._lock = threading.Lock()
-        self.stages = {name: StageLatency(window) for name in STAGES}
+        self._stages = {name: StageLatency(window) for name in STAGES}
+        self._pending: dict[str, list[int]] = {name: [] for name in STAGES}
+        self._pending_n = 0
+
+    @property
+    def stages(self) -> dict[str, StageLatency]:
+        """Every stage, up to date."""
+        with self._lock:
+            self._fold()
+        return self._stages
+
+    def _fold(self) -> None:
+        """Move pending samples into the stages (the caller holds the lock)."""
+        if not self._pending_n:
+            return
+        for name, values in self._pending.items():
+            if values:
+                self._stages[name].add(np.array(values, dtype=np.int64))
+                values.clear()
+        self._pending_n = 0
+
+    def _add(self, stage: str, diffs: list[int]) -> None:
+        with self._lock:
+            self._pending[stage].extend(diffs)
+            self._pending_n += len(diffs)
+            if self._pending_n >= FOLD_AT:
+                self._fold()
 
     def record(
         self,
@@ -109,33 +144,45 @@ class LatencyBook:
         """Record ``later - earlier`` per element for ``stage``."""
         if len(later_ns) == 0:
             return
-        diff = np.asarray(later_ns, dtype=np.int64) - np.asarray(earlier_ns, dtype=np.int64)
-        with self._lock:
-            self.stages[stage].add(diff)
+        if isinstance(later_ns, np.ndarray) or isinstance(earlier_ns, np.ndarray):
+            diff = np.asarray(later_ns, dtype=np.int64) - np.asarray(earlier_ns, dtype=np.int64)
+            self._add(stage, diff.tolist())
+            return
+        self._add(stage, [a - b for a, b in zip(later_ns, earlier_ns, strict=True)])
 
     def record_since(self, stage: str, now_ns: int, earlier_ns: Sequence[int] | np.ndarray) -> None:
         """Record ``now - earlier`` per element (one sink timestamp for a whole batch)."""
         if len(earlier_ns) == 0:
             return
-        diff = now_ns - np.asarray(earlier_ns, dtype=np.int64)
+        if isinstance(earlier_ns, np.ndarray):
+            self._add(stage, (now_ns - earlier_ns.astype(np.int64)).tolist())
+            return
+        self._add(stage, [now_ns - e for e in earlier_ns])
+
+    def histograms(self) -> dict[str, tuple[list[int], int]]:
+        """Per stage with samples: its bucket counts (the last is +Inf) and sum (ns)."""
         with self._lock:
-            self.stages[stage].add(diff)
+            self._fold()
+            return {name: (s.counts.tolist(), s.total_ns) for name, s in self._stages.items() if s.n}
 
     def report(self) -> dict[str, dict[str, float]]:
         with self._lock:
-            return {name: s.percentiles() for name, s in self.stages.items() if s.n}
+            self._fold()
+            return {name: s.percentiles() for name, s in self._stages.items() if s.n}
 
     def reset_window(self) -> None:
         """Start a new measured interval on every stage (benches: after a warm-up)."""
         with self._lock:
-            for stage in self.stages.values():
+            self._fold()
+            for stage in self._stages.values():
                 stage.reset_window()
 
     def window(self, stage: str) -> tuple[np.ndarray, int]:
         """Every sample of ``stage`` (ns, in arrival order) since the last
         :meth:`reset_window` that the ring still holds, and how many it lost."""
         with self._lock:
-            s = self.stages[stage]
+            self._fold()
+            s = self._stages[stage]
             ring, pos, filled = s._ring, s._pos, s._filled
             data = (
                 np.concatenate((ring[pos:filled], ring[:pos]))

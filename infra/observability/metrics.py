@@ -275,15 +275,12 @@ class _StatsCollector(Collector):
         hist = HistogramMetricFamily(
             "ticktape_stage_latency_seconds", "Latency between pipeline stages.", labels=["stage"]
         )
-        with self.stats.latency._lock:
-            for name, stage in self.stats.latency.stages.items():
-                if not stage.n:
-                    continue
-                cumulative, buckets = 0, []
-                for bound, count in zip((*BUCKETS_S, float("inf")), stage.counts.tolist(), strict=True):
-                    cumulative += count
-                    buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
-                hist.add_metric([name], buckets, stage.total_ns / 1e9)
+        for name, (counts, total_ns) in self.stats.latency.histograms().items():
+            cumulative, buckets = 0, []
+            for bound, count in zip((*BUCKETS_S, float("inf")), counts, strict=True):
+                cumulative += count
+                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+            hist.add_metric([name], buckets, total_ns / 1e9)
         yield hist
 
 
