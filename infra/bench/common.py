@@ -54,15 +54,18 @@ def slope(points: list[tuple[float, float]]) -> float:
 
 
 def synthetic_messages(
-    n: int, symbols: int, partitions: int = 1, seed: int = 7, start_ns: int = DEFAULT_START_NS
+    n: int,
+    symbols: int,
+    partitions: int = 1,
+    seed: int = 7,
+    start_ns: int = DEFAULT_START_NS,
+    rate: float = 100_000.0,
 ) -> dict[str, list[bytes]]:
-    """``n`` generic-JSON trades over ``symbols`` symbols (100k trades per second of event
-    time from ``start_ns``), split into partitions."""
+    """``n`` generic-JSON trades over ``symbols`` symbols (``rate`` trades per second of
+    event time from ``start_ns``, 100k by default), split into partitions."""
     out: dict[str, list[bytes]] = {}
     for p in range(partitions):
-        gen = SyntheticGenerator(
-            p, partitions, symbols, rate=100_000.0, total=n, seed=seed, start_ns=start_ns
-        )
+        gen = SyntheticGenerator(p, partitions, symbols, rate=rate, total=n, seed=seed, start_ns=start_ns)
         out[f"bench/{p}"] = gen.take(n)
     return out
 
