@@ -39,6 +39,7 @@ import signal
 import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -63,9 +64,11 @@ EVENT_RATE = 1_000.0
 
 def run_quix(servers: str, topic: str, total: int, state_dir: Path) -> tuple[float, list[PeerCandle]]:
     """Ticks/s of one Quix run over the ``total`` messages of ``topic`` and its candles."""
-    from quixstreams import Application
-    from quixstreams.dataframe.windows import Count, Earliest, Latest, Max, Min, Sum
-    from quixstreams.sinks import BatchingSink, SinkBatch
+    with warnings.catch_warnings():  # its schema-registry dependencies warn on import
+        warnings.simplefilter("ignore")
+        from quixstreams import Application
+        from quixstreams.dataframe.windows import Count, Earliest, Latest, Max, Min, Sum
+        from quixstreams.sinks import BatchingSink, SinkBatch
 
     candles: list[PeerCandle] = []
 
