@@ -71,7 +71,7 @@ def run_scenario(name: str, opts: BenchOptions) -> Measurement:
     if name == "quix":
         from ticktape.infra.bench.peers.quix import quix_scenario
 
-        return quix_scenario(ticks=ticks, symbols=symbols, repeats=repeats, broker=opts.broker)
+        return quix_scenario(ticks=ticks, symbols=symbols, repeats=repeats)  # Apache Kafka only
     if name == "candles":
         from ticktape.infra.bench.candles import candles_scenario
 
@@ -158,7 +158,7 @@ def _seconds(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
 )  # fmt: skip
 @click.option(
     "--broker", type=click.Choice(["kafka", "tansu"]), default="kafka", show_default=True,
-    help="Broker of the kafka and quix scenarios: Apache Kafka, or Tansu (light; Quix cannot run on it).",
+    help="Broker of the kafka scenario: Apache Kafka, or Tansu (light). quix always runs on Apache Kafka.",
 )  # fmt: skip
 @click.option(
     "--json", "json_path", type=click.Path(path_type=Path), default=None,

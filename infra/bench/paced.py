@@ -236,7 +236,10 @@ def paced_run(
         latency[name] = percentiles_ms(samples)
         lost += stage_lost
     if committed is not None:
-        latency["recv_to_durable"] = percentiles_ms(committed.window())
+        # undecodable: PriceUpdated events whose payload had no ts_recv (should be 0)
+        latency["recv_to_durable"] = percentiles_ms(committed.window()) | {
+            "undecodable": committed.undecodable
+        }
     batches = marks["b1"] - marks["b0"]
     return PacedResult(
         offered=rate, achieved=read / seconds if seconds > 0 else 0.0, read=read, seconds=seconds,

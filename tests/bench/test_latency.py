@@ -60,6 +60,7 @@ def test_latency(benchmark: Any, monkeypatch: pytest.MonkeyPatch) -> None:
         assert rep["ticks_measured"] == run.read > 0
         assert rep["latency_ms"]["recv_to_sink"]["count"] > 0
         assert rep["latency_ms"]["recv_to_durable"]["count"] > 0  # committed in the event log
+        assert rep["latency_ms"]["recv_to_durable"]["undecodable"] == 0
         assert rep["source_metrics_at_stop"]["ticktape_source_offered_rate"] == row["offered_per_s"]
         assert row["target_p99_ms"] == TARGETS_P99_MS.get(row["offered_per_s"])
     assert (rows[1]["target_p99_ms"], rows[1]["target_p999_ms"]) == (1.0, 3.0)
