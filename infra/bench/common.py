@@ -41,6 +41,18 @@ def repeat(fn: Callable[[], float], times: int, warmup: int = 1) -> list[float]:
     return [fn() for _ in range(times)]
 
 
+def alternate(
+    first: Callable[[], float], second: Callable[[], float], times: int, warmup: int = 1
+) -> tuple[list[float], list[float]]:
+    """Like :func:`repeat` for two sides run in turns (first, second, first, ...), so a
+    drift in the host's load falls on both alike."""
+    for _ in range(warmup):
+        first()
+        second()
+    pairs = [(first(), second()) for _ in range(times)]
+    return [a for a, _ in pairs], [b for _, b in pairs]
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else 0.0
 

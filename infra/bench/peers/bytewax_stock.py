@@ -25,7 +25,8 @@ Parquet, dead letters). The messages carry ``event_rate`` trades per second of e
 (1,000 by default, so the windows really close during the run: ~2 trades per symbol per
 second at 500 symbols).
 
-Measurement: ``value`` = ticktape ticks/s, ``baseline`` = the peer's, so the ratio is
+Measurement (a warm-up of each, then ``repeats`` rounds of ticktape and the peer in
+turns): ``value`` = ticktape ticks/s, ``baseline`` = the peer's, so the ratio is
 ticktape/peer (the goal: ahead, > 1). ``extra["agreement"]`` compares the candles of the
 last repetition of each (:mod:`ticktape.infra.bench.peers.compare`: every window equal,
 none missing or extra), ``extra["late"]`` counts what the peer's windows found late
@@ -49,7 +50,7 @@ from bytewax.operators.windowing import EventClock, TumblingWindower, fold_windo
 from bytewax.testing import TestingSink, TestingSource, run_main
 
 from ticktape.flows.config import RunConfig
-from ticktape.infra.bench.common import Measurement, median, repeat, synthetic_messages
+from ticktape.infra.bench.common import Measurement, alternate, median, synthetic_messages
 from ticktape.infra.bench.flow import run_flow_once
 from ticktape.infra.bench.peers.compare import PeerCandle, agree, from_ticktape
 from ticktape.schemas.records import Candle
@@ -203,8 +204,7 @@ def bytewax_stock_scenario(
         rate, last["peer"], last["late"] = run_peer(raw, batch_size)
         return rate
 
-    ticktape = repeat(ours, repeats)
-    peer = repeat(theirs, repeats)
+    ticktape, peer = alternate(ours, theirs, repeats)  # in turns: the host's load drifts
     mine = from_ticktape(last["ticktape"])
     agreement = agree(mine, last["peer"])
     return Measurement(

@@ -27,7 +27,8 @@ ticktape's is over its whole run (start-up included), so the ratio leans in Quix
 ticktape's side is :func:`ticktape.infra.bench.kafka.run_job` (the ``kafka`` scenario's
 whole job: one worker, embedded outputs), on the same topic.
 
-Measurement: ``value`` = ticktape ticks/s, ``baseline`` = Quix's, ratio = ticktape/peer.
+Measurement (a warm-up of each, then ``repeats`` rounds of ticktape and Quix in turns):
+``value`` = ticktape ticks/s, ``baseline`` = Quix's, ratio = ticktape/peer.
 ``extra["agreement"]`` compares the candles of the last repetition of each: every Quix
 candle equals ticktape's, and every window whose partition's time passed its end plus the
 grace was emitted (:mod:`ticktape.infra.bench.peers.compare`).
@@ -35,6 +36,8 @@ grace was emitted (:mod:`ticktape.infra.bench.peers.compare`).
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import signal
 import tempfile
 import time
@@ -48,7 +51,7 @@ from typing import Any
 import msgspec
 
 from ticktape.infra.bench.brokers import bench_broker, broker_version, fill_topic, recent_messages
-from ticktape.infra.bench.common import Measurement, median, repeat
+from ticktape.infra.bench.common import Measurement, alternate, median
 from ticktape.infra.bench.kafka import run_job
 from ticktape.infra.bench.peers.compare import PeerCandle, agree, from_ticktape
 from ticktape.schemas.records import Candle
@@ -64,11 +67,17 @@ EVENT_RATE = 1_000.0
 
 def run_quix(servers: str, topic: str, total: int, state_dir: Path) -> tuple[float, list[PeerCandle]]:
     """Ticks/s of one Quix run over the ``total`` messages of ``topic`` and its candles."""
-    with warnings.catch_warnings():  # its schema-registry dependencies warn on import
-        warnings.simplefilter("ignore")
-        from quixstreams import Application
-        from quixstreams.dataframe.windows import Count, Earliest, Latest, Max, Min, Sum
-        from quixstreams.sinks import BatchingSink, SinkBatch
+    with warnings.catch_warnings():  # a dependency of its schema registry client warns when imported
+        with contextlib.suppress(ImportError):  # it puts an "always" filter first: ours must come after
+            importlib.import_module("authlib.deprecate")
+        warnings.filterwarnings("ignore", message="The httpx module is deprecated")
+        return _run_quix(servers, topic, total, state_dir)
+
+
+def _run_quix(servers: str, topic: str, total: int, state_dir: Path) -> tuple[float, list[PeerCandle]]:
+    from quixstreams import Application
+    from quixstreams.dataframe.windows import Count, Earliest, Latest, Max, Min, Sum
+    from quixstreams.sinks import BatchingSink, SinkBatch
 
     candles: list[PeerCandle] = []
 
@@ -233,8 +242,7 @@ def quix_scenario(
                 rate, last["peer"] = run_quix(servers, "bench", total, Path(state))
             return rate
 
-        ticktape = repeat(ours, repeats)
-        peer = repeat(theirs, repeats)
+        ticktape, peer = alternate(ours, theirs, repeats)  # in turns: the host's load drifts
         symbol_part, latest = partition_times(servers, "bench", partitions, total)
         version = broker_version(server)
     mine = from_ticktape(last["ticktape"])
