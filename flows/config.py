@@ -25,7 +25,7 @@ from ticktape.flows.loader.config import LoaderConfig
 from ticktape.flows.steps.candles import CandleConfig
 from ticktape.infra.observability.logs import redact
 from ticktape.schemas.bounds import INT64_MAX, Count, Port, between
-from ticktape.schemas.durations import PositiveDuration, dec_hook, enc_hook
+from ticktape.schemas.durations import Duration, PositiveDuration, dec_hook, enc_hook
 from ticktape.schemas.errors import ConfigError
 from ticktape.schemas.validation import ValidationRules
 from ticktape.sinks.archive.config import ArchiveConfig
@@ -74,7 +74,9 @@ class DedupeConfig(_Section, frozen=True, forbid_unknown_fields=True):
     """``[dedupe]``: bounded duplicate detection and gap/stale detection.
 
     ``window`` ids below the high-water mark are remembered per symbol; a missing id is
-    reported as a gap once the high-water mark is ``reorder`` ids past it. An id more than
+    reported as a gap once the high-water mark is ``reorder`` ids past it and the event
+    time (the partition's watermark) has moved ``reorder_time`` past the moment an id above
+    it was first seen (or once it leaves the window, or at the end of input). An id more than
     ``max_id_jump`` above the high-water mark is rejected (``ID_JUMP``) unless confirmed
     by the ids after it (0: no bound). ``max_keys_per_shard`` bounds the venue+symbol keys
     of one shard (``KEY_LIMIT`` beyond; 0: no bound), so a process holds at most that
@@ -83,6 +85,7 @@ class DedupeConfig(_Section, frozen=True, forbid_unknown_fields=True):
 
     window: Annotated[int, between(1, 100_000_000)] = 4096
     reorder: Annotated[int, between(0, 100_000_000)] = 256
+    reorder_time: PositiveDuration = PositiveDuration.parse("5m")
     max_id_jump: Annotated[int, between(1, INT64_MAX)] = 1_000_000
     max_keys_per_shard: Annotated[int, between(1, 1_000_000_000)] = 10_000
     contiguous_venues: tuple[str, ...] = ("binance", "kraken", "coinbase", "synthetic")
@@ -162,6 +165,88 @@ class LogConfig(_Section, frozen=True, forbid_unknown_fields=True):
                 raise ValueError(f"{key}: expected one of {', '.join(LOG_LEVELS)}, got {value!r}")
 
 
+class OrdersConfig(_Section, frozen=True, forbid_unknown_fields=True):
+    """``[orders]`` (see README "Orders and projections").
+
+    - ``source``: ``file`` (``files``: JSON lines of order messages) or ``kafka``
+      (``[orders.kafka]``, the same settings as ``[source.kafka]``; ``format`` is unused).
+    - ``shards``: order ids hash into shards (the unit of keyed parallelism); keep it fixed
+      for a recovery directory's lifetime.
+    - ``eventlog_partitions``: files of the orders event log, ``<data_dir>/orders/events``.
+    - ``projections``: ``sqlite`` (``<data_dir>/orders/projections.sqlite``), a ``.sqlite``
+      path, or a ``postgresql://user@host:port/db`` URL (password from ``PGPASSWORD``).
+    - ``snapshot_every``: a position snapshot every N executions (for ``--at``).
+    """
+
+    source: Literal["file", "kafka"] = "file"
+    files: tuple[str, ...] = ()
+    kafka: KafkaSourceConfig = KafkaSourceConfig(topic="orders")
+    shards: Annotated[int, between(1, 4096)] = 8
+    eventlog_partitions: Annotated[int, between(1, 256)] = 2
+    projections: str = "sqlite"
+    snapshot_every: Count = 100
+    batch_size: Annotated[int, between(1, 1_000_000)] = 1000
+
+
+class BacktestConfig(_Section, frozen=True, forbid_unknown_fields=True):
+    """``[backtest]`` (see README "Backtesting"); every key has a ``ticktape backtest`` flag.
+
+    - ``strategy``: ``module:Class`` (a subclass of ``ticktape.flows.backtest.strategy.Strategy``);
+      ``params``: its keyword arguments (``[backtest.params]``; ``-p name=value`` overrides).
+    - inputs: ``trades`` (history files: freqtrade JSON, CSV, Kraken REST, Parquet),
+      ``archive`` (replay the job's archive instead), ``candles`` (replay stored candles of
+      ``interval`` from the candle store), ``quotes`` (CSV/Parquet top of book);
+      ``symbols``/``start``/``end`` filter them (times: ns, YYYY-MM-DD or RFC 3339).
+    - ``interval``: candles for ``on_candle`` (built from the trades unless ``candles``).
+    - ``speed``: ``max`` or ``<n>x`` (1x = event time at wall-clock pace).
+    - execution: ``cash`` (decimal text), ``latency``, ``slippage_bps``, ``maker_fee_bps``,
+      ``taker_fee_bps``, ``participation`` (the largest share of a trade's or candle's
+      volume that fills our orders), ``account``, ``venue``.
+    - ``sample``: the equity sampling period (returns, Sharpe, drawdown use it).
+    """
+
+    strategy: str = "ticktape.flows.backtest.examples:MovingAverageCrossover"
+    params: dict[str, Any] = {}
+    trades: tuple[str, ...] = ()
+    archive: bool = False
+    candles: bool = False
+    quotes: tuple[str, ...] = ()
+    symbols: tuple[str, ...] = ()
+    start: str = ""
+    end: str = ""
+    interval: Duration = Duration.parse("1m")
+    speed: str = "max"
+    cash: str = "10000"
+    latency: Duration = Duration.parse("0s")
+    slippage_bps: Annotated[float, between(0.0, 10_000.0)] = 0.0
+    maker_fee_bps: Annotated[float, between(-10_000.0, 10_000.0)] = 0.0  # < 0: a rebate
+    taker_fee_bps: Annotated[float, between(-10_000.0, 10_000.0)] = 0.0
+    participation: Annotated[float, Meta(gt=0.0, le=1.0)] = 1.0
+    account: str = "backtest"
+    venue: str = "backtest"
+    sample: Duration = Duration.parse("1m")
+
+    def __post_init__(self) -> None:
+        if int(self.sample) <= 0 or int(self.interval) < 1_000_000_000 or int(self.interval) % 1_000_000_000:
+            raise ValueError("sample: expected a duration > 0; interval: whole seconds >= 1s")
+        speed = self.speed.strip().lower()
+        if speed != "max" and not (speed.endswith("x") and _positive(speed[:-1])):
+            raise ValueError(f"speed: expected max or <n>x (1x, 10x, 0.5x), got {self.speed!r}")
+
+
+def _positive(text: str) -> bool:
+    try:
+        return float(text) > 0
+    except ValueError:
+        return False
+
+
+def speed_factor(speed: str) -> float:
+    """0 for ``max``, else the factor of ``<n>x``."""
+    speed = speed.strip().lower()
+    return 0.0 if speed == "max" else float(speed[:-1])
+
+
 class Config(_Section, frozen=True, forbid_unknown_fields=True):
     """The whole configuration; every field has a working default."""
 
@@ -174,6 +259,8 @@ class Config(_Section, frozen=True, forbid_unknown_fields=True):
     eventlog: EventLogConfig = EventLogConfig()
     archive: ArchiveConfig = ArchiveConfig()
     loader: LoaderConfig = LoaderConfig()
+    orders: OrdersConfig = OrdersConfig()
+    backtest: BacktestConfig = BacktestConfig()
     outputs: OutputsConfig = OutputsConfig()
     metrics: MetricsConfig = MetricsConfig()
     log: LogConfig = LogConfig()

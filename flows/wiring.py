@@ -116,16 +116,19 @@ def open_event_store(cfg: Config) -> EventStore:
 
 
 def cache_sink(
-    cfg: Config, stats: RunStats | None
+    cfg: Config, stats: RunStats | None, *, durable_snapshots: bool = True
 ) -> Sink[tuple[str, tuple[list[PriceUpdate], list[Candle]]]]:
     """The cache output of ``[cache] backend``."""
     if cfg.cache.backend == "redis":
         from ticktape.sinks.cache.redis.sink import RedisCacheSink
 
-        return RedisCacheSink(cfg.cache.redis, cache_ttls(cfg), stats=stats)
+        return RedisCacheSink(
+            cfg.cache.redis, cache_ttls(cfg), stats=stats, durable_snapshots=durable_snapshots
+        )
     return EmbeddedCacheSink(
-        cache_path(cfg), cache_ttls(cfg), cfg.cache.max_entries, cfg.cache.max_bytes, stats=stats
-    )
+        cache_path(cfg), cache_ttls(cfg), cfg.cache.max_entries, cfg.cache.max_bytes, stats=stats,
+        durable_snapshots=durable_snapshots,
+    )  # fmt: skip
 
 
 def open_cache(cfg: Config) -> CacheBackend:
@@ -139,9 +142,13 @@ def open_cache(cfg: Config) -> CacheBackend:
     )
 
 
-def make_outputs(cfg: Config, stats: RunStats | None = None, *, process_id: int = 0) -> Outputs:
+def make_outputs(
+    cfg: Config, stats: RunStats | None = None, *, process_id: int = 0, recoverable: bool = True
+) -> Outputs:
     """The embedded outputs (event log, dead-letter files, cache, Parquet candles);
-    ``process_id``: this process's id in its cluster (it names the archive's writers)."""
+    ``process_id``: this process's id in its cluster (it names the archive's writers).
+    ``recoverable=False`` (a run without a recovery store): sinks do not wait for their
+    writes at epoch ends (``durable_snapshots``), nothing resumes from those snapshots."""
     parts = cfg.eventlog.partitions
     archiver = None
     if cfg.archive.enabled:
@@ -155,13 +162,16 @@ def make_outputs(cfg: Config, stats: RunStats | None = None, *, process_id: int 
             EventLogSink(
                 events_dir(cfg), parts, synchronous=cfg.eventlog.synchronous, stats=stats,
                 snapshot_every=cfg.eventlog.snapshot_every, maintainer=archiver,
+                durable_snapshots=recoverable,
             )
         ],
         dead_letters=[DeadLetterFileSink(dead_letters_dir(cfg), parts)],
-        cache=[cache_sink(cfg, stats)],
+        cache=[cache_sink(cfg, stats, durable_snapshots=recoverable)],
     )  # fmt: skip
     if cfg.candles.enabled:
-        outputs.candles.append(ParquetCandleSink(candles_dir(cfg), parts, stats=stats))
+        outputs.candles.append(
+            ParquetCandleSink(candles_dir(cfg), parts, stats=stats, durable_snapshots=recoverable)
+        )
     _add_production_outputs(cfg, outputs, stats)
     return outputs
 

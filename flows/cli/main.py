@@ -50,6 +50,7 @@ def cli() -> None:
 def _register() -> None:
     from ticktape.flows.cli.archive import archive
     from ticktape.flows.cli.backfill import backfill
+    from ticktape.flows.cli.backtest import backtest
     from ticktape.flows.cli.cache import cache
     from ticktape.flows.cli.candles import candles
     from ticktape.flows.cli.chart import chart
@@ -57,6 +58,7 @@ def _register() -> None:
     from ticktape.flows.cli.demo import demo
     from ticktape.flows.cli.events import events
     from ticktape.flows.cli.load import load_command
+    from ticktape.flows.cli.orders import orders, pnl, positions
     from ticktape.flows.cli.produce import produce
     from ticktape.flows.cli.questdb import questdb
     from ticktape.flows.cli.replay import replay
@@ -64,6 +66,7 @@ def _register() -> None:
 
     for command in (
         run, config, demo, events, cache, candles, backfill, archive, load_command, chart, produce, replay, questdb,
+        orders, positions, pnl, backtest,
     ):  # fmt: skip
         cli.add_command(command)
     for ep in entry_points(group="ticktape.commands"):

@@ -40,6 +40,13 @@ from ticktape.infra.observability.logs import set_process_operation
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Raw venue messages (one JSON file each), sent as they are.",
 )
+@click.option(
+    "--orders",
+    "order_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Order messages (JSON lines, see README 'Orders JSON schema'), keyed by order id.",
+)
 @click.option("--rate", type=float, default=None, help="Messages per second (0 = as fast as possible).")
 @click.option("--duration", default=None, help="Synthetic feed length, e.g. 30s.")
 @click.option("--symbols", type=int, default=None, help="Synthetic symbols.")
@@ -50,12 +57,14 @@ def produce(
     history: Path | None,
     synthetic: bool,
     samples: tuple[Path, ...],
+    order_files: tuple[Path, ...],
     rate: float | None,
     duration: str | None,
     symbols: int | None,
     **common: Any,
 ) -> None:
-    """Load a history file, a synthetic feed or venue samples into a topic, keyed by symbol."""
+    """Load a history file, a synthetic feed or venue samples into a topic, keyed by symbol;
+    or order messages (--orders), keyed by order id."""
     from ticktape.connectors.kafka.config import HISTORY_HEADER
     from ticktape.connectors.kafka.produce import (
         ensure_topic,
@@ -76,8 +85,8 @@ def produce(
     }
     cfg, _ = load(extra=extra, **common)
     set_process_operation("produce")
-    if sum(map(bool, (history, synthetic, samples))) != 1:
-        raise click.UsageError("give exactly one of --file, --synthetic, --venue-samples")
+    if sum(map(bool, (history, synthetic, samples, order_files))) != 1:
+        raise click.UsageError("give exactly one of --file, --synthetic, --venue-samples, --orders")
     servers = kafka_bootstrap(cfg, bootstrap)
     conf = dict(cfg.source.kafka.consumer)
     created = ensure_topic(servers, topic, partitions, conf)
@@ -87,6 +96,10 @@ def produce(
         headers = dict([HISTORY_HEADER])  # the broker time is no receive clock for history
     elif synthetic:
         messages = synthetic_messages(cfg.source.synthetic)
+    elif order_files:
+        from ticktape.connectors.kafka.produce import order_messages
+
+        messages = order_messages(order_files)
     else:
         messages = venue_sample_messages(samples)
     out = console()

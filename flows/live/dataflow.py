@@ -103,6 +103,7 @@ def shard_settings(cfg: Config) -> ShardSettings:
         rules=cfg.validation,
         window=d.window,
         reorder=d.reorder,
+        reorder_time=int(d.reorder_time),
         contiguous_venues=frozenset(d.contiguous_venues),
         stale_after=int(d.stale_after),
         stale_overrides={k: int(v) for k, v in d.stale_overrides.items()},
@@ -146,7 +147,7 @@ def build_flow(
     if stop is not None and isinstance(source, FixedPartitionedSource):
         source = StoppableSource(source, stop)
     if outputs is None:
-        outputs = wiring.make_outputs(cfg, stats, process_id=process_id)
+        outputs = wiring.make_outputs(cfg, stats, process_id=process_id, recoverable=recoverable)
     settings = shard_settings(cfg)
     shard_router = Router(cfg.run.shards)
     event_router = Router(cfg.eventlog.partitions)

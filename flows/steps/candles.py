@@ -113,6 +113,31 @@ class Window(SlotState):
         elif t.side == SELL:
             self.sell += size_u
 
+    def merge(self, other: Window) -> None:
+        """Add the trades of ``other`` (which arrived after this window's): the result is
+        exactly what adding them one by one would give (keys order open and close; on equal
+        keys the first arrival stays, as in :meth:`add`; sums are exact integers)."""
+        if other.trades == 0:
+            return
+        if self.trades == 0:
+            self.open, self.high, self.low, self.close = other.open, other.high, other.low, other.close
+            self.open_key, self.close_key = other.open_key, other.close_key
+            self.first_id, self.last_id = other.first_id, other.last_id
+        else:
+            if other.high > self.high:
+                self.high = other.high
+            if other.low < self.low:
+                self.low = other.low
+            if other.close_key > self.close_key:
+                self.close, self.close_key, self.last_id = other.close, other.close_key, other.last_id
+            if other.open_key < self.open_key:
+                self.open, self.open_key, self.first_id = other.open, other.open_key, other.first_id
+        self.trades += other.trades
+        self.volume += other.volume
+        self.notional += other.notional
+        self.buy += other.buy
+        self.sell += other.sell
+
 
 class SeriesState(SlotState):
     """One symbol at one interval: open windows, recently closed ones, last close."""
@@ -134,16 +159,46 @@ class SeriesState(SlotState):
         self.cur_end = 0
 
 
+class SymbolCandles(SlotState):
+    """Every interval's series of one symbol, and ``stage``: the trades that fall inside
+    the current window of *every* interval (``lo <= ts_event < hi``, the intersection of
+    those windows) are added there once instead of once per interval, and merged into
+    each current window before any of them changes or closes (:meth:`CandleEngine._merge`).
+    ``lo == hi``: no common window (the next trade takes the slow path)."""
+
+    __slots__ = ("hi", "lo", "series", "stage")
+
+    def __init__(self, series: list[SeriesState]) -> None:
+        self.series = series
+        self.stage = Window(0.0)
+        self.lo = self.hi = 0
+
+    def common_range(self) -> None:
+        """Recompute ``[lo, hi)`` from the series' current windows."""
+        lo, hi = NO_WATERMARK, END_OF_TIME
+        for series in self.series:
+            if series.cur is None:
+                self.lo = self.hi = 0
+                return
+            if series.cur_start > lo:
+                lo = series.cur_start
+            if series.cur_end < hi:
+                hi = series.cur_end
+        self.lo, self.hi = (lo, hi) if lo < hi else (0, 0)
+
+
 SeriesKey = tuple[str, str, int]  # venue, symbol, interval
 
 
 class CandleEngine:
     """All candle state of one shard. Not thread-safe (one per shard).
 
-    The caller feeds it, in each source partition's order, the partition's watermark
-    (:meth:`observe_watermark`, the largest ``ts_event`` seen: grace is applied here) and
-    the accepted ticks (:meth:`add`); :meth:`tick_clock` is the live-mode idle close and
-    :meth:`flush` the end of input. Emitted candles are appended to the ``out`` lists.
+    The caller feeds it, in each source partition's order, the accepted ticks (:meth:`add`);
+    each tick carries its partition's watermark (``wmark``, the largest ``ts_event`` seen:
+    grace is applied here), and the windows it closes are emitted before the tick is added.
+    :meth:`observe_watermark` moves a watermark without a tick, :meth:`tick_clock` is the
+    live-mode idle close and :meth:`flush` the end of input. Emitted candles are appended to
+    the ``out`` lists.
     """
 
     def __init__(self, cfg: CandleConfig, *, live: bool) -> None:
@@ -151,7 +206,7 @@ class CandleEngine:
         self.live = live
         self.intervals = tuple(int(i) for i in cfg.intervals)
         self.series: dict[SeriesKey, SeriesState] = {}
-        self._by_symbol: dict[str, dict[str, list[SeriesState]]] = {}  # venue -> symbol -> per interval
+        self._by_symbol: dict[str, dict[str, SymbolCandles]] = {}  # venue -> symbol
         self.wm: dict[str, int] = {}  # partition -> candle watermark (grace applied)
         self.last_input_wall: dict[str, int] = {}
         self._closing: dict[
@@ -159,15 +214,14 @@ class CandleEngine:
         ] = {}  # partition -> heap of (end, venue, symbol, interval, start)
         self._expiry: dict[str, list[tuple[int, str, str, int, int]]] = {}
         self._filled_upto: dict[str, int] = {}
+        # partition -> the tick watermark above which a window closes (or an empty window is
+        # due): below it a tick's watermark changes nothing but the late rule, which reads
+        # the tick's own watermark, so the engine advances only at window ends
+        self._due: dict[str, int] = {}
 
     def window_start(self, ts: int, interval: int) -> int:
         off = self.cfg.offset
         return (ts - off) // interval * interval + off
-
-    def closing_threshold(self, src: str) -> int:
-        """The partition watermark (largest ``ts_event``) that :meth:`observe_watermark`
-        must exceed to close anything: callers skip the call below it (hot path)."""
-        return self.wm.get(src, NO_WATERMARK) + self.cfg.grace
 
     def observe_watermark(self, src: str, max_ts_event: int, out: list[Candle]) -> None:
         """Partition ``src`` has seen event times up to ``max_ts_event``: move its candle
@@ -176,12 +230,19 @@ class CandleEngine:
 
     def late_detail(self, t: Tick) -> str:
         """Why :meth:`add` refused ``t`` (the ``LATE_TICK`` dead letter's message)."""
-        behind = (self.wm.get(t.src, NO_WATERMARK) - t.ts_event) / 1e9
+        behind = (self._watermark(t) - t.ts_event) / 1e9
         return (
             f"field `ts_event`: expected a time inside an open window or within the revision "
             f"horizon ({self.cfg.revision_horizon.seconds:g}s) of a closed one, got "
             f"{t.ts_event} ({behind:.3f}s behind the watermark)"
         )
+
+    def _watermark(self, t: Tick) -> int:
+        """The candle watermark of ``t``'s partition as of ``t`` (its own watermark minus
+        grace, or later when the idle close moved it)."""
+        wm = t.wmark - self.cfg.grace
+        moved = self.wm.get(t.src, NO_WATERMARK)
+        return moved if moved > wm else wm
 
     def _advance(self, src: str, wm: int, out: list[Candle]) -> None:
         """Move partition ``src``'s candle watermark to ``wm`` and emit the candles it
@@ -199,6 +260,19 @@ class CandleEngine:
             expired = self.series.get((venue, symbol, interval))
             if expired is not None:
                 expired.closed.pop(start, None)
+        self._set_due(src)
+
+    def _set_due(self, src: str) -> None:
+        """Recompute when partition ``src`` next has work (see ``_due``)."""
+        heap = self._closing.get(src)
+        due = heap[0][0] if heap else END_OF_TIME
+        if self.cfg.fill_empty:
+            step = min(self.intervals)
+            boundary = self.window_start(self.wm.get(src, NO_WATERMARK), step) + step
+            if boundary < due:
+                due = boundary
+        # a window ends once the candle watermark reaches its end: wmark - grace >= end
+        self._due[src] = due + self.cfg.grace - 1 if due < END_OF_TIME else END_OF_TIME
 
     def _close_until(self, src: str, bound: int, out: list[Candle]) -> None:
         heap = self._closing.get(src)
@@ -220,10 +294,13 @@ class CandleEngine:
         window: Window,
         out: list[Candle],
     ) -> None:
+        sym = self._by_symbol[venue][symbol]
+        self._merge(sym)
         window.revision = 0
         series.closed[start] = window
         if series.cur is window:
             series.cur = None
+            sym.lo = sym.hi = 0
         if start >= series.last_close_start:
             series.last_close, series.last_close_start = window.close, start
         heapq.heappush(self._expiry.setdefault(src, []), (start + interval, venue, symbol, interval, start))
@@ -247,38 +324,44 @@ class CandleEngine:
             series.next_start = start
 
     def add(self, t: Tick, out: list[Candle]) -> bool:
-        """Add an accepted tick; returns False if it is too late for some interval (the
-        caller rejects it; nothing was changed)."""
+        """Add an accepted tick, after emitting the windows its watermark closes; returns
+        False if it is too late for some interval (the caller rejects it; nothing but those
+        closes happened)."""
+        if t.wmark > self._due.get(t.src, NO_WATERMARK):
+            self._advance(t.src, t.wmark - self.cfg.grace, out)
         by_symbol = self._by_symbol.get(t.venue)
-        series_list = by_symbol.get(t.symbol) if by_symbol is not None else None
-        if series_list is not None:  # fast path: the tick is inside every current open window
-            ts = t.ts_event
-            for series in series_list:
-                if series.cur is None or ts < series.cur_start or ts >= series.cur_end:
-                    break
-            else:
-                if self.live:
-                    self.last_input_wall[t.src] = time.time_ns()
-                key = (ts, t.trade_no, t.trade_id)
-                size_u = int(t.size * _SCALE)
-                notional_u = int(t.price * t.size * _SCALE)
-                for series in series_list:
-                    series.cur.add(t, key, size_u, notional_u)  # type: ignore[union-attr]
-                return True
+        sym = by_symbol.get(t.symbol) if by_symbol is not None else None
+        if sym is not None and sym.lo <= t.ts_event < sym.hi:  # fast path: every current window
+            if self.live:
+                self.last_input_wall[t.src] = time.time_ns()
+            sym.stage.add(
+                t, (t.ts_event, t.trade_no, t.trade_id), int(t.size * _SCALE), int(t.price * t.size * _SCALE)
+            )
+            return True
         return self._add_slow(t, out)
 
-    def _series_of(self, t: Tick) -> list[SeriesState]:
+    @staticmethod
+    def _merge(sym: SymbolCandles) -> None:
+        """Add the staged trades to every interval's current window."""
+        stage = sym.stage
+        if stage.trades:
+            for series in sym.series:
+                series.cur.merge(stage)  # type: ignore[union-attr]  # staged only while all exist
+            sym.stage = Window(0.0)
+
+    def _symbol_of(self, t: Tick) -> SymbolCandles:
         by_symbol = self._by_symbol.setdefault(t.venue, {})
-        series_list = by_symbol.get(t.symbol)
-        if series_list is None:
-            series_list = by_symbol[t.symbol] = []
-            for interval in self.intervals:
-                series = self.series.setdefault((t.venue, t.symbol, interval), SeriesState(t.src))
-                series_list.append(series)
-        return series_list
+        sym = by_symbol.get(t.symbol)
+        if sym is None:
+            series_list = [
+                self.series.setdefault((t.venue, t.symbol, interval), SeriesState(t.src))
+                for interval in self.intervals
+            ]
+            sym = by_symbol[t.symbol] = SymbolCandles(series_list)
+        return sym
 
     def _add_slow(self, t: Tick, out: list[Candle]) -> bool:
-        wm = self.wm.get(t.src, NO_WATERMARK)
+        wm = self._watermark(t)
         horizon = self.cfg.revision_horizon
         starts = []
         for interval in self.intervals:
@@ -291,7 +374,9 @@ class CandleEngine:
         key = (t.ts_event, t.trade_no, t.trade_id)
         size_u = int(t.size * _SCALE)
         notional_u = int(t.price * t.size * _SCALE)
-        for interval, start, series in zip(self.intervals, starts, self._series_of(t), strict=True):
+        sym = self._symbol_of(t)
+        self._merge(sym)  # the current windows may change below
+        for interval, start, series in zip(self.intervals, starts, sym.series, strict=True):
             window = series.open.get(start)
             if window is not None:
                 window.add(t, key, size_u, notional_u)
@@ -309,12 +394,13 @@ class CandleEngine:
                     self._close(t.src, series, t.venue, t.symbol, interval, start, window, out)
                     continue
                 series.open[start] = window
-                heapq.heappush(
-                    self._closing.setdefault(t.src, []),
-                    (start + interval, t.venue, t.symbol, interval, start),
-                )
+                heap = self._closing.setdefault(t.src, [])
+                heapq.heappush(heap, (start + interval, t.venue, t.symbol, interval, start))
+                if heap[0][0] == start + interval:  # the partition's next close moved earlier
+                    self._set_due(t.src)
             if series.cur is None or start >= series.cur_start:
                 series.cur, series.cur_start, series.cur_end = window, start, start + interval
+        sym.common_range()
         return True
 
     def tick_clock(self, out: list[Candle], now_ns: int | None = None) -> None:

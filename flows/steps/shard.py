@@ -20,7 +20,7 @@ from ticktape.flows.steps.dedupe import DUPLICATE, JUMP, NEW, STALE, KeyWindow, 
 from ticktape.flows.steps.slots import SlotState
 from ticktape.schemas.decoding import dead_letter_event
 from ticktape.schemas.errors import RejectError
-from ticktape.schemas.ids import candle_event_id, event_id, price_event_id, stable_bucket
+from ticktape.schemas.ids import PriceIds, candle_event_id, event_id, stable_bucket
 from ticktape.schemas.records import (
     Candle,
     DeadLetter,
@@ -40,6 +40,9 @@ _enc = msgspec.json.Encoder()
 class ShardSettings(msgspec.Struct, frozen=True):
     """The knobs of the keyed step, taken from the config by the flow.
 
+    ``reorder``/``reorder_time``: a missing id of a contiguous venue is a gap once the
+    high-water mark is ``reorder`` ids past it and the partition's watermark is
+    ``reorder_time`` ns past the moment an id above it was first seen (0: ids alone).
     ``max_id_jump``: how far one numeric id may move a symbol's dedupe window (0: any).
     ``max_keys``: venue+symbol keys one shard tracks; ticks of further keys are rejected
     (``KEY_LIMIT``), which bounds the keyed state's memory whatever the input (0: no
@@ -56,6 +59,7 @@ class ShardSettings(msgspec.Struct, frozen=True):
     max_id_jump: int = 0
     max_keys: int = 0
     shards: int = 1
+    reorder_time: int = 0  # (last: snapshots pickle the settings positionally)
 
 
 class ShardOut(msgspec.Struct, gc=False):
@@ -75,8 +79,8 @@ class ShardOut(msgspec.Struct, gc=False):
 
 class SymbolState(SlotState):
     __slots__ = (
-        "agg", "ev_seq", "guard", "ids", "keys", "last_ts", "seq", "src", "stale", "stale_after",
-        "symbol", "venue",
+        "agg", "ev_seq", "guard", "ids", "keys", "last_ts", "price_ids", "seq", "src", "stale",
+        "stale_after", "symbol", "venue",
     )  # fmt: skip
 
     def __init__(self, venue: str, symbol: str, stale_after: int) -> None:
@@ -84,6 +88,7 @@ class SymbolState(SlotState):
         self.venue = venue
         self.symbol = symbol
         self.agg = aggregate_of(venue, symbol)
+        self.price_ids = PriceIds(venue, symbol)
         self.seq = 0
         self.ev_seq = 0
         self.ids = TradeWindow()
@@ -148,7 +153,7 @@ class ShardProcessor:
         s = self.settings
         rules, window, reorder = s.rules, s.window, s.reorder
         max_jump, z_threshold, z_min = rules.max_jump_pct, rules.zscore_threshold, rules.zscore_min_samples
-        max_id_jump = s.max_id_jump
+        max_id_jump, reorder_time = s.max_id_jump, s.reorder_time
         contiguous = s.contiguous_venues
         now = time.time_ns()
         updates: list[PriceUpdate] = []
@@ -161,13 +166,12 @@ class ShardProcessor:
         candles: list[Candle] = []
         closed: list[Candle] = []
         encode, price_updated = _enc.encode, EventType.PRICE_UPDATED
-        cur_src, cnt, cur_wm, closes_above = "", Tally(), 0, 0
+        cur_src, cnt, cur_wm = "", Tally(), 0
         for t in ticks:
             src = t.src
             if src != cur_src:  # batches usually hold one source partition: look it up once
                 cur_src, cur_wm = src, wmarks.get(src, 0)
                 cnt = counts.get(src) or counts.setdefault(src, Tally())
-                closes_above = engine.closing_threshold(src) if engine is not None else 0
             wmark = t.wmark
             if wmark > cur_wm:
                 cur_wm = wmarks[src] = wmark
@@ -181,8 +185,9 @@ class ShardProcessor:
                 st = self._state(t.venue, t.symbol)
             if t.trade_no >= 0:
                 verdict = st.ids.check(
-                    t.trade_no, window, reorder, gaps if t.venue in contiguous else None, max_id_jump
-                )
+                    t.trade_no, window, reorder, gaps if t.venue in contiguous else None, max_id_jump,
+                    wmark, reorder_time,
+                )  # fmt: skip
             elif st.ids.hwm >= 0 and t.trade_id.isdigit():  # numeric, beyond the numeric id range
                 verdict = JUMP
             else:
@@ -217,17 +222,13 @@ class ShardProcessor:
                     cnt.rejected += 1
                     continue
             if engine is not None:
-                if wmark > closes_above:
-                    engine.observe_watermark(src, wmark, closed)
-                    closes_above = engine.closing_threshold(src)
-                    if closed:
-                        self._candle_events(closed, candles, events)
-                if not engine.add(t, closed):
+                added = engine.add(t, closed)  # first closes what the tick's watermark ends
+                if closed:
+                    self._candle_events(closed, candles, events)
+                if not added:
                     dead.append(self._late_dead_letter(st, t, engine, causation, events))
                     cnt.rejected += 1
                     continue
-                if closed:
-                    self._candle_events(closed, candles, events)
             z = guard.observe(price, z_threshold > 0.0 and guard.n >= z_min)
             if z and abs(z) > z_threshold:
                 events.append(self._event(
@@ -244,11 +245,10 @@ class ShardProcessor:
             )  # fmt: skip
             updates.append(update)
             st.ev_seq += 1
-            events.append(
-                Event(
-                    price_event_id(update), price_updated, st.agg, st.ev_seq, ts, 0, encode(update), causation
-                )
-            )
+            events.append(Event(
+                st.price_ids.of(ts, t.trade_id, src, t.offset), price_updated, st.agg, st.ev_seq, ts, 0,
+                encode(update), causation,
+            ))  # fmt: skip
             cnt.accepted += 1
         self._scan_stale(events, now)
         return ShardOut(
@@ -419,8 +419,8 @@ class ShardProcessor:
 
     def flush(self) -> ShardOut:
         """End of input: flag symbols gone stale since the last scan (so that the output
-        does not depend on when scans ran), then report gaps still pending inside the
-        reorder tolerance."""
+        does not depend on when scans ran), then report every hole still open (still
+        inside the reorder tolerance in ids or in time)."""
         events: list[Event] = []
         self._scan_stale(events, time.time_ns(), force=True)
         missing = 0

@@ -33,7 +33,7 @@ from ticktape.schemas.durations import Duration
 
 SCENARIOS = (
     "flow", "flow-10k", "cluster", "candles", "kafka", "archive", "redis", "questdb", "backfill", "loader",
-    "latency", "bytewax-stock", "quix", "soak",
+    "latency", "bytewax-stock", "quix", "backtest", "backtest-candles", "soak",
 )  # fmt: skip
 #: What ``all`` runs: everything but the long soak (name it to run it).
 ALL = tuple(s for s in SCENARIOS if s != "soak")
@@ -100,6 +100,16 @@ def run_scenario(name: str, opts: BenchOptions) -> Measurement:
         from ticktape.infra.bench.loader import loader_scenario
 
         return loader_scenario(rows=max(ticks * 10, 2_000_000), repeats=repeats)
+    if name == "backtest":
+        from ticktape.infra.bench.backtest import backtest_scenario
+
+        return backtest_scenario(
+            trades=max(ticks * 5, 1_000_000), symbols=opts.symbols or 50, repeats=repeats
+        )
+    if name == "backtest-candles":
+        from ticktape.infra.bench.backtest import backtest_candles_scenario
+
+        return backtest_candles_scenario(candles=max(ticks // 2, 100_000), repeats=repeats)
     if name == "cluster":
         from ticktape.infra.bench.cluster import cluster_scenario
 
@@ -256,6 +266,11 @@ def print_results(results: list[Measurement]) -> None:
             )
             for example in agreement["examples"]:
                 out.print(f"    {example}", markup=False)
+        if m.scenario == "backtest-candles":
+            out.print(
+                f"  backtest-candles, whole `ticktape backtest` path (candle store read, event log, projections, report): "
+                f"{m.extra['full']:,.0f} candles/s = {m.extra['full_ratio']:.2f}x backtesting.py"
+            )
         if m.scenario == "soak":
             v = m.extra["summary"]
             out.print(

@@ -100,10 +100,11 @@ class StampedEventLogSink(EventLogSink):
         stats: RunStats | None = None,
         snapshot_every: int = 0,
         maintainer: MaintainerFactory | None = None,
+        durable_snapshots: bool = True,
     ) -> None:
         super().__init__(
             directory, partitions, synchronous=synchronous, stats=stats, snapshot_every=snapshot_every,
-            maintainer=maintainer,
+            maintainer=maintainer, durable_snapshots=durable_snapshots,
         )  # fmt: skip
         self.durable = on_commit
 
@@ -113,6 +114,7 @@ class StampedEventLogSink(EventLogSink):
         return cls(
             sink.directory, sink.partitions, durable, synchronous=sink.synchronous, stats=sink.stats,
             snapshot_every=sink.snapshot_every, maintainer=sink.maintainer,
+            durable_snapshots=sink.durable_snapshots,
         )  # fmt: skip
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _EventLogPart:

@@ -40,7 +40,11 @@ def run_flow_once(messages: dict[str, list[bytes]], data_dir: Path) -> tuple[flo
     stats = RunStats(cfg.metrics.latency_window)
     source = MemorySource(messages, "generic", batch_size=cfg.run.batch_size, rules=cfg.validation)
     flow = build_flow(
-        cfg, source=source, outputs=wiring.make_outputs(cfg, stats), stats=stats, recoverable=False
+        cfg,
+        source=source,
+        outputs=wiring.make_outputs(cfg, stats, recoverable=False),
+        stats=stats,
+        recoverable=False,
     )
     t0 = time.perf_counter()
     run_main(flow)  # type: ignore[no-untyped-call]

@@ -84,7 +84,7 @@ def run_job(servers: str, topic: str, total: int, data_dir: Path) -> tuple[float
     flow = build_flow(
         cfg,
         source=wiring.make_source(cfg, stats),
-        outputs=wiring.make_outputs(cfg, stats),
+        outputs=wiring.make_outputs(cfg, stats, recoverable=False),
         stats=stats,
         recoverable=False,
     )

@@ -203,7 +203,7 @@ def paced_run(
             cfg.source.synthetic, pace=True, batch_size=cfg.run.batch_size, rules=cfg.validation,
             check_clock=True, stats=stats,
         )  # fmt: skip
-        outputs = wiring.make_outputs(cfg, stats)
+        outputs = wiring.make_outputs(cfg, stats, recoverable=False)
         if committed is not None:
             outputs.events = [
                 StampedEventLogSink.like(s, committed) if isinstance(s, EventLogSink) else s

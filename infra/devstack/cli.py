@@ -1,7 +1,7 @@
 """``ticktape dev up|status|down|fetch``: the local dev stack from the command line.
 
 Attach with ``from ticktape.infra.devstack.cli import dev`` and ``main.add_command(dev)``. ``up`` starts
-the services detached (Apache Kafka, QuestDB, moto S3, Redis, Prometheus; ``--light``:
+the services detached (Apache Kafka, QuestDB, moto S3, Redis, Prometheus, PostgreSQL; ``--light``:
 Tansu instead of the JVM servers) and prints the environment block that points ticktape
 at them (``eval "$(ticktape dev status --env)"`` sets it in a shell); ``down`` stops them;
 ``fetch`` downloads the JVM servers' jars from Maven Central into the cache (``up`` does it

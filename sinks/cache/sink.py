@@ -31,12 +31,8 @@ def cache_writes(updates: list[PriceUpdate], candles: list[Candle]) -> list[Writ
     """Latest price and symbol metadata per symbol, latest candle per symbol+interval;
     only the newest value per key of a batch is encoded."""
     latest: dict[str, Write] = {}
-    seen: set[tuple[str, str]] = set()
-    for u in reversed(updates):
-        ident = (u.venue, u.symbol)
-        if ident in seen:
-            continue
-        seen.add(ident)
+    newest = {(u.venue, u.symbol): u for u in updates}  # the last update of each symbol wins
+    for u in newest.values():
         key = cache_key(PRICE, u.venue, u.symbol)
         latest[key] = Write(PRICE, key, u.ts_event, u.seq, _enc.encode(u))
         meta = {
@@ -61,17 +57,25 @@ def cache_writes(updates: list[PriceUpdate], candles: list[Candle]) -> list[Writ
 class CacheSinkPartition(StatefulSinkPartition[tuple[list[PriceUpdate], list[Candle]], None]):
     """One cache sink partition over any :class:`~ticktape.sinks.cache.api.CacheBackend`: builds the
     writes (:func:`cache_writes`), records ``proc_to_sink``/``recv_to_sink`` latency (and
-    ``venue_to_sink`` in live runs) and flushes before every snapshot. ``owned``: the
+    ``venue_to_sink`` in live runs) and flushes before every snapshot (``durable``; else
+    the backend persists on its own schedule and at the end). ``owned``: the
     partition closes the backend at the end (else it only flushes it: the embedded cache
     is shared by the process's partitions)."""
 
     def __init__(
-        self, cache: CacheBackend, stats: RunStats | None, *, name: str = "cache", owned: bool = False
+        self,
+        cache: CacheBackend,
+        stats: RunStats | None,
+        *,
+        name: str = "cache",
+        owned: bool = False,
+        durable: bool = True,
     ) -> None:
         self.cache = cache
         self.stats = stats
         self.name = name
         self.owned = owned
+        self.durable = durable
 
     def write_batch(self, values: list[tuple[list[PriceUpdate], list[Candle]]]) -> None:
         t0 = time.perf_counter()
@@ -88,7 +92,8 @@ class CacheSinkPartition(StatefulSinkPartition[tuple[list[PriceUpdate], list[Can
             self.stats.count_sink(self.name, len(writes), time.perf_counter() - t0)
 
     def snapshot(self) -> None:
-        self.cache.flush()
+        if self.durable:
+            self.cache.flush()
 
     def close(self) -> None:
         if self.owned:
@@ -109,8 +114,10 @@ class EmbeddedCacheSink(PartitionedSink[tuple[list[PriceUpdate], list[Candle]], 
         *,
         partitions: int = 4,
         stats: RunStats | None = None,
+        durable_snapshots: bool = True,
     ) -> None:
         super().__init__(partitions)
+        self.durable_snapshots = durable_snapshots
         self.path = path
         self.ttls_ns = ttls_ns
         self.max_entries = max_entries
@@ -120,4 +127,4 @@ class EmbeddedCacheSink(PartitionedSink[tuple[list[PriceUpdate], list[Candle]], 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> CacheSinkPartition:
         cache = cache_mod.shared(self.path, self.ttls_ns, self.max_entries, self.max_bytes)
         cache_metrics.register(self.stats, cache)  # ticktape_cache_*, once per process
-        return CacheSinkPartition(cache, self.stats)
+        return CacheSinkPartition(cache, self.stats, durable=self.durable_snapshots)

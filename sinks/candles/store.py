@@ -104,9 +104,30 @@ class CandleStore:
     ) -> list[Candle]:
         """Candles (latest revision each unless ``all_revisions``) sorted by
         (venue, symbol, interval, start); ``since``/``until`` bound ``start`` (ns)."""
+        table = self.read_table(symbol=symbol, venue=venue, interval=interval, since=since, until=until)
+        if table is None:
+            return []
+        candles = table_to_candles(table)
+        if not all_revisions:
+            candles = _latest(candles)
+        candles.sort(key=lambda c: (c.venue, c.symbol, c.interval, c.start, c.revision))
+        return candles
+
+    def read_table(
+        self,
+        *,
+        symbol: str | None = None,
+        venue: str | None = None,
+        interval: int | None = None,
+        since: int | None = None,
+        until: int | None = None,
+    ) -> pa.Table | None:
+        """Every stored row (all revisions, any order) matching the filters, as an Arrow
+        table of :data:`~ticktape.schemas.arrow.CANDLE_SCHEMA`; None without candle files
+        (the backtester reads columns from it without building a record per candle)."""
         paths = self._paths(interval)
         if not paths:
-            return []
+            return None
         expr = None
 
         def both(e: ds.Expression) -> None:
@@ -126,15 +147,11 @@ class CandleStore:
             both(ds.field("date") <= _date(until))
             both(ds.field("start") < pa.scalar(until, type=TS))
         try:
-            table = self._dataset(paths).to_table(filter=expr, columns=list(CANDLE_SCHEMA.names))
+            table: pa.Table = self._dataset(paths).to_table(filter=expr, columns=list(CANDLE_SCHEMA.names))
         except (pa.ArrowInvalid, OSError):  # a damaged file, or a compaction replaced files: list again
             paths = self._readable(self._paths(interval))
             table = self._dataset(paths).to_table(filter=expr, columns=list(CANDLE_SCHEMA.names))
-        candles = table_to_candles(table)
-        if not all_revisions:
-            candles = _latest(candles)
-        candles.sort(key=lambda c: (c.venue, c.symbol, c.interval, c.start, c.revision))
-        return candles
+        return table
 
     def files(self) -> list[Path]:
         """The candle files (never a temporary file)."""

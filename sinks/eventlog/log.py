@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import zstandard
@@ -230,6 +231,53 @@ class EventLogPartition:
         else:
             self._queue.put(list(events))
 
+    def _fresh_spans(self, events: list[Event]) -> dict[str, list[Any]] | None:
+        """The usual case in one pass: when every event's id is above its aggregate's
+        newest (stored or earlier in ``events``), all are new; then per aggregate
+        ``[min seq, max seq, min id, max id]`` (and the newest ids are recorded). ``None``
+        when some id is not: :meth:`_new_events` decides, nothing was recorded."""
+        heads = self._heads
+        spans: dict[str, list[Any]] = {}
+        for e in events:
+            agg, eid, seq = e.aggregate, e.event_id, e.seq
+            span = spans.get(agg)
+            if span is None:
+                head = heads.get(agg)
+                if head is not None and eid <= head:
+                    return None
+                spans[agg] = [seq, seq, eid, eid]
+            else:
+                if eid <= span[3]:
+                    return None
+                span[3] = eid
+                if seq < span[0]:
+                    span[0] = seq
+                elif seq > span[1]:
+                    span[1] = seq
+        for agg, span in spans.items():
+            heads[agg] = span[3]
+        return spans
+
+    @staticmethod
+    def _spans(events: list[Event]) -> dict[str, list[Any]]:
+        """Per aggregate ``[min seq, max seq, min id, max id]`` of ``events``."""
+        spans: dict[str, list[Any]] = {}
+        for e in events:
+            agg, seq, eid = e.aggregate, e.seq, e.event_id
+            span = spans.get(agg)
+            if span is None:
+                spans[agg] = [seq, seq, eid, eid]
+                continue
+            if seq < span[0]:
+                span[0] = seq
+            elif seq > span[1]:
+                span[1] = seq
+            if eid < span[2]:
+                span[2] = eid
+            elif eid > span[3]:
+                span[3] = eid
+        return spans
+
     def _new_events(self, events: list[Event]) -> list[Event]:
         """The events not stored yet, in their append order."""
         heads = self._heads
@@ -302,37 +350,23 @@ class EventLogPartition:
         return known
 
     def _write(self, events: list[Event]) -> None:
-        new = self._new_events(events)
-        self.rows_ignored += len(events) - len(new)
-        if not new:
-            return
-        seqs: dict[str, list[int]] = {}
-        ids: dict[str, list[str]] = {}
-        rare = []
-        min_ts = max_ts = new[0].ts_event
+        spans = self._fresh_spans(events)
+        if spans is None:  # some id is not above its aggregate's newest: check the stored ids
+            new = self._new_events(events)
+            self.rows_ignored += len(events) - len(new)
+            if not new:
+                return
+            spans = self._spans(new)
+        else:
+            new = events
+        times = [e.ts_event for e in new]
+        min_ts, max_ts = min(times), max(times)
         price_updated = EventType.PRICE_UPDATED
-        for pos, e in enumerate(new):  # per event: compares only, no calls (hot path)
-            agg, seq, eid, ts = e.aggregate, e.seq, e.event_id, e.ts_event
-            if ts < min_ts:
-                min_ts = ts
-            elif ts > max_ts:
-                max_ts = ts
-            span = seqs.get(agg)
-            if span is None:
-                seqs[agg] = [seq, seq]
-                ids[agg] = [eid, eid]
-            else:
-                if seq < span[0]:
-                    span[0] = seq
-                elif seq > span[1]:
-                    span[1] = seq
-                idr = ids[agg]
-                if eid < idr[0]:
-                    idr[0] = eid
-                elif eid > idr[1]:
-                    idr[1] = eid
-            if e.type != price_updated:
-                rare.append((eid, e.type, agg, seq, ts, pos))
+        rare = [
+            (e.event_id, e.type, e.aggregate, e.seq, e.ts_event, pos)
+            for pos, e in enumerate(new)
+            if e.type != price_updated
+        ]
         first_row = self.next_row
         db = self._db
         with db:
@@ -343,7 +377,7 @@ class EventLogPartition:
             batch_id = cur.lastrowid
             db.executemany(
                 "INSERT OR REPLACE INTO batch_aggregates VALUES (?, ?, ?, ?, ?, ?)",
-                [(agg, batch_id, v[0], v[1], ids[agg][0], ids[agg][1]) for agg, v in seqs.items()],
+                [(agg, batch_id, v[0], v[1], v[2], v[3]) for agg, v in spans.items()],
             )
             if rare:
                 db.executemany(

@@ -51,11 +51,13 @@ class _EventLogPart(StatefulSinkPartition[list[Event], None]):
         stats: RunStats | None,
         maintainer: PartitionMaintainer | None,
         snapshotter: Snapshotter | None,
+        durable: bool,
     ) -> None:
         self.part = part
         self.stats = stats
         self.maintainer = maintainer
         self.snapshotter = snapshotter
+        self.durable = durable
 
     def write_batch(self, values: list[list[Event]]) -> None:
         t0 = time.perf_counter()
@@ -67,7 +69,8 @@ class _EventLogPart(StatefulSinkPartition[list[Event], None]):
             self.stats.count_sink("eventlog", len(events), time.perf_counter() - t0)
 
     def snapshot(self) -> None:
-        self.part.flush()
+        if self.durable:
+            self.part.flush()
         if self.stats is not None:
             self.stats.count_snapshot()
 
@@ -82,7 +85,8 @@ class _EventLogPart(StatefulSinkPartition[list[Event], None]):
 class EventLogSink(PartitionedSink[list[Event], None]):
     """Events into ``<directory>/part-NNN.sqlite``; optionally snapshots every
     ``snapshot_every`` events per aggregate (on the writer thread) and a ``maintainer``
-    per partition (the archiver)."""
+    per partition (the archiver). ``durable_snapshots=False``: snapshots do not wait for the
+    writer thread (runs without recovery; see :mod:`ticktape.sinks.base.partitioned`)."""
 
     def __init__(
         self,
@@ -94,8 +98,10 @@ class EventLogSink(PartitionedSink[list[Event], None]):
         background: bool = True,
         snapshot_every: int = 0,
         maintainer: MaintainerFactory | None = None,
+        durable_snapshots: bool = True,
     ) -> None:
         super().__init__(partitions)
+        self.durable_snapshots = durable_snapshots
         self.directory = directory
         self.synchronous = synchronous
         self.stats = stats
@@ -110,4 +116,4 @@ class EventLogSink(PartitionedSink[list[Event], None]):
         if snapshotter is not None:
             part.after_write = snapshotter.maybe_run
         maintainer = self.maintainer(path, int(for_part)) if self.maintainer is not None else None
-        return _EventLogPart(part, self.stats, maintainer, snapshotter)
+        return _EventLogPart(part, self.stats, maintainer, snapshotter, self.durable_snapshots)

@@ -83,3 +83,24 @@ def test_flow_building_reads_archive_config(tmp_path):
     assert archiver.cfg.store == str(tmp_path / "archive")
     archiver.close()
     assert build_flow(cfg, source=MemorySource({"x/0": []}), outputs=outs) is not None
+
+
+def test_a_backtest_replays_exactly_the_archived_accepted_trades(tmp_path):
+    from ticktape.flows.backtest.run import run_backtest
+
+    cfg = live_run(tmp_path / "live")
+    with EventStore(wiring.events_dir(cfg)) as store:
+        accepted = sum(1 for _ in store.iter_events(type="PriceUpdated"))
+    archive = wiring.archive_config(cfg)
+    archive_all(cfg.data_path, archive, force=True)
+    bt = config(
+        cfg.data_path,
+        archive={"store": archive.store, "prefix": archive.prefix},
+        backtest={"archive": True, "strategy": "ticktape.flows.backtest.examples:ZScoreMeanReversion",
+                  "params": {"window": 50, "quantity": 1}},
+    )  # fmt: skip
+    report = run_backtest(bt, tmp_path / "bt", chart=False).report
+    assert report["inputs"]["events"] == accepted > 15_000
+    assert len(report["inputs"]["symbols"]) == 20
+    assert report["fills"] > 0
+    assert report["order_dead_letters"] == 0

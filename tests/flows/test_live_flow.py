@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
+import json
+import random
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
 import msgspec
 import pytest
 from bytewax.testing import TestingSource
@@ -176,3 +183,52 @@ def test_real_binance_history_file(tmp_path):
     assert not [e for e in out.events if e.type == EventType.SEQUENCE_GAP]  # contiguous ids
     assert {u.symbol for u in out.updates} == {"XRP-ETH"}
     assert max(u.seq for u in out.updates) == 12_477
+
+
+XRP_ROWS: list[list[Any]] = json.loads(gzip.decompress((TRADES / "XRP_ETH-trades.json.gz").read_bytes()))
+#: Rows of the real file taken out as real holes: 40 single trades and one run of 10.
+HOLES = {*random.Random(7).sample(range(100, len(XRP_ROWS) - 100), 40), *range(6000, 6010)}
+
+
+def shaken_history(path: Path, *, jitter_ms: int, drop: Collection[int] = ()) -> tuple[Path, set[int]]:
+    """The real XRP_ETH trades (contiguous ids, 0.06 trades/s on average, bursts of 286 a
+    minute) with each timestamp moved by up to ``jitter_ms`` either way (clock skew, a slow
+    path) and the rows re-sorted by that time; the rows ``drop`` are left out. Returns the
+    file and the trade ids left out."""
+    rng = random.Random(13)
+    rows = [
+        [r[0] + rng.randint(-jitter_ms, jitter_ms), *r[1:]] for i, r in enumerate(XRP_ROWS) if i not in drop
+    ]
+    rows.sort(key=lambda r: r[0])
+    path.mkdir(parents=True)
+    (path / "XRP_ETH-trades.json.gz").write_bytes(gzip.compress(json.dumps(rows).encode()))
+    return path / "XRP_ETH-trades.json.gz", {int(XRP_ROWS[i][1]) for i in drop}
+
+
+def gap_ids(out: Any) -> list[int]:
+    gaps = [msgspec.json.decode(e.payload) for e in out.events if e.type == EventType.SEQUENCE_GAP]
+    return sorted(n for g in gaps for n in range(g["first_missing"], g["last_missing"] + 1))
+
+
+def test_two_minutes_of_jitter_on_real_trades_give_no_false_gaps(tmp_path):
+    """Issue 13 item 7: +-2 min of arrival jitter made false SequenceGaps (88 here): a hole
+    matured 256 ids on, and a busy minute has more. It must also wait ``reorder_time`` (5m)
+    of event time, longer than any hole lasts under that jitter (up to 4 min)."""
+    path, _ = shaken_history(tmp_path / "in", jitter_ms=120_000)
+    out = run_collect(config(tmp_path / "default"), FileSource(FileSourceConfig(paths=(str(path),))))
+    acc = out.stats.accounting()["partitions"]["file:XRP_ETH-trades.json.gz"]
+    assert acc == {"read": 12_477, "accepted": 12_477, "rejected": 0, "duplicate": 0, "balanced": True}
+    assert gap_ids(out) == []
+    # Ids alone (as before the time rule): the same input reports false gaps.
+    ids_alone = config(tmp_path / "ids", dedupe={"reorder_time": "1ns"})
+    old = run_collect(ids_alone, FileSource(FileSourceConfig(paths=(str(path),))))
+    assert len([e for e in old.events if e.type == EventType.SEQUENCE_GAP]) > 50
+    assert old.stats.accounting()["partitions"]["file:XRP_ETH-trades.json.gz"]["accepted"] == 12_477
+
+
+@pytest.mark.parametrize("jitter_ms", [0, 120_000])
+def test_real_holes_are_reported_exactly_with_or_without_jitter(tmp_path, jitter_ms):
+    path, missing = shaken_history(tmp_path / "in", jitter_ms=jitter_ms, drop=HOLES)
+    out = run_collect(config(tmp_path / "out"), FileSource(FileSourceConfig(paths=(str(path),))))
+    assert gap_ids(out) == sorted(missing)
+    assert len(missing) == 50

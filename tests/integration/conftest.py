@@ -2,7 +2,8 @@
 
 Session-scoped, each started once on first use and shared: ``kafka_broker`` (Apache
 Kafka, KRaft, from Maven Central), ``tansu_broker`` (Tansu, the light Kafka API),
-``questdb_server`` (QuestDB from Maven Central), ``s3_server`` (moto), ``redis_server``.
+``questdb_server`` (QuestDB from Maven Central), ``s3_server`` (moto), ``redis_server``,
+``postgres_server`` (Debian's postgresql, a throwaway cluster).
 ``any_broker`` is parametrized over Apache Kafka and Tansu (ids ``kafka``/``tansu``) for
 the tests that pin where the two differ; ``broker_topic`` makes topics on it.
 Function-scoped: ``s3_client``/``s3_bucket`` (a fresh bucket, dummy credentials in the
@@ -30,7 +31,13 @@ import pytest
 from ticktape.infra.devstack.base import Service
 from ticktape.infra.devstack.kafka import ApacheKafka, KafkaBroker
 from ticktape.infra.devstack.questdb import QuestDBServer
-from ticktape.infra.devstack.services import MotoS3, PrometheusServer, RedisServer, TansuBroker
+from ticktape.infra.devstack.services import (
+    MotoS3,
+    PostgresServer,
+    PrometheusServer,
+    RedisServer,
+    TansuBroker,
+)
 
 REGION = "us-east-1"
 #: Start-up of each session server: (name, version, seconds to ready, extra note).
@@ -95,6 +102,25 @@ def s3_server(services_dir: Path) -> Iterator[MotoS3]:
 def redis_server(services_dir: Path) -> Iterator[RedisServer]:
     """A shared redis-server (no persistence). Do not restart it: use ``redis_factory``."""
     yield from _run(RedisServer(services_dir))
+
+
+@pytest.fixture(scope="session")
+def postgres_server(services_dir: Path) -> Iterator[PostgresServer]:
+    """A PostgreSQL server (initdb in a temp dir, trust auth); ``.url`` is a libpq URL."""
+    yield from _run(PostgresServer(services_dir))
+
+
+@pytest.fixture
+def postgres_db(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh database on the session server (dropped after the test); its URL."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield postgres_server.url.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -79,6 +79,7 @@ malformed_rate = 0.005
 [dedupe]
 stale_after = "2s"
 reorder = 4
+reorder_time = "1s"  # gaps within the test's minute (the default waits 5 min of event time)
 window = 64
 
 [candles]

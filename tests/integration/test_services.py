@@ -652,7 +652,14 @@ def test_stack_up_status_down(tmp_path: Path) -> None:
             records["questdb"]["pg_port"],
             records["questdb"]["ilp_port"],
         ]
-        assert [s.kind for s in info.services] == ["kafka", "questdb", "s3", "redis", "prometheus"]
+        assert [s.kind for s in info.services] == [
+            "kafka",
+            "questdb",
+            "s3",
+            "redis",
+            "prometheus",
+            "postgres",
+        ]
         status = stack_status(state)
         assert all(s.alive and s.ready for s in status.services), status
         env = status.env()

@@ -215,3 +215,29 @@ def test_vwap_stays_within_low_and_high_for_prices_near_the_float_minimum():
         (c,) = candles
         assert (c.low, c.high) == (1e-320, 3e-320)
         assert c.low <= c.vwap <= c.high
+
+
+def test_a_watermark_exactly_at_a_window_end_plus_grace_closes_it_before_the_tick() -> None:
+    """The candle watermark is the tick's watermark minus grace; a window closes when it
+    *reaches* the window's end, so the tick whose watermark is exactly end + grace closes
+    it first (and a later trade of that window is a revision, not part of the first
+    emission)."""
+    second = 1_000_000_000
+    engine = CandleEngine(CandleConfig(intervals=(CandleConfig().intervals[0],)), live=False)
+    t0 = 1_700_000_040 * second  # 20 s into a minute window [1_700_000_020 s, ...)
+    start = t0 // (60 * second) * 60 * second
+    end = start + 60 * second
+    grace = int(CandleConfig().grace)
+
+    def tick(n: int, ts: int, wmark: int) -> Tick:
+        return records.tick(trade_id=str(n), ts_event=ts, wmark=wmark, src="p/0")
+
+    out: list[Candle] = []
+    assert engine.add(tick(1, t0, t0), out)
+    assert out == []
+    at_end = end + grace  # the watermark reaches the window's end exactly
+    assert engine.add(tick(2, at_end, at_end), out)
+    assert [(c.start, c.trades, c.revision) for c in out] == [(start, 1, 0)]
+    out.clear()
+    assert engine.add(tick(3, end - 1, at_end), out)  # late but inside the horizon
+    assert [(c.start, c.trades, c.revision) for c in out] == [(start, 2, 1)]

@@ -128,6 +128,7 @@ def test_defaults_load_with_no_file_and_no_environment() -> None:
     assert cfg.source.kind == "synthetic"
     assert cfg.dedupe.window == 4096
     assert cfg.dedupe.reorder == 256
+    assert cfg.dedupe.reorder_time == 300 * S  # = candles.revision_horizon
     assert cfg.dedupe.stale_after == 60 * S
     assert (cfg.cache.price_ttl, cfg.cache.metadata_ttl, cfg.cache.history_ttl) == (S, 3600 * S, 86_400 * S)
     assert cfg.validation.max_future == 5 * S

@@ -1,16 +1,17 @@
 """ticktape.flows.steps.dedupe: the anti-replay window over numeric trade ids, gap maturation
-with a reorder tolerance, and the FIFO window over non-numeric ids."""
+with a reorder tolerance in ids and in event time, and the FIFO window over non-numeric ids."""
 
 from __future__ import annotations
 
 import copy
+import itertools
 import pickle
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ticktape.flows.steps.dedupe import BELOW_WINDOW, DUPLICATE, NEW, KeyWindow, TradeWindow
+from ticktape.flows.steps.dedupe import BELOW_WINDOW, DUPLICATE, NEW, SPANS, STALE, KeyWindow, TradeWindow
 
 Gaps = list[tuple[int, int]]
 
@@ -392,3 +393,226 @@ def test_reorder_zero_reports_a_jump_on_the_next_id_but_never_the_arriving_id() 
     assert gaps == [(4, 5)]
     w.flush(gaps)
     assert gaps == [(4, 5)]
+
+
+# -- the time rule (reorder_time) ----------------------------------------------------------
+
+S = 1_000_000_000
+MINUTE = 60 * S
+
+
+def timed(
+    w: TradeWindow,
+    arrivals: list[tuple[int, int]],
+    gaps: Gaps,
+    *,
+    window: int = 4096,
+    reorder: int = 4,
+    reorder_time: int = MINUTE,
+) -> list[int]:
+    """Feed ``(id, event time)`` pairs; the event time is the tick's watermark."""
+    return [w.check(n, window, reorder, gaps, 0, wmark, reorder_time) for n, wmark in arrivals]
+
+
+def test_a_hole_needs_both_reorder_ids_and_reorder_time() -> None:
+    """Ids alone (a burst of trades) do not make a hole a gap, nor does time alone (a
+    quiet symbol): both must have moved past it."""
+    w = TradeWindow()
+    gaps: Gaps = []
+    timed(w, [(1, 0), (2, 1 * S), (4, 2 * S)], gaps)  # 3 is missing from 2 s on
+    timed(w, [(n, n * S) for n in range(5, 40)], gaps)  # 35 ids past it, 39 s later
+    assert gaps == [], "reorder ids but not reorder_time: no gap yet"
+    assert w.matured == 1, "no id has waited reorder_time yet"
+
+    w = TradeWindow()
+    gaps = []
+    timed(w, [(1, 0), (2, 1 * S), (4, 2 * S), (5, 10 * MINUTE), (6, 11 * MINUTE)], gaps)
+    assert gaps == [], "reorder_time but not reorder ids (hwm 6 - 4 < 3): no gap yet"
+    timed(w, [(7, 12 * MINUTE), (8, 13 * MINUTE)], gaps)
+    assert gaps == [(3, 3)], "both: 3 is a gap (reported once 4, seen, matures too)"
+
+
+def test_a_hole_matures_between_reorder_time_and_a_span_later() -> None:
+    """The moment ids above a hole were first seen is kept per span of
+    ``reorder_time / SPANS``: the gap comes no earlier than ``reorder_time`` after it,
+    and at most one span later."""
+    for opened in (1 * S, 7 * S, 15 * S):  # where in its span the hole appears
+        w = TradeWindow()
+        gaps: Gaps = []
+        timed(w, [(1, 0), (2, 1 * S), (4, opened)], gaps)
+        first_report = None
+        for n in range(5, 200):
+            wmark = opened + (n - 4) * S
+            timed(w, [(n, wmark)], gaps)
+            if gaps and first_report is None:
+                first_report = wmark
+        assert gaps == [(3, 3)]
+        assert first_report is not None
+        assert MINUTE <= first_report - opened <= MINUTE + MINUTE // SPANS + 1 * S, first_report - opened
+
+
+def test_a_hole_filled_before_it_matures_is_no_gap_one_filled_after_stays_reported() -> None:
+    w = TradeWindow()
+    gaps: Gaps = []
+    timed(w, [(1, 0), (2, 1 * S), (4, 2 * S), (6, 3 * S)], gaps)  # holes 3 and 5
+    timed(w, [(n, n * S) for n in range(7, 30)], gaps)
+    assert timed(w, [(3, 30 * S)], gaps) == [NEW]  # 28 s late: filled in time
+    timed(w, [(n, n * 10 * S) for n in range(30, 40)], gaps)
+    assert gaps == [(5, 5)], "3 was filled before it matured; 5 was not"
+    assert timed(w, [(5, 400 * S)], gaps) == [NEW], "a late trade inside the window is accepted"
+    timed(w, [(40, 500 * S)], gaps)
+    w.flush(gaps)
+    assert gaps == [(5, 5)], "a matured gap stays reported once, even when filled later"
+
+
+def test_the_time_rule_reads_only_the_event_time_given() -> None:
+    """Event time is the watermark the caller passes (a pure function of the partition's
+    order): without it moving, the ids rule alone never matures a hole; the end of input
+    still reports it."""
+    w = TradeWindow()
+    gaps: Gaps = []
+    timed(w, [(1, 5 * S), (3, 5 * S), *((n, 5 * S) for n in range(4, 3000))], gaps)
+    assert gaps == []
+    w.flush(gaps)
+    assert gaps == [(2, 2)]
+
+
+def test_ids_about_to_leave_the_window_mature_at_once() -> None:
+    """A busy symbol: more than ``window`` ids within ``reorder_time``. An id that leaves
+    the bitmap could only come back as STALE, so its hole is reported then."""
+    w = TradeWindow()
+    gaps: Gaps = []
+    timed(
+        w, [(1, 0), (2, 0), *((n, n * 1_000_000) for n in range(4, 20))], gaps, window=16, reorder_time=MINUTE
+    )
+    assert gaps == []
+    timed(w, [(20, 20_000_000)], gaps, window=16)  # 4 leaves the window: the run [3, 3] ends
+    assert gaps == [(3, 3)]
+    assert timed(w, [(3, 21_000_000)], gaps, window=16) == [STALE]
+    assert 0 < w.bits < 1 << 16
+
+
+def test_time_rule_state_stays_a_few_checkpoints_and_pickles_compactly() -> None:
+    w = TradeWindow()
+    gaps: Gaps = []
+    most = 0
+    for n in range(1, 20_000):
+        if n % 97 == 0:
+            continue  # a hole every 97 ids
+        timed(w, [(n, n * S // 3)], gaps, reorder_time=MINUTE)
+        most = max(most, len(w.ckpts))
+    assert len(gaps) == 20_000 // 97 - 2  # the last ones are still inside reorder_time
+    assert most <= 2 * (SPANS + 1), "at most SPANS + 1 (id, time) checkpoints per symbol"
+    state = w.__getstate__()
+    assert len(state) <= 8 + 2 * (SPANS + 1)
+    assert all(type(v) is int for v in state)
+    w.flush(gaps)
+    assert w.ckpts == []
+    assert len(gaps) == 20_000 // 97
+
+
+def test_old_snapshots_without_the_time_rule_restore() -> None:
+    w = TradeWindow()
+    w.__setstate__((9, 0b101_0001, 7, 6))  # a snapshot from before reorder_time
+    assert (w.tbound, w.span_end, w.ckpts) == (-1, 0, [])
+    gaps: Gaps = []
+    timed(w, [(10, 0), (11, 1 * S)], gaps, reorder=2)
+    assert gaps == [], "the open run from 6 (8 still unsettled) now waits for reorder_time too"
+    timed(w, [(12, 2 * MINUTE)], gaps, reorder=2)
+    assert gaps == [(6, 8)]
+
+
+@st.composite
+def jittered_streams(draw: st.DrawFn) -> tuple[list[tuple[int, int]], set[int], int, int, int, int]:
+    """ids 1..N traded at increasing event times, delivered in the order of their time
+    plus a jitter of at most ``jitter`` either way (a clock skew, a slow path), some
+    deleted (real holes), some repeated. The watermark is the running maximum of the
+    delivered times. Returns ``(arrivals, deleted, jitter, window, reorder, reorder_time)``."""
+    n = draw(st.integers(1, 200))
+    steps = draw(st.lists(st.sampled_from([0, 1, 10, 100, 1_000]), min_size=n, max_size=n))
+    jitter = draw(st.sampled_from([0, 5, 50, 300]))
+    times = list(itertools.accumulate(steps))
+    sent = [(t + draw(st.integers(-jitter, jitter)), i + 1) for i, t in enumerate(times)]
+    deleted = set(draw(st.lists(st.integers(1, n), max_size=n // 3, unique=True)))
+    order = [(t, i) for t, i in sorted(sent) if i not in deleted]
+    for _ in range(draw(st.integers(0, 10)) if order else 0):  # replays, after the original
+        pos = draw(st.integers(0, len(order) - 1))
+        order.insert(draw(st.integers(pos + 1, len(order))), order[pos])
+    arrivals, wmark = [], 0
+    for t, i in order:
+        wmark = max(wmark, t)
+        arrivals.append((i, wmark))
+    reorder = draw(st.integers(0, 12))
+    window = draw(st.one_of(st.just(n + 2), st.integers(max(reorder, 1), max(reorder, 1) + 40)))
+    reorder_time = draw(st.sampled_from([1, 4, 100, 601, 2_500]))
+    return arrivals, deleted, jitter, window, reorder, reorder_time
+
+
+@given(jittered_streams())
+def test_property_a_hole_matures_exactly_when_both_rules_allow(
+    case: tuple[list[tuple[int, int]], set[int], int, int, int, int],
+) -> None:
+    """A model of the rule. ``first_above[m]``: the event time at which an id above ``m``
+    was first seen. Safety: an id that settles as missing had ``reorder`` ids and
+    ``reorder_time`` past it, or was leaving the window. Liveness: once both hold (plus
+    one span), the id is settled. The gaps are exactly the ids missing when they settled
+    (a later fill does not take a gap back), and with ``reorder_time`` above twice the
+    jitter and a window holding every id, exactly the deleted ids."""
+    arrivals, deleted, jitter, window, reorder, rt = case
+    span = max(rt // SPANS, 1)
+    w = TradeWindow()
+    gaps: Gaps = []
+    first_above: dict[int, int] = {}
+    hwm = -1
+    seen: set[int] = set()
+    settled_missing: set[int] = set()
+    for n, wmark in arrivals:
+        if hwm >= 0:
+            for m in range(hwm, n):
+                first_above.setdefault(m, wmark)
+        old = w.matured
+        verdict = w.check(n, window, reorder, gaps, 0, wmark, rt)
+        if old >= 0:
+            for m in range(old + 1, w.matured + 1):
+                if m not in seen:
+                    ripe = n - m >= max(reorder, 1) and wmark - first_above[m] >= rt
+                    assert ripe or m <= n - window, (m, n, wmark, first_above[m])
+                    settled_missing.add(m)
+        if n > hwm >= 0:
+            for m in range(w.matured + 1, n):
+                overdue = n - m >= max(reorder, 1) and wmark >= first_above[m] + rt + span
+                assert not overdue, (m, n, wmark, first_above[m])
+        if verdict == NEW:
+            seen.add(n)
+        hwm = max(hwm, n)
+    if hwm >= 0:
+        settled_missing.update(m for m in range(w.matured + 1, hwm) if m not in seen)
+    w.flush(gaps)
+    reported = expand(gaps)
+    assert len(reported) == len(set(reported)), "an id reported twice"
+    assert reported == sorted(reported)
+    assert set(reported) == settled_missing
+    if rt > 2 * jitter and window > max(seen | deleted | {0}):
+        first = arrivals[0][0] if arrivals else 0
+        assert set(reported) == {d for d in deleted if first < d < hwm}
+
+
+@given(jittered_streams(), st.data())
+def test_property_pickle_mid_stream_with_the_time_rule_changes_nothing(
+    case: tuple[list[tuple[int, int]], set[int], int, int, int, int], data: st.DataObject
+) -> None:
+    arrivals, _, _, window, reorder, rt = case
+    cut = data.draw(st.integers(0, len(arrivals)))
+    straight = TradeWindow()
+    gaps_a: Gaps = []
+    out_a = timed(straight, arrivals, gaps_a, window=window, reorder=reorder, reorder_time=rt)
+    straight.flush(gaps_a)
+
+    first = TradeWindow()
+    gaps_b: Gaps = []
+    out_b = timed(first, arrivals[:cut], gaps_b, window=window, reorder=reorder, reorder_time=rt)
+    resumed = pickle.loads(pickle.dumps(first, protocol=pickle.HIGHEST_PROTOCOL))
+    assert resumed.__getstate__() == first.__getstate__()
+    out_b += timed(resumed, arrivals[cut:], gaps_b, window=window, reorder=reorder, reorder_time=rt)
+    resumed.flush(gaps_b)
+    assert (out_b, gaps_b) == (out_a, gaps_a)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -51,11 +52,16 @@ def test_runtime_and_dev_tools_share_the_namespace_without_overlap() -> None:
 @pytest.mark.slow
 def test_a_fresh_install_exposes_only_the_ticktape_namespace(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(ROOT)],
-        check=True,
-        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
-    )
+    had_build_dir = (ROOT / "build").exists()
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(ROOT)],
+            check=True,
+            env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+        )
+    finally:
+        if not had_build_dir:  # setuptools builds in the checkout: leave no copy of the tree behind
+            shutil.rmtree(ROOT / "build", ignore_errors=True)
     (wheel,) = wheels.glob("ticktape-*.whl")
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)

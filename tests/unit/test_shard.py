@@ -273,6 +273,24 @@ def test_flush_reports_gaps_still_inside_the_reorder_tolerance() -> None:
     assert proc.flush().is_empty(), "a second flush reports nothing new"
 
 
+def test_a_gap_waits_reorder_time_of_the_partition_watermark_never_the_wall_clock() -> None:
+    """Live mode, a wall clock racing an hour per reading: the hole still matures only
+    once the partition's watermark (event time) is ``reorder_time`` past the moment ids
+    above it were first seen, so the gap does not depend on processing speed."""
+    cfg = settings(reorder=2, reorder_time=60 * S, live=True, stale_after=3600 * S)
+    ticks = with_wmarks([tick(n, T0 + n * S) for n in (1, 2, 4, *range(5, 40))])  # 3 missing from 4 s
+    later = with_wmarks([tick(n, T0 + n * 5 * S - 160 * S) for n in range(40, 60)])  # 40 .. 135 s
+    with wall_clock(3600 * S):
+        proc = ShardProcessor(cfg)
+        early = [proc.process([t]) for t in ticks]
+        assert all(of_type(o.events, EventType.SEQUENCE_GAP) == [] for o in early), "39 s: too early"
+        outs = [proc.process([t]) for t in later]
+    reported = [(i, g) for i, o in enumerate(outs) for g in of_type(o.events, EventType.SEQUENCE_GAP)]
+    assert [(payload(g)["first_missing"], payload(g)["last_missing"]) for _, g in reported] == [(3, 3)]
+    at = later[reported[0][0]].wmark - (T0 + 4 * S)
+    assert 60 * S <= at <= 60 * S + 15 * S + 5 * S, "after reorder_time, within a span (+ one tick)"
+
+
 # -- price guard -------------------------------------------------------------------
 
 
@@ -614,6 +632,7 @@ PROPERTY_SETTINGS = settings(
     rules=ValidationRules(max_jump_pct=20.0, zscore_threshold=2.5, zscore_min_samples=4),
     window=32,
     reorder=5,
+    reorder_time=2 * S,  # both rules bind at times: STEPS go from 0 to 7 s
     stale_after=3 * S,
     stale_overrides={"ETH-USDT": 10 * S},
 )

@@ -36,8 +36,10 @@ class RedisCacheSink(PartitionedSink[tuple[list[PriceUpdate], list[Candle]], Non
         *,
         partitions: int = 4,
         stats: RunStats | None = None,
+        durable_snapshots: bool = True,
     ) -> None:
         super().__init__(partitions)
+        self.durable_snapshots = durable_snapshots
         self.cfg = cfg
         self.ttls_ns = ttls_ns
         self.stats = stats
@@ -47,4 +49,6 @@ class RedisCacheSink(PartitionedSink[tuple[list[PriceUpdate], list[Candle]], Non
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> CacheSinkPartition:
         cache = RedisCache(self.cfg, self.ttls_ns, stats=self.counters)
-        return CacheSinkPartition(cache, self.stats, name="redis_cache", owned=True)
+        return CacheSinkPartition(
+            cache, self.stats, name="redis_cache", owned=True, durable=self.durable_snapshots
+        )
