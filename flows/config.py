@@ -21,9 +21,11 @@ from msgspec import Meta
 from ticktape.connectors.files.history import FileSourceConfig
 from ticktape.connectors.kafka.config import KafkaSourceConfig
 from ticktape.connectors.synthetic.feed import SyntheticConfig
+from ticktape.connectors.venues.config import WebSocketSourceConfig
 from ticktape.flows.loader.config import LoaderConfig
 from ticktape.flows.steps.candles import CandleConfig
 from ticktape.infra.observability.logs import redact
+from ticktape.schemas.books.keeper import KeeperSettings
 from ticktape.schemas.bounds import INT64_MAX, Count, Port, between
 from ticktape.schemas.durations import Duration, PositiveDuration, dec_hook, enc_hook
 from ticktape.schemas.errors import ConfigError
@@ -57,10 +59,35 @@ class RunConfig(_Section, frozen=True, forbid_unknown_fields=True):
 class SourceConfig(_Section, frozen=True, forbid_unknown_fields=True):
     """``[source]``: which source feeds the job (``kind``) and the settings of each."""
 
-    kind: Literal["synthetic", "file", "kafka"] = "synthetic"
+    kind: Literal["synthetic", "file", "kafka", "websocket"] = "synthetic"
     synthetic: SyntheticConfig = SyntheticConfig()
     file: FileSourceConfig = FileSourceConfig()
     kafka: KafkaSourceConfig = KafkaSourceConfig()
+    websocket: WebSocketSourceConfig = WebSocketSourceConfig()
+
+    def __post_init__(self) -> None:
+        if self.kind == "websocket" and not self.websocket.feeds:
+            raise ValueError('websocket: kind = "websocket" needs at least one [[source.websocket.feeds]]')
+
+
+class BooksConfig(_Section, frozen=True, forbid_unknown_fields=True):
+    """``[books]``: the local L2 books of venue feeds (the ``websocket`` source, and a Kafka
+    source of a feed format: both must use the same settings to build the same books).
+
+    ``depth``: levels kept per side; ``snapshot_every``: an L2 snapshot of every book per
+    that much event time (and after every resync), with ``snapshot_levels`` levels per side;
+    ``buffer``: diffs held per book while it waits for a snapshot; ``market_log``: write
+    every accepted quote and L2 snapshot to ``<data_dir>/market`` (archived with the
+    archive settings under ``<prefix>/market``)."""
+
+    depth: Annotated[int, between(1, 1_000_000)] = 1000
+    snapshot_every: Duration = Duration.parse("10s")
+    snapshot_levels: Annotated[int, between(1, 100_000)] = 20
+    buffer: Annotated[int, between(1, 100_000_000)] = 10_000
+    market_log: bool = True
+
+    def keeper(self) -> KeeperSettings:
+        return KeeperSettings(self.depth, int(self.snapshot_every), self.snapshot_levels, self.buffer)
 
 
 class OutputsConfig(_Section, frozen=True, forbid_unknown_fields=True):
@@ -255,6 +282,7 @@ class Config(_Section, frozen=True, forbid_unknown_fields=True):
     validation: ValidationRules = ValidationRules()
     dedupe: DedupeConfig = DedupeConfig()
     candles: CandleConfig = CandleConfig()
+    books: BooksConfig = BooksConfig()
     cache: CacheConfig = CacheConfig()
     eventlog: EventLogConfig = EventLogConfig()
     archive: ArchiveConfig = ArchiveConfig()

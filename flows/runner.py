@@ -204,6 +204,8 @@ def run(
     }
     if cfg.candles.enabled:
         outs["candles"] = str(wiring.candles_dir(cfg))
+    if cfg.books.market_log and wiring.source_has_market(cfg):
+        outs["market_log"] = str(wiring.market_dir(cfg))
     return RunResult(
         run_id, stats, elapsed, outs, port, len(addresses) if addresses else 1, shutdown.signal_name
     )

@@ -50,6 +50,9 @@ class DLCode:
     BAD_ORDER: Final = "BAD_ORDER"
     #: an order event the order's state does not allow (the message names the rule)
     ILLEGAL_TRANSITION: Final = "ILLEGAL_TRANSITION"
+    CROSSED_BOOK: Final = "CROSSED_BOOK"
+    BAD_SEQUENCE: Final = "BAD_SEQUENCE"
+    OVERSIZED: Final = "OVERSIZED_FRAME"
 
     ALL: Final = (
         DECODE_ERROR,
@@ -76,6 +79,9 @@ class DLCode:
         KEY_LIMIT,
         BAD_ORDER,
         ILLEGAL_TRANSITION,
+        CROSSED_BOOK,
+        BAD_SEQUENCE,
+        OVERSIZED,
     )
 
 
@@ -91,6 +97,18 @@ class EventType:
     CANDLE_REVISED: Final = "CandleRevised"
     LATE_TICK: Final = "LateTick"
     SNAPSHOT: Final = "Snapshot"
+    #: A local order book lost sync (sequence gap, bad checksum, crossed, reconnect).
+    BOOK_GAP: Final = "BookGap"
+    #: A local order book is in sync again (rebuilt from a venue snapshot).
+    BOOK_RESYNC: Final = "BookResync"
+    #: A venue connection opened / ended (what was in flight at the end may be lost).
+    FEED_CONNECTED: Final = "FeedConnected"
+    FEED_DISCONNECTED: Final = "FeedDisconnected"
+    #: A venue said no (rate limit, bad subscription): logged once, retried with backoff.
+    VENUE_ERROR: Final = "VenueError"
+    #: Market-log events (not the event log): every accepted quote, every L2 snapshot.
+    QUOTE_UPDATED: Final = "QuoteUpdated"
+    BOOK_SNAPSHOTTED: Final = "BookSnapshotted"
 
 
 class Tick(msgspec.Struct, array_like=True, gc=False):
@@ -216,6 +234,103 @@ class Event(msgspec.Struct, frozen=True, array_like=True, gc=False):
     causation: str
 
 
+Level = tuple[float, float]
+"""One L2 price level: ``(price, size)``; size 0 in an update deletes the level."""
+
+
+class Quote(msgspec.Struct, array_like=True, gc=False):
+    """Best bid and ask with their sizes (a top-of-book update) as it leaves a source.
+
+    ``update_id`` is the venue's book sequence when it sends one (Binance ``u``, Bybit
+    ``u``), else -1; it orders quotes and detects duplicates. ``seq`` is the per-symbol
+    sequence the keyed step assigns to accepted quotes (0 before). Venues without an event
+    time on quotes (Binance spot ``bookTicker``) use the receive time as ``ts_event``.
+    """
+
+    venue: str
+    symbol: str
+    bid: float
+    bid_size: float
+    ask: float
+    ask_size: float
+    ts_event: int
+    ts_recv: int
+    src: str
+    offset: int
+    ts_kafka: int = 0
+    update_id: int = -1
+    seq: int = 0
+
+    @property
+    def mid(self) -> float:
+        return (self.bid + self.ask) / 2.0
+
+    @property
+    def spread(self) -> float:
+        return self.ask - self.bid
+
+
+class BookUpdate(msgspec.Struct, array_like=True, gc=False):
+    """An L2 change of one symbol's book: ``bids``/``asks`` levels to set (size 0
+    deletes), or with ``snapshot`` the whole book (replacing it).
+
+    Sequencing, as the venue sends it: ``first_id``/``last_id`` the range of update ids
+    this message covers (Binance ``U``/``u``; Bybit ``u`` in both), ``prev_id`` the last
+    id of the previous message when the venue says it (Binance futures ``pu``), else -1;
+    ``checksum`` the venue's CRC32 of the book after the update (Kraken), else -1, with
+    ``texts`` holding each level's exact ``(price, size)`` text for it (bids, asks).
+    """
+
+    venue: str
+    symbol: str
+    bids: list[Level]
+    asks: list[Level]
+    ts_event: int
+    ts_recv: int
+    src: str
+    offset: int
+    ts_kafka: int = 0
+    first_id: int = -1
+    last_id: int = -1
+    prev_id: int = -1
+    snapshot: bool = False
+    checksum: int = -1
+    texts: tuple[list[tuple[str, str]], list[tuple[str, str]]] | None = None
+
+
+class BookSnapshot(msgspec.Struct, array_like=True, gc=False):
+    """The top ``len(bids)``/``len(asks)`` levels of a local book at ``ts_event`` (bids
+    best first, descending; asks ascending), after update ``last_id``. ``reason`` is
+    ``interval`` (every ``[books] snapshot_every`` of event time) or ``resync``.
+    ``src``/``offset`` are the coordinates of the message that produced this state."""
+
+    venue: str
+    symbol: str
+    ts_event: int
+    last_id: int
+    bids: list[Level]
+    asks: list[Level]
+    ts_recv: int
+    src: str
+    offset: int
+    reason: str = "interval"
+
+
+class BookFact(msgspec.Struct, frozen=True, gc=False):
+    """Something that happened to a local book at the source (``type`` is
+    :attr:`EventType.BOOK_GAP` or :attr:`EventType.BOOK_RESYNC`); the keyed step makes it an
+    event of the book's aggregate (:func:`book_aggregate`). ``detail`` is the payload:
+    reason, expected/got ids, levels, ... (JSON-encodable, deterministic)."""
+
+    type: str
+    venue: str
+    symbol: str
+    ts_event: int
+    src: str
+    offset: int
+    detail: dict[str, int | str]
+
+
 class Tally(msgspec.Struct, gc=False):
     """What the keyed step decided for the ticks of one source partition (the accounting's
     ``accepted + rejected + duplicate``; the source counted ``read``)."""
@@ -228,7 +343,14 @@ class Tally(msgspec.Struct, gc=False):
 class TickBatch(msgspec.Struct, gc=False):
     """What a source partition emits per poll: decoded ticks plus the messages that
     could not be decoded or broke a stateless rule. ``n_read`` counts records read
-    (trades decoded + undecodable messages) for the accounting (docs/architecture.md, "Accounting")."""
+    (trades, quotes and book updates decoded + undecodable messages) for the accounting
+    (docs/architecture.md, "Accounting").
+
+    Venue feeds add ``quotes`` (validated, for the keyed quote branch), ``books`` (L2
+    snapshots of the source's local books) and ``facts`` (book gaps and resyncs); book
+    updates are decided at the source (applied to its local book, or duplicates), and
+    ``decided`` holds those outcomes so the accounting balances per partition.
+    """
 
     src: str
     ticks: list[Tick]
@@ -236,11 +358,25 @@ class TickBatch(msgspec.Struct, gc=False):
     n_read: int
     wmark: int
     events: list[Event] = msgspec.field(default_factory=list)
+    quotes: list[Quote] = msgspec.field(default_factory=list)
+    books: list[BookSnapshot] = msgspec.field(default_factory=list)
+    facts: list[BookFact] = msgspec.field(default_factory=list)
+    decided: Tally | None = None
+
+    def has_market(self) -> bool:
+        """Whether the batch holds quotes, book snapshots or book facts."""
+        return bool(self.quotes or self.books or self.facts)
 
 
 def aggregate_of(venue: str, symbol: str) -> str:
     """The event-log aggregate id of a symbol: ``SYMBOL@venue``."""
     return f"{symbol}@{venue}"
+
+
+def book_aggregate(venue: str, symbol: str) -> str:
+    """The event-log aggregate of a symbol's local order book: ``book:SYMBOL@venue``
+    (its own ``seq``, apart from the symbol's trade events)."""
+    return f"book:{symbol}@{venue}"
 
 
 def source_aggregate(src: str) -> str:

@@ -28,7 +28,7 @@ from ticktape.schemas.limits import (
     TS_MAX,
     TS_MIN,
 )
-from ticktape.schemas.records import SIDES, DLCode, Tick
+from ticktape.schemas.records import SIDES, BookUpdate, DLCode, Level, Quote, Tick
 
 DEFAULT_SYMBOL_PATTERN = r"^[A-Z0-9][A-Z0-9._]{0,23}(-[A-Z0-9][A-Z0-9._]{0,23})?$"
 #: Venues are lowercase names (decoders lowercase them): no markup, path or control characters.
@@ -123,6 +123,50 @@ class TickValidator:
             tick.instrument_id = _standard_instrument_id(tick.instrument_id)
         return tick
 
+    def check_quote(self, q: Quote) -> Quote:
+        """Return the quote or raise: prices and sizes within the value limits
+        (:mod:`ticktape.schemas.limits`), bid below ask (a crossed or locked quote is
+        ``CROSSED_BOOK``), event time in range, venue, symbol and clock rules."""
+        for name, price in (("bid", q.bid), ("ask", q.ask)):
+            if not MIN_PRICE <= price <= MAX_PRICE:  # also NaN and infinities
+                raise RejectError(
+                    DLCode.BAD_PRICE, name, f"a number from {MIN_PRICE:g} to {MAX_PRICE:g}", price
+                )
+        for name, size in (("bid_size", q.bid_size), ("ask_size", q.ask_size)):
+            if not 0.0 <= size <= MAX_SIZE:
+                raise RejectError(DLCode.BAD_SIZE, name, f"a number from 0 to {MAX_SIZE:g}", size)
+        if q.bid >= q.ask:
+            raise RejectError(DLCode.CROSSED_BOOK, "bid", f"below the ask {q.ask!r}", q.bid)
+        if not TS_MIN <= q.ts_event < TS_MAX:
+            raise RejectError(
+                DLCode.TS_RANGE, "ts_event", "ns from 1970-01-01 to before 2100-01-01", q.ts_event
+            )
+        if q.venue not in self._known_venues:
+            self.check_venue(q.venue)
+        if q.symbol not in self._known_good:
+            self.check_symbol(q.symbol)
+        if self.check_clock:
+            self._check_times(q.ts_event, q.ts_kafka or q.ts_recv)
+        return q
+
+    def check_book(self, u: BookUpdate) -> BookUpdate:
+        """Return the update or raise: every level's price and size within the value
+        limits (size 0 deletes), ``first_id <= last_id`` (``BAD_SEQUENCE``), event time in
+        range, venue and symbol rules."""
+        _check_levels("bids", u.bids)
+        _check_levels("asks", u.asks)
+        if u.first_id > u.last_id >= 0 or (u.first_id >= 0 > u.last_id):
+            raise RejectError(DLCode.BAD_SEQUENCE, "first_id", f"at most last_id {u.last_id}", u.first_id)
+        if not TS_MIN <= u.ts_event < TS_MAX:
+            raise RejectError(
+                DLCode.TS_RANGE, "ts_event", "ns from 1970-01-01 to before 2100-01-01", u.ts_event
+            )
+        if u.venue not in self._known_venues:
+            self.check_venue(u.venue)
+        if u.symbol not in self._known_good:
+            self.check_symbol(u.symbol)
+        return u
+
     def check_symbol(self, symbol: str) -> None:
         """Raise unless ``symbol`` passes the pattern / allow-list (whole-string match)."""
         if self._allowed:
@@ -152,23 +196,41 @@ class TickValidator:
 
     def _check_clock(self, tick: Tick) -> None:
         ref = tick.ts_kafka or tick.ts_recv
+        rules = self.rules  # the trade hot path: the limits are compared here, inline
+        ts_event = tick.ts_event
+        if (rules.max_future and ts_event - ref > rules.max_future) or (
+            rules.max_past and ref - ts_event > rules.max_past
+        ):
+            self._check_times(ts_event, ref)
+
+    def _check_times(self, ts_event: int, ref: int) -> None:
         rules = self.rules
-        if rules.max_future and tick.ts_event - ref > rules.max_future:
-            ahead = (tick.ts_event - ref) / 1e9
+        if rules.max_future and ts_event - ref > rules.max_future:
+            ahead = (ts_event - ref) / 1e9
             raise RejectError(
                 DLCode.TS_FUTURE,
                 "ts_event",
                 f"at most {rules.max_future.seconds:g}s ahead of the receive clock",
-                f"{ahead:.3f}s ahead ({tick.ts_event})",
+                f"{ahead:.3f}s ahead ({ts_event})",
             )
-        if rules.max_past and ref - tick.ts_event > rules.max_past:
-            behind = (ref - tick.ts_event) / 1e9
+        if rules.max_past and ref - ts_event > rules.max_past:
+            behind = (ref - ts_event) / 1e9
             raise RejectError(
                 DLCode.TS_PAST,
                 "ts_event",
                 f"at most {rules.max_past.seconds:g}s behind the receive clock",
-                f"{behind:.3f}s behind ({tick.ts_event})",
+                f"{behind:.3f}s behind ({ts_event})",
             )
+
+
+def _check_levels(side: str, levels: list[Level]) -> None:
+    for i, (price, size) in enumerate(levels):
+        if not MIN_PRICE <= price <= MAX_PRICE:  # also NaN and infinities
+            raise RejectError(
+                DLCode.BAD_PRICE, f"{side}[{i}].price", f"a number from {MIN_PRICE:g} to {MAX_PRICE:g}", price
+            )
+        if not 0.0 <= size <= MAX_SIZE:
+            raise RejectError(DLCode.BAD_SIZE, f"{side}[{i}].size", f"a number from 0 to {MAX_SIZE:g}", size)
 
 
 def _standard_instrument_id(raw: str) -> str:

@@ -30,9 +30,9 @@ import msgspec
 
 from ticktape.infra.observability.logs import get_logger
 from ticktape.schemas.bounds import EpochNs
-from ticktape.schemas.decoding import FORMATS
 from ticktape.schemas.durations import PositiveDuration
 from ticktape.schemas.errors import ConfigError
+from ticktape.schemas.feed import format_names
 
 if TYPE_CHECKING:  # importable without the `kafka` extra: ticktape.flows.config uses the config
     from confluent_kafka import KafkaError, TopicPartition
@@ -158,7 +158,9 @@ class KafkaSourceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     - ``bootstrap_servers``: librdkafka ``bootstrap.servers`` (``host:port,...``).
     - ``topic``: the topic to read; every partition of it is read.
     - ``format``: the messages' wire format, a name in ``ticktape.schemas.decoding.FORMATS``
-      (``generic``, ``binance``, ``coinbase``, ``kraken``, ``bybit``, ...).
+      (``generic``, ``binance``, ``coinbase``, ``kraken``, ``bybit``, ...), or a feed
+      format of ``ticktape.schemas.feed`` (``binance-ws``, ...: frames that ``ticktape
+      record`` wrote, with their receive time in the ``ts_recv`` header).
     - ``start``: where a run without recovery state starts, per partition:
       ``beginning`` (oldest message), ``end`` (only new messages), ``offsets``
       (``start_offsets``), ``time`` (first message whose broker timestamp is at or
@@ -200,8 +202,8 @@ class KafkaSourceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
 
     def __post_init__(self) -> None:
         check_file_settings(self.consumer, "consumer")  # ConfigError naming the env var
-        if self.format not in FORMATS:
-            raise ValueError(f"format: expected one of {', '.join(sorted(FORMATS))}, got {self.format!r}")
+        if self.format not in format_names():
+            raise ValueError(f"format: expected one of {', '.join(format_names())}, got {self.format!r}")
         for key in (*FORCED, "group.id", "bootstrap.servers"):
             if key in self.consumer:
                 hint = {"group.id": "use `group`", "bootstrap.servers": "use `bootstrap_servers`"}

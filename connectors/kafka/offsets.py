@@ -43,7 +43,7 @@ from ticktape.infra.observability.logs import get_logger
 from ticktape.schemas.decoding import dead_letter_event
 from ticktape.schemas.errors import DecodeError, MissingDependencyError, SourceError
 from ticktape.schemas.ids import event_id
-from ticktape.schemas.records import DeadLetter, DLCode, Event, EventType, TickBatch, source_aggregate
+from ticktape.schemas.records import DeadLetter, DLCode, Event, EventType, Tally, TickBatch, source_aggregate
 
 try:
     from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -319,4 +319,15 @@ def merge_batches(parts: list[TickBatch]) -> TickBatch:
     ticks = [t for b in parts for t in b.ticks]
     dead = [d for b in parts for d in b.dead]
     events = [e for b in parts for e in b.events]
-    return TickBatch(parts[0].src, ticks, dead, sum(b.n_read for b in parts), parts[-1].wmark, events)
+    merged = TickBatch(parts[0].src, ticks, dead, sum(b.n_read for b in parts), parts[-1].wmark, events)
+    if any(b.has_market() or b.decided is not None for b in parts):
+        merged.quotes = [q for b in parts for q in b.quotes]
+        merged.books = [s for b in parts for s in b.books]
+        merged.facts = [f for b in parts for f in b.facts]
+        decided = Tally()
+        for b in parts:
+            if b.decided is not None:
+                decided.accepted += b.decided.accepted
+                decided.duplicate += b.decided.duplicate
+        merged.decided = decided
+    return merged

@@ -22,7 +22,13 @@ and on close, for monitoring tools only (lag dashboards); recovery never reads i
 Messages become ticks through :class:`~ticktape.schemas.decoding.BatchDecoder` (format
 ``format``); the broker timestamp is ``ts_kafka``, the reference of the future/past
 rule, except for messages with :data:`~ticktape.connectors.kafka.config.HISTORY_HEADER`
-(history produced from files: no receive clock, the rule is skipped for them). A null value (tombstone) is a
+(history produced from files: no receive clock, the rule is skipped for them). A feed
+format (``binance-ws``, ...: what ``ticktape record`` writes) decodes through
+:class:`~ticktape.schemas.feed.FeedBatchDecoder` with the partition's local books (part of
+its resume state), and each message's ``ts_recv`` header (the receive time at the venue
+socket, ns) is its receive time, so a replay rebuilds exactly what the direct
+``websocket`` source built; a partition that reaches its end emits a ``final`` L2
+snapshot of every book in sync before it stops. A null value (tombstone) is a
 ``DECODE_ERROR`` dead letter; a hole in the offsets (compaction, retention, transaction
 markers) is a ``SequenceGap`` event of the partition's source aggregate. Offset
 resolution and broker quirks live in :mod:`ticktape.connectors.kafka.offsets`.
@@ -33,6 +39,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -58,8 +65,10 @@ from ticktape.connectors.kafka.offsets import (
 )
 from ticktape.infra.observability.logs import get_logger
 from ticktape.infra.observability.metrics import RunStats
-from ticktape.schemas.decoding import FORMATS, BatchDecoder, DecoderState
+from ticktape.schemas.books.keeper import KeeperSettings
+from ticktape.schemas.decoding import BatchDecoder
 from ticktape.schemas.errors import MissingDependencyError, SourceError
+from ticktape.schemas.feed import FeedBatchDecoder, is_feed_format, make_batch_decoder
 from ticktape.schemas.records import TickBatch
 from ticktape.schemas.validation import TickValidator, ValidationRules
 
@@ -72,8 +81,11 @@ __all__ = ["KafkaSource", "KafkaSourceConfig", "end_offsets_at"]
 log = get_logger("kafka")
 _EOF = KafkaError._PARTITION_EOF
 _NO_END = 1 << 62
-State = tuple[int, DecoderState]
-"""``(next_offset, (decoder watermark, decoder event seq))`` of one partition."""
+#: The header ``ticktape record`` puts on every frame: its receive time (ns, 8 bytes big-endian).
+TS_RECV_HEADER = "ts_recv"
+State = tuple[int, tuple[Any, ...]]
+"""``(next_offset, decoder state)`` of one partition: ``(watermark, event seq)``, plus the
+local books for feed formats."""
 
 
 def _is_history(msg: Message) -> bool:
@@ -96,6 +108,7 @@ class _KafkaPartition(StatefulSourcePartition[TickBatch, State]):
         batch_size: int,
         poll_timeout: float,
         group: str,
+        recv_header: bool = False,
     ) -> None:
         self.consumer, self.topic, self.partition = consumer, topic, partition
         self.src = decoder.src
@@ -113,6 +126,8 @@ class _KafkaPartition(StatefulSourcePartition[TickBatch, State]):
         self._backoff = 0.0
         self._errored = False
         self._wake: datetime | None = None
+        self.recv_header = recv_header
+        self.final_sent = False
         #: the validator of history rows (HISTORY_HEADER): the same rules, no clock rule
         self.unclocked = TickValidator(decoder.validator.rules, check_clock=False)
         consumer.assign([TopicPartition(topic, partition, start)])
@@ -128,6 +143,9 @@ class _KafkaPartition(StatefulSourcePartition[TickBatch, State]):
 
     def next_batch(self) -> list[TickBatch]:
         if self.done:
+            if isinstance(self.decoder, FeedBatchDecoder) and not self.final_sent:
+                self.final_sent = True  # a bounded feed replay ends with the books' final state
+                return [self.decoder.final(self.next_offset, time.time_ns())]
             raise StopIteration
         if self.events.fatal is not None:
             raise SourceError(f"{self.src}: fatal Kafka consumer error: {self.events.fatal}")
@@ -184,7 +202,7 @@ class _KafkaPartition(StatefulSourcePartition[TickBatch, State]):
                 if marked != history:
                     parts.extend(self._flush(rows, history))
                     history = marked
-                rows.append((off, value, ts_recv, ts_kafka))
+                rows.append((off, value, _recv_of(msg, ts_recv) if self.recv_header else ts_recv, ts_kafka))
             expected = off + 1
         self.next_offset = expected
         parts.extend(self._flush(rows, history))
@@ -270,6 +288,15 @@ class _KafkaPartition(StatefulSourcePartition[TickBatch, State]):
         self.consumer.close()
 
 
+def _recv_of(msg: Message, default: int) -> int:
+    """The ``ts_recv`` header of a recorded frame, else ``default``."""
+    headers: list[tuple[str, bytes | None]] | None = msg.headers()  # type: ignore[assignment]
+    for key, value in headers or ():
+        if key == TS_RECV_HEADER and isinstance(value, bytes) and len(value) == 8:
+            return int.from_bytes(value, "big")
+    return default
+
+
 class KafkaSource(FixedPartitionedSource[TickBatch, State]):
     """Read a Kafka topic as tick batches (see the module docstring). ``stats`` gets the
     consumer lag, next offset, offset gaps and errors per partition as metrics."""
@@ -282,12 +309,13 @@ class KafkaSource(FixedPartitionedSource[TickBatch, State]):
         rules: ValidationRules | None = None,
         check_clock: bool = True,
         stats: RunStats | None = None,
+        keeper_settings: KeeperSettings | None = None,
     ) -> None:
         self.cfg = cfg
         self.batch_size = batch_size
         self.rules = rules or ValidationRules()
         self.check_clock = check_clock
-        self.decode = FORMATS[cfg.format]
+        self.keeper_settings = keeper_settings
         self._conf = librdkafka_config(cfg.bootstrap_servers, cfg.consumer)  # env secrets too
         self._parts: dict[str, _KafkaPartition] = {}
         if stats is not None:
@@ -309,12 +337,14 @@ class KafkaSource(FixedPartitionedSource[TickBatch, State]):
         conf = {**self._conf, "error_cb": events.on_error, "on_commit": events.on_commit}
         resume_offset = resume_state[0] if resume_state is not None else None
         start, bounds, why = plan_partition(conf, self.cfg, p, resume_offset)
-        dstate = resume_state[1] if resume_state is not None else None
-        validator = TickValidator(self.rules, check_clock=self.check_clock)
-        decoder = BatchDecoder.resume(for_part, self.decode, validator, dstate)
+        decoder: BatchDecoder = make_batch_decoder(
+            self.cfg.format, for_part, self.rules, check_clock=self.check_clock,
+            state=resume_state[1] if resume_state is not None else None, keeper_settings=self.keeper_settings,
+        )  # fmt: skip
         part = _KafkaPartition(
             open_consumer(conf, self.cfg.group), self.cfg.topic, p, decoder, events, start, bounds,
             batch_size=self.batch_size, poll_timeout=self.cfg.poll_timeout.seconds, group=self.cfg.group,
+            recv_header=is_feed_format(self.cfg.format),
         )  # fmt: skip
         self._parts[for_part] = part
         log.info("%s: start at offset %d (%s), %s", for_part, start, why, bounds.describe())

@@ -39,8 +39,9 @@ from ticktape.flows.steps.candles_vector import candles_with_admission
 from ticktape.infra.observability.metrics import RunStats
 from ticktape.schemas.errors import DataError
 from ticktape.schemas.limits import MAX_TRADE_ID_CHARS, out_of_range
-from ticktape.schemas.records import SIDES, Candle, PriceUpdate, TickBatch
+from ticktape.schemas.records import SIDES, Candle, TickBatch
 from ticktape.schemas.validation import TickValidator
+from ticktape.sinks.cache.sink import CacheItem
 
 Progress = Callable[[int, int], None]
 
@@ -114,8 +115,8 @@ def write_candles(cfg: Config, candles: list[Candle], stats: RunStats) -> None:
     items = op.input("candles", flow, ItemsSource(keyed))
     for i, candle_sink in enumerate(outputs.candles):
         op.output(f"candles_{i}", items, candle_sink)
-    cache_items: Stream[tuple[str, tuple[list[PriceUpdate], list[Candle]]]] = op.map(
-        "cache_items", items, lambda kv: (kv[0], ([], kv[1]))
+    cache_items: Stream[tuple[str, CacheItem]] = op.map(
+        "cache_items", items, lambda kv: (kv[0], ([], kv[1], []))
     )
     for i, cache_sink in enumerate(outputs.cache):
         op.output(f"cache_{i}", cache_items, cache_sink)

@@ -95,8 +95,9 @@ def run(force: bool, wait: float, **common: Any) -> None:
 @archive.command("ls")
 @_with_store
 @click.option(
-    "--stream", type=click.Choice(["ticks", "events"]), default=None, help="One stream (default: both)."
-)
+    "--stream", type=click.Choice(["ticks", "events", "quotes", "books"]), default=None,
+    help="One stream (default: all; quotes/books are the market log's, under --prefix <prefix>/market).",
+)  # fmt: skip
 @click.option("--from", "since", help="Objects with rows at or after this time (ns, date, RFC 3339, now-1h).")
 @click.option("--to", "until", help="... and before this time.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
@@ -135,14 +136,18 @@ def _rows(table: pa.Table) -> list[dict[str, Any]]:
 @click.argument("symbol")
 @click.option("--from", "since", help="From this event time (inclusive).")
 @click.option("--to", "until", help="To this event time (exclusive).")
-@click.option("--stream", type=click.Choice(["ticks", "events"]), default="ticks", show_default=True)
+@click.option(
+    "--stream", type=click.Choice(["ticks", "events", "quotes", "books"]), default="ticks", show_default=True,
+    help="quotes/books: the market log of venue feeds (with --prefix <prefix>/market).",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="JSON lines (times in ns).")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with a header (times in ns).")
 def read(
     symbol: str, since: str | None, until: str | None, stream: str, as_json: bool, as_csv: bool, **common: Any
 ) -> None:
     """Read back SYMBOL's archived rows (the aggregate, e.g. BTC-USD@binance, with
-    --stream events) for a time range; only matching row groups are fetched."""
+    --stream events) for a time range; only matching row groups are fetched. Quotes and
+    L2 snapshots of venue feeds: --stream quotes|books --prefix <prefix>/market."""
     from ticktape.sinks.archive.config import open_archive_store
     from ticktape.sinks.archive.reader import ArchiveReader
 
@@ -159,11 +164,11 @@ def read(
         writer.writeheader()
         writer.writerows({k: printable(v) if isinstance(v, str) else v for k, v in r.items()} for r in rows)
     else:
-        show = (
-            ["ts_event", "price", "size", "side", "trade_id", "seq"]
-            if stream == "ticks"
-            else ["ts_event", "type", "seq", "payload"]
-        )
+        show = {
+            "ticks": ["ts_event", "price", "size", "side", "trade_id", "seq"],
+            "quotes": ["ts_event", "bid", "bid_size", "ask", "ask_size", "seq"],
+            "books": ["ts_event", "last_id", "reason", "bids", "asks"],
+        }.get(stream, ["ts_event", "type", "seq", "payload"])
         out = Table()
         for col in show:
             out.add_column(col, overflow="fold")

@@ -16,8 +16,9 @@ from ticktape.flows.config import Config
 from ticktape.flows.terminal import add_row, printable
 from ticktape.schemas.errors import InputError
 from ticktape.sinks.cache.api import HISTORY, METADATA, PRICE, CacheBackend, cache_key, decode_key_part
+from ticktape.sinks.cache.sink import QUOTE_SUFFIX
 
-_KINDS = {"price": PRICE, "metadata": METADATA, "candle": HISTORY}
+_KINDS = {"price": PRICE, "metadata": METADATA, "candle": HISTORY, "quote": PRICE}
 
 
 def _open(cfg: Config) -> CacheBackend:
@@ -30,7 +31,7 @@ def _open(cfg: Config) -> CacheBackend:
 
 @click.group()
 def cache() -> None:
-    """The cache of latest prices, metadata and candles ([cache] backend: embedded or redis)."""
+    """The cache of latest prices, metadata, candles and top of book ([cache] backend: embedded or redis)."""
 
 
 @cache.command("get")
@@ -44,14 +45,15 @@ def cache() -> None:
     "--interval", default="60", show_default=True, help="Candle interval in seconds (with --kind candle)."
 )
 def cache_get(symbol: str, venue: str | None, kind: str, interval: str, **common: Any) -> None:
-    """Print the cached value of SYMBOL, its version and whether it is still fresh."""
+    """Print the cached value of SYMBOL, its version and whether it is still fresh
+    (--kind quote: the top of book of a venue feed, with mid and spread)."""
     if not symbol.strip():
         raise click.BadParameter("expected a symbol, got ''", param_hint="SYMBOL")
     if venue is not None and not venue.strip():
         raise click.BadParameter("expected a venue, got ''", param_hint="--venue")
     cfg, _ = load(**common)
     store = _open(cfg)
-    suffix = f"candle/{interval}" if kind == "candle" else ""
+    suffix = {"candle": f"candle/{interval}", "quote": QUOTE_SUFFIX}.get(kind, "")
     try:
         if venue is None:
             venue = _venue_of(store, _KINDS[kind], symbol)

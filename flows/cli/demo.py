@@ -19,6 +19,7 @@ from ticktape.flows.config import Config
 from ticktape.flows.terminal import add_row
 from ticktape.infra.observability.logs import set_process_operation
 from ticktape.infra.observability.metrics import RunStats
+from ticktape.schemas.durations import Duration
 from ticktape.schemas.records import Candle
 from ticktape.schemas.timeparse import ns_to_iso
 from ticktape.sinks.cache import embedded as cache_mod
@@ -151,6 +152,13 @@ def _progress(stats: RunStats, cfg: Config, started: float, last: dict[str, floa
     help="Prometheus port on 127.0.0.1 (0 = any free port).",
 )
 @click.option("-w", "--workers", type=int, default=1, show_default=True, help="Worker threads.")
+@click.option(
+    "--venue",
+    type=click.Choice(["binance", "coinbase", "kraken", "bybit"]),
+    default=None,
+    help="Read a simulated venue's live feed instead (trades, quotes, L2 books; a local `ticktape venue-sim`, no internet).",
+)
+@click.option("--recorded", is_flag=True, help="With --venue binance: replay the recorded 2021 session.")
 def demo(
     duration: str,
     rate: float,
@@ -160,6 +168,8 @@ def demo(
     progress: bool,
     metrics_port: int,
     workers: int,
+    venue: str | None,
+    recorded: bool,
     **common: Any,
 ) -> None:
     """Run the job for a bounded time on the embedded default and say where every
@@ -172,6 +182,20 @@ def demo(
         "run.workers": ("-w/--workers", workers),
         "metrics.port": ("--metrics-port", metrics_port),
     }
+    if recorded and venue != "binance":
+        raise click.UsageError("--recorded goes with --venue binance")
+    if venue is not None:
+        from ticktape.flows.cli.demovenue import start_venue
+
+        venue_rate = 200.0 if rate == 5000.0 else rate
+        sim, extra = start_venue(
+            venue, recorded=recorded, rate=venue_rate, seconds=Duration.parse(duration).seconds
+        )
+        try:
+            _demo_venue(sim, extra, flags, venue, duration, progress, common)
+        finally:
+            sim.stop()
+        return
     if files:
         source: dict[str, Any] = {"kind": "file", "file": {"paths": [str(f) for f in files]}}
         flags["source.file.rate"] = ("--rate", rate if rate != 5000.0 else 0.0)
@@ -243,4 +267,63 @@ def demo(
     )
     out.print(
         "next: [b]ticktape events query --type SequenceGap[/b], [b]ticktape events query --type DeadLettered[/b], [b]ticktape cache stats[/b]"
+    )
+
+
+def _demo_venue(
+    sim: Any, extra: dict[str, Any], flags: dict[str, tuple[str, Any]], venue: str, duration: str, progress: bool,
+    common: dict[str, Any],
+) -> None:  # fmt: skip
+    """The demo on a simulated venue (see :mod:`ticktape.flows.cli.demovenue`)."""
+    from ticktape.connectors.venues.source import WebSocketSource
+    from ticktape.flows.cli.demovenue import market_view, stop_after
+    from ticktape.flows.reporting import print_report
+    from ticktape.flows.runner import run as run_flow
+
+    cfg, run_id = load(extra=extra, **common)
+    set_process_operation("demo")
+    out = console()
+    out.print(
+        f"[b]ticktape demo[/b] run {run_id}: the {venue} feed of a local simulator ({sim.url}) for {duration}"
+    )
+    stats = RunStats(cfg.metrics.latency_window)
+    stats.configure(live=True, symbol_labels=cfg.metrics.symbol_labels)
+    stop = threading.Event()
+    source = WebSocketSource(
+        cfg.source.websocket, batch_size=cfg.run.batch_size, rules=cfg.validation,
+        keeper_settings=cfg.books.keeper(), stats=stats, stop=stop,
+    )  # fmt: skip
+    timer = stop_after(Duration.parse(duration).seconds, stop)
+    started = time.perf_counter()
+    last = {"read": 0.0, "t": started}
+
+    def view() -> Group:
+        return Group(_progress(stats, cfg, started, last), market_view(stats, venue))
+
+    live = Live(view(), console=out, refresh_per_second=4, transient=False) if progress else None
+    done = threading.Event()
+
+    def refresh() -> None:
+        while not done.wait(0.5):
+            if live is not None:
+                live.update(view())
+
+    updater = threading.Thread(target=refresh, daemon=True)
+    try:
+        if live is not None:
+            live.start()
+        updater.start()
+        result = run_flow(cfg, run_id=run_id, stats=stats, source=source)
+    finally:
+        done.set()
+        timer.cancel()
+        if live is not None:
+            live.update(view())
+            live.stop()
+            out.print()
+        cache_mod.release(wiring.cache_path(cfg))
+    print_report(result, out)
+    out.print(
+        f"next: [b]ticktape cache get {cfg.metrics.symbol_labels[0]} --venue {venue} --kind quote[/b], "
+        "[b]ticktape events query --type BookResync[/b], [b]ticktape venue-sim --help[/b]"
     )

@@ -119,7 +119,7 @@ def query(
 @click.option("--until", help=f"Only events before this time (exclusive): {_TIME_HELP}.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines (payload decoded) instead of text lines.")
 def replay(aggregate: str, since_seq: int, until: str | None, as_json: bool, **common: Any) -> None:
-    """Replay every event of AGGREGATE in seq order, streamed (AGGREGATE: SYMBOL@venue or source:SRC)."""
+    """Replay every event of AGGREGATE in seq order, streamed (AGGREGATE: SYMBOL@venue, book:SYMBOL@venue or source:SRC)."""
     cfg, _ = load(**common)
     n = 0
     _events_dir(cfg)
@@ -154,7 +154,7 @@ def state(aggregate: str, at: str, as_json: bool, **common: Any) -> None:
         took = time.perf_counter() - t0
         if not st.events and not store.query(aggregate=aggregate, limit=1).events:
             raise InputError(
-                f"no events of aggregate {aggregate!r} (aggregates are SYMBOL@venue or source:SRC, "
+                f"no events of aggregate {aggregate!r} (aggregates are SYMBOL@venue, book:SYMBOL@venue or source:SRC, "
                 "as `ticktape events query` shows them)"
             )
     doc = state_json(st)

@@ -10,6 +10,7 @@ with ``error:`` and exit with status 2, without a traceback.
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import sys
 from importlib.metadata import entry_points
@@ -61,12 +62,14 @@ def _register() -> None:
     from ticktape.flows.cli.orders import orders, pnl, positions
     from ticktape.flows.cli.produce import produce
     from ticktape.flows.cli.questdb import questdb
+    from ticktape.flows.cli.record import record
     from ticktape.flows.cli.replay import replay
     from ticktape.flows.cli.run import run
+    from ticktape.flows.cli.venuesim import venue_sim
 
     for command in (
         run, config, demo, events, cache, candles, backfill, archive, load_command, chart, produce, replay, questdb,
-        orders, positions, pnl, backtest,
+        orders, positions, pnl, backtest, record, venue_sim,
     ):  # fmt: skip
         cli.add_command(command)
     for ep in entry_points(group="ticktape.commands"):
@@ -87,7 +90,9 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
+    """Console-script entry point. A fatal signal (a crash inside a native library) dumps
+    every thread's Python stack to stderr, so even that leaves a trace behind."""
+    faulthandler.enable()
     # A step that fails inside Bytewax is reported as one `error:` line (the runner finds
     # the ticktape error behind Bytewax's); Rust's own panic note then stays one line too.
     os.environ["RUST_BACKTRACE"] = "0"

@@ -33,4 +33,4 @@ def questdb_init(http_addr: str | None, print_only: bool, **common: Any) -> None
         return
     addr = http_addr or default_http_addr(resolve_conf(q))
     init_tables(q, addr)
-    console().print(f"tables {q.prices_table} and {q.candles_table} ready at {addr}")
+    console().print(f"tables {q.prices_table}, {q.candles_table} and {q.quotes_table} ready at {addr}")

@@ -6,7 +6,10 @@ so ``python -m bytewax.run "ticktape.flows.live.dataflow:build_flow()"`` (config
 
     source -> TickBatch --+--> source dead letters/events -------------------> sinks
                           +--> split by shard --> keyed step (dedupe, gaps, stale,
-                               price guard, seq, candles) --> updates/events/dead/candles
+                          |    price guard, seq, candles) --> updates/events/dead/candles
+                          +--> (venue feeds) split by shard --> keyed quote/book step
+                               (quote duplicates and seq, book events) --> quotes (cache,
+                               Kafka, QuestDB), book snapshots, market log, events
 
 Unit of parallelism: source partitions, then shards (``run.shards``). Delivery: input is
 at-least-once under recovery; every embedded sink is idempotent or exactly-once (see
@@ -20,6 +23,7 @@ import gc
 import os
 import pickle
 import threading
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -33,12 +37,14 @@ from bytewax.outputs import FixedPartitionedSink, Sink
 from ticktape.connectors.stopping import StoppableSource
 from ticktape.flows import wiring
 from ticktape.flows.config import Config, load_config
-from ticktape.flows.live.routing import Router, split_dead, split_events, split_ticks
+from ticktape.flows.live.routing import Router, split_dead, split_events, split_market, split_ticks
+from ticktape.flows.steps.market import MarketBatch, MarketOut, MarketProcessor
 from ticktape.flows.steps.shard import ShardOut, ShardProcessor, ShardSettings
 from ticktape.flows.wiring import Outputs
 from ticktape.infra.observability.metrics import RunStats
-from ticktape.schemas.records import Candle, PriceUpdate, Tick, TickBatch
+from ticktape.schemas.records import Tick, TickBatch
 from ticktape.sinks.base.guarded import GuardedSink
+from ticktape.sinks.cache.sink import CacheItem
 
 R = TypeVar("R")
 
@@ -97,6 +103,23 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+class _MarketLogic(StatefulBatchLogic[MarketBatch, MarketOut, bytes]):
+    """Bytewax wrapper of :class:`MarketProcessor` (the keyed quote/book branch)."""
+
+    def __init__(self, proc: MarketProcessor, recoverable: bool) -> None:
+        self.proc = proc
+        self.recoverable = recoverable
+
+    def on_batch(self, values: list[MarketBatch]) -> tuple[Iterable[MarketOut], bool]:
+        out = self.proc.process(values)
+        return ([out] if not out.is_empty() else [], StatefulBatchLogic.RETAIN)
+
+    def snapshot(self) -> bytes:
+        if not self.recoverable:
+            return b""
+        return pickle.dumps(self.proc, protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def shard_settings(cfg: Config) -> ShardSettings:
     d = cfg.dedupe
     return ShardSettings(
@@ -122,6 +145,7 @@ def build_flow(
     outputs: Outputs | None = None,
     stats: RunStats | None = None,
     recoverable: bool = True,
+    market: bool | None = None,
     stop: threading.Event | None = None,
     process_id: int = 0,
 ) -> Dataflow:
@@ -132,6 +156,9 @@ def build_flow(
     ``recoverable=False`` promises the flow runs without a recovery store (``ticktape run``
     without ``-r``): the keyed step then skips pickling its state at every epoch. Keep
     the default whenever Bytewax may be given a recovery directory.
+
+    ``market``: build the quote/book branch (default: when the configured source reads a
+    venue feed format, see :func:`ticktape.flows.wiring.source_has_market`).
 
     ``stop``: the graceful shutdown's flag (:mod:`ticktape.flows.shutdown`): once set, the
     source partitions end at their next poll (:class:`~ticktape.connectors.stopping.StoppableSource`)
@@ -163,6 +190,8 @@ def build_flow(
 
     def to_shards(batch: TickBatch) -> list[tuple[str, list[Tick]]]:
         stats.count_source(batch.src, batch.n_read, len(batch.dead))
+        if batch.decided is not None:  # book updates, decided by the source's local books
+            stats.count_processed({batch.src: batch.decided})
         if batch.dead:
             stats.count_dead(dl.code for dl in batch.dead)
         if batch.events:  # dead-letter events, and the source's own (Kafka offset gaps)
@@ -182,10 +211,23 @@ def build_flow(
     ))  # fmt: skip
     outs: Stream[tuple[str, ShardOut]] = op.map("shard_out", processed, _count_out(stats))
 
+    if market is None:
+        market = wiring.source_has_market(cfg)
+    mouts: Stream[tuple[str, MarketOut]] | None = None
+    if market:
+        market_items = op.flat_map("split_market", batches, lambda b: split_market(b, shard_router))
+        market_done = op.stateful_batch("market", market_items, lambda resume: _MarketLogic(
+            pickle.loads(resume) if resume else MarketProcessor(), recoverable  # noqa: S301 - our own snapshot
+        ))  # fmt: skip
+        mouts = op.map("market_out", market_done, _count_market(stats))
+
     if outputs.events:
         src_events = op.flat_map("source_events", batches, lambda b: split_events(b.events, event_router))
         shard_events = op.flat_map("shard_events", outs, lambda o: split_events(o[1].events, event_router))
         all_events = op.merge("all_events", src_events, shard_events)
+        if mouts is not None:
+            book_events = op.flat_map("book_events", mouts, lambda o: split_events(o[1].events, event_router))
+            all_events = op.merge("all_events_books", all_events, book_events)
         for i, event_sink in enumerate(outputs.events):
             op.output(f"events_{i}", all_events, guarded(event_sink))
     if outputs.dead_letters:
@@ -196,6 +238,9 @@ def build_flow(
             op.output(f"dead_letters_{i}", all_dead, guarded(dead_sink))
     if outputs.cache:
         cache_items = op.filter_map("cache_items", outs, _cache_item)
+        if mouts is not None:
+            quote_items = op.filter_map("cache_quotes", mouts, _cache_quotes)
+            cache_items = op.merge("cache_all", cache_items, quote_items)
         for i, cache_sink in enumerate(outputs.cache):
             op.output(f"cache_{i}", cache_items, guarded(cache_sink))
     if outputs.prices:
@@ -206,12 +251,54 @@ def build_flow(
         candles = op.filter_map("candles", outs, lambda o: (o[0], o[1].candles) if o[1].candles else None)
         for i, candle_sink in enumerate(outputs.candles):
             op.output(f"candles_{i}", candles, guarded(candle_sink))
+    if mouts is not None:
+        _market_outputs(mouts, outputs, event_router, guarded)
     return flow
 
 
-def _cache_item(item: tuple[str, ShardOut]) -> tuple[str, tuple[list[PriceUpdate], list[Candle]]] | None:
+def _market_outputs(
+    mouts: Stream[tuple[str, MarketOut]], outputs: Outputs, event_router: Router, guarded: Any
+) -> None:
+    """Quotes (Kafka, QuestDB), book snapshots and the market log (quotes and snapshots,
+    archived like the event log)."""
+    if outputs.quotes:
+        quotes = op.filter_map("quotes", mouts, lambda o: (o[0], o[1].quotes) if o[1].quotes else None)
+        for i, quote_sink in enumerate(outputs.quotes):
+            op.output(f"quotes_{i}", quotes, guarded(quote_sink))
+    if outputs.books:
+        books = op.filter_map("books", mouts, lambda o: (o[0], o[1].books) if o[1].books else None)
+        for i, book_sink in enumerate(outputs.books):
+            op.output(f"books_{i}", books, guarded(book_sink))
+    if outputs.market_log:
+        logged = op.flat_map("market_log", mouts, lambda o: split_events(o[1].market, event_router))
+        for i, log_sink in enumerate(outputs.market_log):
+            op.output(f"market_log_{i}", logged, guarded(log_sink))
+
+
+def _cache_item(item: tuple[str, ShardOut]) -> tuple[str, CacheItem] | None:
     out = item[1]
-    return (item[0], (out.updates, out.candles)) if out.updates or out.candles else None
+    return (item[0], (out.updates, out.candles, [])) if out.updates or out.candles else None
+
+
+def _cache_quotes(item: tuple[str, MarketOut]) -> tuple[str, CacheItem] | None:
+    out = item[1]
+    return (item[0], ([], [], out.quotes)) if out.quotes else None
+
+
+def _count_market(stats: RunStats) -> Any:
+    def count(item: tuple[str, MarketOut]) -> tuple[str, MarketOut]:
+        out = item[1]
+        if out.counts:
+            stats.count_processed(out.counts)
+        if out.events:
+            stats.count_events(e.type for e in out.events)
+        if out.quotes:
+            stats.market.observe_quotes(out.quotes, time.time_ns())
+        if out.books:
+            stats.market.observe_books(out.books)
+        return item
+
+    return count
 
 
 def _count_out(stats: RunStats) -> Any:

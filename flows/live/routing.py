@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TypeVar
 
+from ticktape.flows.steps.market import MarketBatch
 from ticktape.schemas.ids import stable_bucket
-from ticktape.schemas.records import DeadLetter, Event, Tick
+from ticktape.schemas.records import DeadLetter, Event, Tick, TickBatch
 
 T = TypeVar("T")
 
@@ -24,23 +25,24 @@ class Router:
             raise ValueError(f"buckets must be >= 1, got {buckets}")
         self.buckets = buckets
         self.width = width
-        self._memo: dict[str, str] = {}
+        #: name -> key of the names seen (read it directly on hot paths, then call :meth:`key`)
+        self.memo: dict[str, str] = {}
 
     def key(self, name: str) -> str:
-        key = self._memo.get(name)
+        key = self.memo.get(name)
         if key is None:
-            if len(self._memo) > 1_000_000:
-                self._memo.clear()
-            key = self._memo[name] = f"{stable_bucket(name, self.buckets):0{self.width}d}"
+            if len(self.memo) > 1_000_000:
+                self.memo.clear()
+            key = self.memo[name] = f"{stable_bucket(name, self.buckets):0{self.width}d}"
         return key
 
 
 def split_ticks(ticks: list[Tick], router: Router) -> list[tuple[str, list[Tick]]]:
     """Group a source batch by shard, keeping each shard's ticks in source order."""
     groups: dict[str, list[Tick]] = {}
-    key = router.key
+    memo, key = router.memo, router.key
     for t in ticks:
-        shard = key(t.symbol)
+        shard = memo.get(t.symbol) or key(t.symbol)
         group = groups.get(shard)
         if group is None:
             groups[shard] = [t]
@@ -52,9 +54,14 @@ def split_ticks(ticks: list[Tick], router: Router) -> list[tuple[str, list[Tick]
 def split_events(events: Iterable[Event], router: Router) -> list[tuple[str, list[Event]]]:
     """Group events by event-log partition (by aggregate). Keys are the partition index."""
     groups: dict[str, list[Event]] = {}
-    key = router.key
-    for e in events:
-        groups.setdefault(key(e.aggregate), []).append(e)
+    memo, key = router.memo, router.key
+    for e in events:  # per event: dict lookups only (hot path)
+        part = memo.get(e.aggregate) or key(e.aggregate)
+        group = groups.get(part)
+        if group is None:
+            groups[part] = [e]
+        else:
+            group.append(e)
     return [(str(int(k)), v) for k, v in groups.items()]
 
 
@@ -64,3 +71,27 @@ def split_dead(dead: Iterable[DeadLetter], router: Router) -> list[tuple[str, li
     for dl in dead:
         groups.setdefault(router.key(dl.src), []).append(dl)
     return [(str(int(k)), v) for k, v in groups.items()]
+
+
+def split_market(batch: TickBatch, router: Router) -> list[tuple[str, MarketBatch]]:
+    """Group a source batch's quotes, book snapshots and book facts by shard (symbol),
+    keeping their order per shard."""
+    if not (batch.quotes or batch.books or batch.facts):
+        return []
+    groups: dict[str, MarketBatch] = {}
+    key = router.key
+
+    def group(symbol: str) -> MarketBatch:
+        shard = key(symbol)
+        g = groups.get(shard)
+        if g is None:
+            g = groups[shard] = MarketBatch([], [], [])
+        return g
+
+    for q in batch.quotes:
+        group(q.symbol).quotes.append(q)
+    for b in batch.books:
+        group(b.symbol).books.append(b)
+    for f in batch.facts:
+        group(f.symbol).facts.append(f)
+    return list(groups.items())

@@ -33,7 +33,7 @@ from ticktape.schemas.durations import Duration
 
 SCENARIOS = (
     "flow", "flow-10k", "cluster", "candles", "kafka", "archive", "redis", "questdb", "backfill", "loader",
-    "latency", "bytewax-stock", "quix", "backtest", "backtest-candles", "soak",
+    "latency", "venues", "bytewax-stock", "quix", "backtest", "backtest-candles", "soak",
 )  # fmt: skip
 #: What ``all`` runs: everything but the long soak (name it to run it).
 ALL = tuple(s for s in SCENARIOS if s != "soak")
@@ -100,6 +100,10 @@ def run_scenario(name: str, opts: BenchOptions) -> Measurement:
         from ticktape.infra.bench.loader import loader_scenario
 
         return loader_scenario(rows=max(ticks * 10, 2_000_000), repeats=repeats)
+    if name == "venues":
+        from ticktape.infra.bench.venues import venues_scenario
+
+        return venues_scenario(events=max(ticks // 2, 10_000), repeats=repeats)
     if name == "backtest":
         from ticktape.infra.bench.backtest import backtest_scenario
 
@@ -238,6 +242,17 @@ def print_results(results: list[Measurement]) -> None:
         )  # fmt: skip
     out.print(table)
     for m in results:
+        if m.scenario == "venues":
+            picows = m.extra.get("picows_bare_per_s")
+            out.print(
+                f"  venues: {m.extra['frames']:,} frames; connection alone {m.extra['connection_only_per_s']:,.0f} frames/s "
+                f"({m.extra['connection_only_per_s'] / m.baseline:.2f}x the bare loop); bare picows loop "
+                + (
+                    f"{picows:,.0f} frames/s ({picows / m.baseline:.2f}x bare websockets)"
+                    if picows
+                    else "not installed"
+                )
+            )
         for stage, pct in m.extra.get("latency_ms", {}).items():
             out.print(
                 f"  {m.scenario} {stage}: p50 {pct['p50_ms']:.3f} ms, p95 {pct['p95_ms']:.3f} ms, p99 {pct['p99_ms']:.3f} ms, max {pct['max_ms']:.3f} ms"

@@ -24,6 +24,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from ticktape.infra.observability.latency import BUCKETS_S, LatencyBook
+from ticktape.infra.observability.market import MarketStats
 from ticktape.schemas.records import Tally
 
 OUTCOMES = ("accepted", "rejected", "duplicate")
@@ -84,6 +85,8 @@ class RunStats:
         #: ``[metrics] symbol_labels``: the only symbols that get a ``symbol`` label.
         self.symbol_labels: frozenset[str] = frozenset()
         self.symbol_ticks: Counter[tuple[str, str]] = Counter()
+        #: Quotes and books of venue feeds (``ticktape_quote_*``, ``ticktape_book_*``).
+        self.market = MarketStats()
         #: Errors of sink partitions' ``close()`` (kept so a failure while Bytewax
         #: unwinds cannot abort the process; the runner reports them).
         self.close_errors: list[BaseException] = []
@@ -97,6 +100,7 @@ class RunStats:
             )
         self.live = live
         self.symbol_labels = symbols
+        self.market.labels = symbols
 
     def count_source(self, src: str, read: int, rejected: int) -> None:
         with self._lock:
@@ -263,6 +267,7 @@ class _StatsCollector(Collector):
         yield GaugeMetricFamily(
             "ticktape_run_start_time_seconds", "Unix time the run started.", value=s.started
         )
+        yield from s.market.collect()
         for extra in list(s.collectors):
             yield from extra()
 

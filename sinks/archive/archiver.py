@@ -291,12 +291,15 @@ def archive_all(
     wait: float = 60.0,
     stats: RunStats | None = None,
     progress: Callable[[int, PassResult], None] | None = None,
+    log: str = "events",
 ) -> dict[int, PassResult]:
-    """One pass over every partition of ``<data_dir>/events`` (``ticktape archive run``),
-    each under its partition lock (waiting up to ``wait`` s for an in-flow pass)."""
+    """One pass over every partition of ``<data_dir>/<log>`` (``ticktape archive run``;
+    ``log = "market"``: the market log of venue feeds, whose ``cfg.prefix`` must then be
+    its own, ``<prefix>/market``), each under its partition lock (waiting up to ``wait``
+    s for an in-flow pass)."""
     store = store or open_archive_store(cfg)
     results: dict[int, PassResult] = {}
-    for path in sorted((data_dir / "events").glob("part-*.sqlite")):
+    for path in sorted((data_dir / log).glob("part-*.sqlite")):
         index = int(path.stem.split("-")[1])
         archiver = Archiver(path, index, store, cfg, stats)
         try:

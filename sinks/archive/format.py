@@ -6,7 +6,11 @@ of event-log batches):
 * ``ticks``: one row per ``PriceUpdated`` event, its ``PriceUpdate`` fields as typed
   columns (times ``timestamp[ns, UTC]``), sorted by symbol, ``ts_event``, row;
 * ``events``: every other event (``payload`` as a JSON string), sorted by aggregate,
-  ``ts_event``, row.
+  ``ts_event``, row;
+* ``quotes`` and ``books`` (the market log of venue feeds, archived under its own prefix):
+  one row per ``QuoteUpdated`` event (a ``Quote``: bid, ask, sizes, ...) or
+  ``BookSnapshotted`` event (a ``BookSnapshot``: its levels as lists of
+  ``{price, size}``), typed columns, sorted by symbol, ``ts_event``, row.
 
 Both carry ``row`` (the event-log row number), ``ev_seq``/``seq`` and ``ts_logged``, so
 :func:`table_events` rebuilds the exact ``Event`` the log held; the ``PriceUpdated``
@@ -47,12 +51,12 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ticktape.schemas.errors import ArchiveError
-from ticktape.schemas.records import Event, EventType
+from ticktape.schemas.records import BookSnapshot, Event, EventType, Quote
 from ticktape.sinks.objectstore.base import check_key
 
 TS = pa.timestamp("ns", tz="UTC")
 HOUR_NS = 3_600_000_000_000
-STREAMS = ("ticks", "events")
+STREAMS = ("ticks", "events", "quotes", "books")
 _UPDATE = [
     ("venue", pa.string()), ("symbol", pa.string()), ("price", pa.float64()), ("size", pa.float64()),
     ("side", pa.string()), ("trade_id", pa.string()), ("ts_event", pa.int64()), ("ts_kafka", pa.int64()),
@@ -71,9 +75,28 @@ EVENTS_SCHEMA = pa.schema(
      ("seq", pa.int64()), ("ts_event", TS), ("ts_logged", TS), ("payload", pa.string()),
      ("causation", pa.string())]
 )  # fmt: skip
-SCHEMAS = {"ticks": TICKS_SCHEMA, "events": EVENTS_SCHEMA}
-DICTIONARY_COLUMNS = {"ticks": ["venue", "symbol", "side", "src"], "events": ["type", "aggregate"]}
-SORT_COLUMN = {"ticks": "symbol", "events": "aggregate"}
+_LEVEL = pa.list_(pa.struct([("price", pa.float64()), ("size", pa.float64())]))
+_TAIL = [("ev_seq", pa.int64()), ("ts_logged", TS), ("causation", pa.string())]
+QUOTES_SCHEMA = pa.schema(
+    [("row", pa.int64()), ("event_id", pa.string()), ("venue", pa.string()), ("symbol", pa.string()),
+     ("bid", pa.float64()), ("bid_size", pa.float64()), ("ask", pa.float64()), ("ask_size", pa.float64()),
+     ("ts_event", TS), ("ts_recv", TS), ("src", pa.string()), ("offset", pa.int64()), ("ts_kafka", TS),
+     ("update_id", pa.int64()), ("seq", pa.int64()), *_TAIL]
+)  # fmt: skip
+BOOKS_SCHEMA = pa.schema(
+    [("row", pa.int64()), ("event_id", pa.string()), ("venue", pa.string()), ("symbol", pa.string()),
+     ("ts_event", TS), ("last_id", pa.int64()), ("bids", _LEVEL), ("asks", _LEVEL), ("ts_recv", TS),
+     ("src", pa.string()), ("offset", pa.int64()), ("reason", pa.string()), *_TAIL]
+)  # fmt: skip
+SCHEMAS = {"ticks": TICKS_SCHEMA, "events": EVENTS_SCHEMA, "quotes": QUOTES_SCHEMA, "books": BOOKS_SCHEMA}
+DICTIONARY_COLUMNS = {
+    "ticks": ["venue", "symbol", "side", "src"], "events": ["type", "aggregate"],
+    "quotes": ["venue", "symbol", "src"], "books": ["venue", "symbol", "src", "reason"],
+}  # fmt: skip
+SORT_COLUMN = {"ticks": "symbol", "events": "aggregate", "quotes": "symbol", "books": "symbol"}
+_MARKET = {EventType.QUOTE_UPDATED: "quotes", EventType.BOOK_SNAPSHOTTED: "books"}
+_quote_dec = msgspec.json.Decoder(Quote)
+_book_dec = msgspec.json.Decoder(BookSnapshot)
 _UpdateRow = tuple[str, str, float | None, float | None, str, str, int, int, int, int, int, str, int]
 _strict = msgspec.json.Decoder(_UpdateRow)
 _enc = msgspec.json.Encoder()
@@ -267,6 +290,57 @@ def _sorted_parts(stream: str, table: pa.Table) -> list[Part]:
     return [Part(stream, h, table.filter(pa.array(hours == h))) for h in unique]
 
 
+def _market(
+    stream: str, evs: list[Event], rows: np.ndarray, logged: np.ndarray
+) -> tuple[pa.Table, list[int]]:
+    """The ``quotes``/``books`` table of ``evs`` and the positions that do not fit (not the
+    canonical record of their aggregate and time: those stay JSON in ``events``)."""
+    quotes = stream == "quotes"
+    records: list[Any] = []
+    keep: list[int] = []
+    for i, e in enumerate(evs):
+        try:
+            r = _quote_dec.decode(e.payload) if quotes else _book_dec.decode(e.payload)
+        except msgspec.ValidationError:
+            continue
+        aggregate = f"{r.symbol}@{r.venue}" if quotes else f"book:{r.symbol}@{r.venue}"
+        if _enc.encode(r) != e.payload or e.aggregate != aggregate or e.ts_event != r.ts_event:
+            continue
+        records.append(r)
+        keep.append(i)
+    kept = [evs[i] for i in keep]
+    derived = [f"{r.src}@{r.offset}" for r in records]
+    columns: dict[str, Any] = {
+        "row": pa.array(rows[keep] if keep else np.zeros(0, np.int64)),
+        "event_id": [e.event_id for e in kept],
+        "venue": [r.venue for r in records],
+        "symbol": [r.symbol for r in records],
+    }
+    if quotes:
+        for name in ("bid", "bid_size", "ask", "ask_size", "ts_event", "ts_recv", "src", "offset", "ts_kafka",
+                     "update_id", "seq"):  # fmt: skip
+            columns[name] = [getattr(r, name) for r in records]
+    else:
+        for name in ("ts_event", "last_id", "ts_recv", "src", "offset", "reason"):
+            columns[name] = [getattr(r, name) for r in records]
+        columns["bids"] = [[{"price": p, "size": q} for p, q in r.bids] for r in records]
+        columns["asks"] = [[{"price": p, "size": q} for p, q in r.asks] for r in records]
+    columns["ev_seq"] = [e.seq for e in kept]
+    columns["ts_logged"] = pa.array(logged[keep] if keep else np.zeros(0, np.int64)).cast(TS)
+    columns["causation"] = [
+        None if e.causation == d else e.causation for e, d in zip(kept, derived, strict=True)
+    ]
+    schema = SCHEMAS[stream]
+    ints = {
+        n: pa.array(v, pa.int64()).cast(TS)
+        for n, v in columns.items()
+        if schema.field(n).type == TS and n != "ts_logged"
+    }
+    table = pa.table({**columns, **ints}, schema=schema)
+    bad = sorted(set(range(len(evs))) - set(keep))
+    return table, bad
+
+
 def build_parts(batches: Sequence[Batch]) -> list[Part]:
     """The objects of a unit made of ``batches`` (in log order), ticks first."""
     evs = [e for b in batches for e in b.events]
@@ -284,6 +358,21 @@ def build_parts(batches: Sequence[Batch]) -> list[Part]:
     ticks = evs if len(tick_at) == len(evs) else [evs[i] for i in tick_at]
     parts: list[Part] = []
     other = np.flatnonzero(~is_tick)
+    if len(other) and _MARKET.keys() & set(types):
+        rest: list[int] = []
+        by_stream: dict[str, list[int]] = {}
+        for i in other.tolist():
+            market = _MARKET.get(types[i])
+            if market is None:
+                rest.append(i)
+            else:
+                by_stream.setdefault(market, []).append(i)
+        for market, at in sorted(by_stream.items()):
+            positions = np.array(at, np.int64)
+            table, misfits = _market(market, [evs[i] for i in at], rows[positions], logged[positions])
+            parts += _sorted_parts(market, table)
+            rest += [at[i] for i in misfits]
+        other = np.array(sorted(rest), np.int64)
     if ticks:
         table, bad = _ticks(ticks, rows[tick_at], logged[tick_at])
         parts += _sorted_parts("ticks", table)
@@ -322,6 +411,8 @@ def table_events(stream: str, table: pa.Table) -> list[tuple[int, Event]]:
     }
     cols = {n: ints[n].to_pylist() for n in ints.column_names} | times
     out: list[tuple[int, Event]] = []
+    if stream in ("quotes", "books"):
+        return _market_events(stream, cols)
     if stream == "events":
         for i, row in enumerate(cols["row"]):
             out.append((row, Event(
@@ -336,5 +427,29 @@ def table_events(stream: str, table: pa.Table) -> list[tuple[int, Event]]:
         out.append((row, Event(
             cols["event_id"][i], EventType.PRICE_UPDATED, f"{symbol}@{venue}", cols["ev_seq"][i],
             cols["ts_event"][i], cols["ts_logged"][i], _enc.encode(fields), _or(cols["causation"][i], f"{src}@{offset}"),
+        )))  # fmt: skip
+    return out
+
+
+def _market_events(stream: str, cols: dict[str, list[Any]]) -> list[tuple[int, Event]]:
+    """The ``QuoteUpdated``/``BookSnapshotted`` events of a ``quotes``/``books`` table."""
+    out: list[tuple[int, Event]] = []
+    for i, row in enumerate(cols["row"]):
+        venue, symbol, src, offset = cols["venue"][i], cols["symbol"][i], cols["src"][i], cols["offset"][i]
+        record: Quote | BookSnapshot
+        if stream == "quotes":
+            record = Quote(venue, symbol, cols["bid"][i], cols["bid_size"][i], cols["ask"][i], cols["ask_size"][i],
+                           cols["ts_event"][i], cols["ts_recv"][i], src, offset, cols["ts_kafka"][i],
+                           cols["update_id"][i], cols["seq"][i])  # fmt: skip
+            typ, aggregate = EventType.QUOTE_UPDATED, f"{symbol}@{venue}"
+        else:
+            bids = [(lv["price"], lv["size"]) for lv in cols["bids"][i]]
+            asks = [(lv["price"], lv["size"]) for lv in cols["asks"][i]]
+            record = BookSnapshot(venue, symbol, cols["ts_event"][i], cols["last_id"][i], bids, asks,
+                                  cols["ts_recv"][i], src, offset, cols["reason"][i])  # fmt: skip
+            typ, aggregate = EventType.BOOK_SNAPSHOTTED, f"book:{symbol}@{venue}"
+        out.append((row, Event(
+            cols["event_id"][i], typ, aggregate, cols["ev_seq"][i], cols["ts_event"][i], cols["ts_logged"][i],
+            _enc.encode(record), _or(cols["causation"][i], f"{src}@{offset}"),
         )))  # fmt: skip
     return out

@@ -29,7 +29,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -112,32 +112,32 @@ class EmbeddedCache:
     def put_many(self, writes: Sequence[Write], now_ns: int | None = None) -> int:
         """Apply ``writes`` (newest version wins); returns how many landed in memory."""
         now = self.clock() if now_ns is None else now_ns
-        landed: Counter[str] = Counter()
-        stale: Counter[str] = Counter()
+        landed: defaultdict[str, int] = defaultdict(int)
+        stale: defaultdict[str, int] = defaultdict(int)
+        expiry = {t: now + ttl for t, ttl in self.ttls.items()}
+        entry_of = Entry._make
         with self._lock:
-            mem, dirty, ttls = self._mem, self._dirty, self.ttls
+            mem, dirty = self._mem, self._dirty
             missing = [w.key for w in writes if w.key not in mem]
             persisted = self._persisted_versions(missing) if missing else {}
             delta = 0
-            for w in writes:  # per write: compares and dict operations only (hot path)
-                key, v1, v2 = w.key, w.v1, w.v2
+            for typ, key, v1, v2, value in writes:  # per write: compares and dict operations only
                 cur = mem.get(key)
                 if cur is not None:
                     if v1 < cur.v1 or (v1 == cur.v1 and v2 <= cur.v2):
-                        stale[w.type] += 1
+                        stale[typ] += 1
                         continue
                     delta -= len(cur.value)
                     mem.move_to_end(key)
                 else:
                     old = persisted.get(key)
                     if old is not None and (v1, v2) <= old:
-                        stale[w.type] += 1
+                        stale[typ] += 1
                         continue
                     delta += len(key)
-                entry = mem[key] = Entry(w.type, w.value, v1, v2, now + ttls.get(w.type, 0))
-                delta += len(w.value)
-                dirty[key] = entry
-                landed[w.type] += 1
+                mem[key] = dirty[key] = entry_of((typ, value, v1, v2, expiry.get(typ, now)))
+                delta += len(value)
+                landed[typ] += 1
             self._bytes += delta
             self.writes.update(landed)
             self.stale_writes.update(stale)

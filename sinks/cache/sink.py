@@ -1,4 +1,5 @@
-"""The Bytewax sinks of the cache: latest price, metadata and candles per symbol.
+"""The Bytewax sinks of the cache: latest price, metadata and candles per symbol, and the
+top of book of venue feeds.
 
 * :class:`CacheSinkPartition` - one partition over any :class:`~ticktape.sinks.cache.api.CacheBackend`
   (the Redis sink uses it too).
@@ -18,31 +19,72 @@ import msgspec
 from bytewax.outputs import StatefulSinkPartition
 
 from ticktape.infra.observability.metrics import RunStats
-from ticktape.schemas.records import Candle, PriceUpdate
+from ticktape.schemas.records import Candle, PriceUpdate, Quote
 from ticktape.sinks.base.partitioned import PartitionedSink
 from ticktape.sinks.cache import embedded as cache_mod
 from ticktape.sinks.cache import metrics as cache_metrics
 from ticktape.sinks.cache.api import HISTORY, METADATA, PRICE, CacheBackend, Write, cache_key
 
 _enc = msgspec.json.Encoder()
+#: What the flow sends to a cache sink per shard: price updates, candles, quotes.
+CacheItem = tuple[list[PriceUpdate], list[Candle], list[Quote]]
+#: The suffix of top-of-book keys: ``price/<venue>/<symbol>/quote``.
+QUOTE_SUFFIX = "quote"
 
 
-def cache_writes(updates: list[PriceUpdate], candles: list[Candle]) -> list[Write]:
-    """Latest price and symbol metadata per symbol, latest candle per symbol+interval;
-    only the newest value per key of a batch is encoded."""
+class SymbolMetadata(msgspec.Struct, gc=False):
+    """The ``metadata`` entry of a symbol: where its latest update came from (JSON object
+    with these keys, in this order)."""
+
+    venue: str
+    symbol: str
+    seq: int
+    ts_event: int
+    src: str
+    offset: int
+
+
+class QuoteValue(msgspec.Struct, gc=False):
+    """The cached top of book of a symbol (``price/<venue>/<symbol>/quote``)."""
+
+    venue: str
+    symbol: str
+    bid: float
+    bid_size: float
+    ask: float
+    ask_size: float
+    mid: float
+    spread: float
+    spread_bps: float
+    ts_event: int
+    ts_recv: int
+    seq: int
+    update_id: int
+    src: str
+    offset: int
+
+
+def quote_value(q: Quote) -> QuoteValue:
+    mid = (q.bid + q.ask) / 2.0
+    spread = q.ask - q.bid
+    return QuoteValue(q.venue, q.symbol, q.bid, q.bid_size, q.ask, q.ask_size, mid, spread,
+                      spread / mid * 1e4 if mid > 0 else 0.0, q.ts_event, q.ts_recv, q.seq, q.update_id,
+                      q.src, q.offset)  # fmt: skip
+
+
+def cache_writes(
+    updates: list[PriceUpdate], candles: list[Candle], quotes: list[Quote] | None = None
+) -> list[Write]:
+    """Latest price and symbol metadata per symbol, latest candle per symbol+interval,
+    latest top of book (with mid and spread) per symbol; only the newest value per key of
+    a batch is encoded. Versions: ``(ts_event, seq)`` for prices and quotes,
+    ``(start, revision)`` for candles, so replays never move a value back."""
     latest: dict[str, Write] = {}
     newest = {(u.venue, u.symbol): u for u in updates}  # the last update of each symbol wins
     for u in newest.values():
         key = cache_key(PRICE, u.venue, u.symbol)
         latest[key] = Write(PRICE, key, u.ts_event, u.seq, _enc.encode(u))
-        meta = {
-            "venue": u.venue,
-            "symbol": u.symbol,
-            "seq": u.seq,
-            "ts_event": u.ts_event,
-            "src": u.src,
-            "offset": u.offset,
-        }
+        meta = SymbolMetadata(u.venue, u.symbol, u.seq, u.ts_event, u.src, u.offset)
         key = cache_key(METADATA, u.venue, u.symbol)
         latest[key] = Write(METADATA, key, u.ts_event, u.seq, _enc.encode(meta))
     for c in candles:
@@ -51,10 +93,19 @@ def cache_writes(updates: list[PriceUpdate], candles: list[Candle]) -> list[Writ
         prev = latest.get(key)
         if prev is None or (write.v1, write.v2) > (prev.v1, prev.v2):
             latest[key] = write
+    if quotes:
+        done: set[tuple[str, str]] = set()
+        for q in reversed(quotes):
+            ident = (q.venue, q.symbol)
+            if ident in done:
+                continue
+            done.add(ident)
+            key = cache_key(PRICE, q.venue, q.symbol, QUOTE_SUFFIX)
+            latest[key] = Write(PRICE, key, q.ts_event, q.seq, _enc.encode(quote_value(q)))
     return list(latest.values())
 
 
-class CacheSinkPartition(StatefulSinkPartition[tuple[list[PriceUpdate], list[Candle]], None]):
+class CacheSinkPartition(StatefulSinkPartition[CacheItem, None]):
     """One cache sink partition over any :class:`~ticktape.sinks.cache.api.CacheBackend`: builds the
     writes (:func:`cache_writes`), records ``proc_to_sink``/``recv_to_sink`` latency (and
     ``venue_to_sink`` in live runs) and flushes before every snapshot (``durable``; else
@@ -77,11 +128,12 @@ class CacheSinkPartition(StatefulSinkPartition[tuple[list[PriceUpdate], list[Can
         self.owned = owned
         self.durable = durable
 
-    def write_batch(self, values: list[tuple[list[PriceUpdate], list[Candle]]]) -> None:
+    def write_batch(self, values: list[CacheItem]) -> None:
         t0 = time.perf_counter()
-        updates = [u for ups, _ in values for u in ups]
-        candles = [c for _, cs in values for c in cs]
-        writes = cache_writes(updates, candles)
+        updates = [u for item in values for u in item[0]]
+        candles = [c for item in values for c in item[1]]
+        quotes = [q for item in values if len(item) > 2 for q in item[2]]  # older callers send 2-tuples
+        writes = cache_writes(updates, candles, quotes)
         self.cache.put_many(writes)
         if self.stats is not None:
             now = time.time_ns()
@@ -102,8 +154,8 @@ class CacheSinkPartition(StatefulSinkPartition[tuple[list[PriceUpdate], list[Can
             self.cache.flush()
 
 
-class EmbeddedCacheSink(PartitionedSink[tuple[list[PriceUpdate], list[Candle]], None]):
-    """Latest prices, metadata and candles into the process-wide cache for ``path``."""
+class EmbeddedCacheSink(PartitionedSink[CacheItem, None]):
+    """Latest prices, metadata, candles and quotes into the process-wide cache for ``path``."""
 
     def __init__(
         self,

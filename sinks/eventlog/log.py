@@ -126,7 +126,6 @@ CRASH_UNCOMMITTED = declare("eventlog.uncommitted", "a batch written inside its 
 CRASH_COMMITTED = declare("eventlog.committed", "a batch committed, before the snapshot that covers it")
 _enc = msgspec.msgpack.Encoder()
 _dec = msgspec.msgpack.Decoder(list[Event])
-_ids_zstd = zstandard.ZstdCompressor(level=9)
 
 
 def encode_body(events: Sequence[Event]) -> bytes:
@@ -147,9 +146,10 @@ def remember_deleted_ids(db: sqlite3.Connection, first_batch: int, last_batch: i
         (first_batch, last_batch),
     ).fetchall()
     packed = []
+    zstd = zstandard.ZstdCompressor(level=9)  # one per call: compressors are not thread-safe
     for batch_id, body, codec in rows:
         ids = sorted(e.event_id for e in decode_body(decode_stored_body(codec, body, load)))
-        packed.append((batch_id, _ids_zstd.compress("\n".join(ids).encode())))
+        packed.append((batch_id, zstd.compress("\n".join(ids).encode())))
     db.executemany("INSERT OR REPLACE INTO deleted_ids VALUES (?, ?)", packed)
 
 

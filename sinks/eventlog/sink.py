@@ -52,9 +52,11 @@ class _EventLogPart(StatefulSinkPartition[list[Event], None]):
         maintainer: PartitionMaintainer | None,
         snapshotter: Snapshotter | None,
         durable: bool,
+        name: str = "eventlog",
     ) -> None:
         self.part = part
         self.stats = stats
+        self.name = name
         self.maintainer = maintainer
         self.snapshotter = snapshotter
         self.durable = durable
@@ -66,7 +68,7 @@ class _EventLogPart(StatefulSinkPartition[list[Event], None]):
         if self.maintainer is not None:
             self.maintainer.maybe_run()  # cheap until due; an archive pass runs on its own thread
         if self.stats is not None:
-            self.stats.count_sink("eventlog", len(events), time.perf_counter() - t0)
+            self.stats.count_sink(self.name, len(events), time.perf_counter() - t0)
 
     def snapshot(self) -> None:
         if self.durable:
@@ -86,7 +88,9 @@ class EventLogSink(PartitionedSink[list[Event], None]):
     """Events into ``<directory>/part-NNN.sqlite``; optionally snapshots every
     ``snapshot_every`` events per aggregate (on the writer thread) and a ``maintainer``
     per partition (the archiver). ``durable_snapshots=False``: snapshots do not wait for the
-    writer thread (runs without recovery; see :mod:`ticktape.sinks.base.partitioned`)."""
+    writer thread (runs without recovery; see :mod:`ticktape.sinks.base.partitioned`).
+    ``name`` labels its metrics (``eventlog``; the market log of venue feeds uses the same
+    sink as ``market_log``)."""
 
     def __init__(
         self,
@@ -99,9 +103,11 @@ class EventLogSink(PartitionedSink[list[Event], None]):
         snapshot_every: int = 0,
         maintainer: MaintainerFactory | None = None,
         durable_snapshots: bool = True,
+        name: str = "eventlog",
     ) -> None:
         super().__init__(partitions)
         self.durable_snapshots = durable_snapshots
+        self.name = name
         self.directory = directory
         self.synchronous = synchronous
         self.stats = stats
@@ -116,4 +122,4 @@ class EventLogSink(PartitionedSink[list[Event], None]):
         if snapshotter is not None:
             part.after_write = snapshotter.maybe_run
         maintainer = self.maintainer(path, int(for_part)) if self.maintainer is not None else None
-        return _EventLogPart(part, self.stats, maintainer, snapshotter, self.durable_snapshots)
+        return _EventLogPart(part, self.stats, maintainer, snapshotter, self.durable_snapshots, self.name)

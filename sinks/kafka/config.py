@@ -31,8 +31,9 @@ class KafkaOutputConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
 
     * ``enabled`` - write to Kafka at all.
     * ``bootstrap_servers`` - librdkafka ``bootstrap.servers``.
-    * ``prices_topic`` / ``candles_topic`` / ``events_topic`` / ``dead_letters_topic`` -
-      where each output goes; an empty string disables that output.
+    * ``prices_topic`` / ``candles_topic`` / ``events_topic`` / ``dead_letters_topic`` /
+      ``quotes_topic`` - where each output goes (quotes: the top of book of venue feeds);
+      an empty string disables that output.
     * ``create_topics`` - create missing topics (``topic_partitions`` partitions each,
       the broker's default replication) when the first sink partition starts.
     * ``partitions`` - Bytewax sink partitions per output, i.e. producers per output.
@@ -53,6 +54,7 @@ class KafkaOutputConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     candles_topic: str = "ticktape.candles"
     events_topic: str = "ticktape.events"
     dead_letters_topic: str = "ticktape.deadletters"
+    quotes_topic: str = "ticktape.quotes"
     create_topics: bool = True
     topic_partitions: Annotated[int, between(1, 100_000)] = 3
     partitions: Annotated[int, between(1, 4096)] = 4

@@ -1,4 +1,4 @@
-"""Kafka outputs: prices, candles, events and dead letters as JSON objects on topics.
+"""Kafka outputs: prices, candles, events, dead letters and quotes as JSON objects on topics.
 
 :class:`KafkaSink` - unit of parallelism: the sink partitions (``partitions`` of them;
 items ``(str(key), [records])`` go to partition ``int(key) % partitions``), each owning
@@ -14,7 +14,7 @@ partition, one producer and one topic partition: its messages keep their order.
 
 Values are JSON objects with named fields (consumers need not know our array layout);
 an event's ``payload`` is embedded as JSON; a dead letter's ``raw`` is text when it is
-UTF-8, else base64 (``raw_encoding``). Keys: the symbol (prices), ``symbol|interval``
+UTF-8, else base64 (``raw_encoding``). Keys: the symbol (prices, quotes), ``symbol|interval``
 (candles), the aggregate (events), the source partition (dead letters).
 """
 
@@ -30,8 +30,8 @@ import msgspec
 from ticktape.connectors.kafka.config import redacted
 from ticktape.infra.observability.metrics import RunStats
 from ticktape.schemas.errors import SinkError, SourceError
-from ticktape.schemas.ids import candle_event_id, price_event_id
-from ticktape.schemas.records import Candle, DeadLetter, Event, PriceUpdate, dead_letter_json
+from ticktape.schemas.ids import candle_event_id, event_id, price_event_id
+from ticktape.schemas.records import Candle, DeadLetter, Event, PriceUpdate, Quote, dead_letter_json
 from ticktape.sinks.base.partitioned import PartitionedSink
 from ticktape.sinks.kafka.config import KafkaOutputConfig
 from ticktape.sinks.kafka.producer import ProducerPartition, RecordFormat
@@ -39,6 +39,7 @@ from ticktape.sinks.kafka.producer import ProducerPartition, RecordFormat
 __all__ = [
     "KafkaOutputConfig", "KafkaSink", "RecordFormat", "candle_value", "candles_sink", "dead_letter_value",
     "dead_letters_sink", "event_value", "events_sink", "object_encoder", "price_value", "prices_sink",
+    "quote_value", "quotes_sink",
 ]  # fmt: skip
 
 R = TypeVar("R")
@@ -117,6 +118,12 @@ class _EventObject(msgspec.Struct, gc=False):
 
 price_value = object_encoder(PriceUpdate)
 candle_value = object_encoder(Candle)
+quote_value = object_encoder(Quote)
+
+
+def quote_event_id(q: Quote) -> str:
+    """The id of a quote (as in the market log): its symbol and per-symbol ``seq``."""
+    return event_id(q.ts_event, "Q", q.venue, q.symbol, q.seq)
 
 
 def event_value(e: Event) -> bytes:
@@ -167,4 +174,14 @@ def dead_letters_sink(cfg: KafkaOutputConfig, stats: RunStats | None = None) -> 
     return KafkaSink(
         cfg.dead_letters_topic, cfg, encode=dead_letter_value, key=lambda d: d.src.encode(),
         event_id=lambda d: d.dl_id, kind=lambda _: "DeadLetter", name="kafka_deadletters", stats=stats,
+    )  # fmt: skip
+
+
+def quotes_sink(cfg: KafkaOutputConfig, stats: RunStats | None = None) -> KafkaSink[Quote] | None:
+    """Quotes of venue feeds keyed by symbol; ``event_id`` as in the market log; None when off."""
+    if not (cfg.enabled and cfg.quotes_topic):
+        return None
+    return KafkaSink(
+        cfg.quotes_topic, cfg, encode=quote_value, key=lambda q: q.symbol.encode(),
+        event_id=quote_event_id, kind=lambda _: "Quote", name="kafka_quotes", stats=stats,
     )  # fmt: skip

@@ -35,12 +35,13 @@ IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,126}\Z")
 
 
 class QuestDBConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """``[outputs.questdb]``: price updates and candles into QuestDB over ILP.
+    """``[outputs.questdb]``: price updates, candles and quotes into QuestDB over ILP.
 
     * ``enabled`` - write to QuestDB at all.
     * ``conf`` - QuestDB client conf string without secrets; empty: ``QDB_CLIENT_CONF``,
       then ``http::addr=127.0.0.1:9000;``. ``auto_flush*`` keys are not allowed (below).
-    * ``prices_table`` / ``candles_table`` - table names (letters, digits, ``_``).
+    * ``prices_table`` / ``candles_table`` / ``quotes_table`` - table names (letters,
+      digits, ``_``); quotes come from venue feeds (top of book).
     * ``auto_flush_rows`` / ``auto_flush_interval`` - a sink partition flushes when this
       many rows are buffered or this long after its last flush (checked as rows arrive),
       and always before every recovery snapshot and at close.
@@ -54,6 +55,7 @@ class QuestDBConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     conf: str = ""
     prices_table: str = "ticktape_prices"
     candles_table: str = "ticktape_candles"
+    quotes_table: str = "ticktape_quotes"
     auto_flush_rows: Annotated[int, between(1, 100_000_000)] = 10_000
     auto_flush_interval: PositiveDuration = PositiveDuration.parse("1s")
     retry_timeout: Duration = Duration.parse("10s")
@@ -61,10 +63,11 @@ class QuestDBConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     timestamp_type: Literal["TIMESTAMP_NS", "TIMESTAMP"] = "TIMESTAMP_NS"
 
     def __post_init__(self) -> None:
-        for name in ("prices_table", "candles_table"):
+        for name in ("prices_table", "candles_table", "quotes_table"):
             check_identifier(getattr(self, name), f"outputs.questdb.{name}")
-        if self.prices_table == self.candles_table:
-            raise ConfigError(f"outputs.questdb: prices_table and candles_table must differ, both are {self.prices_table!r}")  # fmt: skip
+        tables = (self.prices_table, self.candles_table, self.quotes_table)
+        if len(set(tables)) != 3:
+            raise ConfigError(f"outputs.questdb: prices_table, candles_table and quotes_table must differ, got {tables!r}")  # fmt: skip
         if self.conf:
             schema, params = parse_conf(self.conf, "outputs.questdb.conf")
             secrets = sorted(SECRET_KEYS & params.keys())

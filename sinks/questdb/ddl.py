@@ -9,6 +9,8 @@ QuestDB keeps one row per key, the last one written (in commit order).
   without one (as in ``ticktape.schemas.ids.price_event_id``). Two trades of one symbol in the
   same nanosecond (or microsecond, with ``TIMESTAMP`` columns) stay two rows; a replayed
   tick hits its own row, whichever source (Kafka, archive) it came through.
+* quotes (venue feeds): ``ts`` = ``ts_event``; keys ``(ts, venue, symbol, seq)`` (``seq``
+  numbers a symbol's accepted quotes deterministically, so a replay hits the same rows).
 * candles: ``ts`` = candle start; keys ``(ts, venue, symbol, interval)``. A revision
   replaces the row; a replay rewrites the revisions in their original order, so the
   stored row is always the latest revision written.
@@ -48,7 +50,13 @@ CANDLE_COLUMNS: Final = (
     ("sell_volume", "DOUBLE"), ("first_trade_id", "VARCHAR"), ("last_trade_id", "VARCHAR"),
     ("revision", "INT"), ("ts_final", TS),
 )  # fmt: skip
+QUOTE_COLUMNS: Final = (
+    ("ts", TS), ("venue", "SYMBOL"), ("symbol", "SYMBOL"), ("bid", "DOUBLE"), ("bid_size", "DOUBLE"),
+    ("ask", "DOUBLE"), ("ask_size", "DOUBLE"), ("mid", "DOUBLE"), ("spread", "DOUBLE"), ("seq", "LONG"),
+    ("update_id", "LONG"), ("ts_recv", TS), ("src", "VARCHAR"), ("offset", "LONG"),
+)  # fmt: skip
 PRICE_KEYS: Final = ("ts", "venue", "symbol", "tick_id")
+QUOTE_KEYS: Final = ("ts", "venue", "symbol", "seq")
 CANDLE_KEYS: Final = ("ts", "venue", "symbol", "interval")
 
 
@@ -79,6 +87,8 @@ def ddl(cfg: QuestDBConfig) -> list[str]:
         enable_dedup(cfg.prices_table, PRICE_KEYS),
         create_table(cfg.candles_table, CANDLE_COLUMNS, CANDLE_KEYS, ts_type),
         enable_dedup(cfg.candles_table, CANDLE_KEYS),
+        create_table(cfg.quotes_table, QUOTE_COLUMNS, QUOTE_KEYS, ts_type),
+        enable_dedup(cfg.quotes_table, QUOTE_KEYS),
     ]
 
 
@@ -137,7 +147,7 @@ def exec_sql(
 
 
 def init_tables(cfg: QuestDBConfig, http_addr: str, *, env: Mapping[str, str] | None = None) -> None:
-    """Create both tables (if missing) and set their dedup keys, over HTTP ``/exec``;
+    """Create the tables (if missing) and set their dedup keys, over HTTP ``/exec``;
     credentials, if any, from the resolved conf string (see :func:`auth_headers`)."""
     headers = auth_headers(resolve_conf(cfg, env))
     for sql in ddl(cfg):

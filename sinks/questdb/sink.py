@@ -1,4 +1,4 @@
-"""QuestDB outputs: price updates and candles as ILP rows through the ``questdb`` client.
+"""QuestDB outputs: price updates, candles and quotes as ILP rows through the ``questdb`` client.
 
 :class:`QuestDBSink` - unit of parallelism: the sink partitions (``partitions`` per
 table; items ``(str(key), [records])`` go to partition ``int(key) % partitions``), each
@@ -41,7 +41,7 @@ from bytewax.outputs import StatefulSinkPartition
 from ticktape.infra.observability.metrics import RunStats
 from ticktape.schemas.durations import format_duration
 from ticktape.schemas.errors import ConfigError, MissingDependencyError, SinkError
-from ticktape.schemas.records import Candle, PriceUpdate
+from ticktape.schemas.records import Candle, PriceUpdate, Quote
 from ticktape.sinks.base.partitioned import PartitionedSink
 from ticktape.sinks.questdb.config import QuestDBConfig, ResolvedConf, resolve_conf, sender_options
 from ticktape.sinks.questdb.ddl import ddl, default_http_addr, init_tables
@@ -55,7 +55,7 @@ except ImportError:  # pragma: no cover - the optional dependency is installed i
 
 __all__ = [
     "QuestDBConfig", "QuestDBSink", "candles_sink", "ddl", "default_http_addr", "init_tables",
-    "prices_sink", "write_candle", "write_price",
+    "prices_sink", "quotes_sink", "write_candle", "write_price", "write_quote",
 ]  # fmt: skip
 
 R = TypeVar("R")
@@ -104,6 +104,20 @@ def write_candle(sender: Any, table: str, c: Candle) -> None:
             "ts_final": TimestampNanos(c.ts_final),
         },
         at=TimestampNanos(c.start),
+    )  # fmt: skip
+
+
+def write_quote(sender: Sender, table: str, q: Quote) -> None:
+    """One top-of-book row at its event time, with mid and spread."""
+    sender.row(
+        table,
+        symbols={"venue": q.venue, "symbol": q.symbol},
+        columns={
+            "bid": float(q.bid), "bid_size": float(q.bid_size), "ask": float(q.ask), "ask_size": float(q.ask_size),
+            "mid": (q.bid + q.ask) / 2.0, "spread": q.ask - q.bid, "seq": q.seq, "update_id": q.update_id,
+            "ts_recv": TimestampNanos(q.ts_recv), "src": q.src, "offset": q.offset,
+        },
+        at=TimestampNanos(q.ts_event),
     )  # fmt: skip
 
 
@@ -311,4 +325,19 @@ def candles_sink(
         return None
     return QuestDBSink(
         cfg, cfg.candles_table, write_candle, name="questdb_candles", stats=stats, env=env, clock=clock
+    )
+
+
+def quotes_sink(
+    cfg: QuestDBConfig,
+    stats: RunStats | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> QuestDBSink[Quote] | None:
+    """Quotes of venue feeds into ``cfg.quotes_table``; None when the output is off."""
+    if not cfg.enabled:
+        return None
+    return QuestDBSink(
+        cfg, cfg.quotes_table, write_quote, name="questdb_quotes", stats=stats, env=env, clock=clock
     )

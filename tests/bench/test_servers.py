@@ -84,3 +84,16 @@ def test_questdb(benchmark: Any) -> None:
     m = pedantic_scenario(benchmark, questdb_scenario, "questdb", rows=5_000, repeats=1)
     assert (m.extra["rows"], m.extra["auto_flush_rows"]) == (5_000, 10_000)
     assert m.extra["transport"].startswith("ILP/HTTP into QuestDB ")
+
+
+def test_venues(benchmark: Any) -> None:
+    # The simulator runs in its own process; each client loop runs until it received the
+    # whole tape (the ticktape loops count data frames, not control frames).
+    from ticktape.infra.bench.venues import venues_scenario
+
+    m = pedantic_scenario(benchmark, venues_scenario, "venues", events=3_000, repeats=1)
+    assert m.extra["frames"] > 3_000  # trades arrive twice (trade, aggTrade), top changes add bookTickers
+    assert len(m.extra["connection_only_samples"]) == 1
+    assert m.extra["connection_only_per_s"] > 0
+    if m.extra["picows_bare_per_s"] is not None:
+        assert len(m.extra["picows_samples"]) == 1

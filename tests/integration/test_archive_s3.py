@@ -239,7 +239,12 @@ def test_a_live_flow_archived_then_read_back_gives_exactly_its_accepted_ticks(
             e for e in es.iter_events(type=EventType.PRICE_UPDATED) if e.aggregate == "S0005-USD@synthetic"
         ]
     assert len(logged) == len([u for _, b in accepted for u in b if u.symbol == "S0005-USD"])
-    assert fmt.STREAMS == ("ticks", "events")
+    assert fmt.STREAMS == (
+        "ticks",
+        "events",
+        "quotes",
+        "books",
+    )  # quotes/books: the market log of venue feeds
 
 
 def test_backfill_from_s3_uses_the_configured_endpoint(tmp_path, s3_server: MotoS3, s3_bucket, monkeypatch):

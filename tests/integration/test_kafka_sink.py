@@ -365,3 +365,38 @@ def test_throughput_against_a_bare_producer(
         f"({best['bare'][0]:,.0f}/s enqueue); ratio {ratio:.2f}"
     )
     assert ratio > 0.2
+
+
+def test_quotes_arrive_once_keyed_by_symbol(
+    kafka_broker: TansuBroker, fresh_topics: Callable[[], str]
+) -> None:
+    from ticktape.schemas.records import Quote
+    from ticktape.sinks.kafka.sink import quote_event_id, quotes_sink
+
+    bootstrap = kafka_broker.bootstrap_servers
+    cfg = KafkaOutputConfig(enabled=True, bootstrap_servers=bootstrap, quotes_topic=fresh_topics(), partitions=2,
+                            topic_partitions=3)  # fmt: skip
+    quotes = [
+        Quote(
+            "binance",
+            f"S{i % 7:03d}-USDT",
+            1.0 + i,
+            1.0,
+            2.0 + i,
+            1.0,
+            T0 + i,
+            T0 + i,
+            "ws:binance/0",
+            i,
+            0,
+            i,
+            i + 1,
+        )
+        for i in range(70)
+    ]
+    stats = RunStats()
+    run_flow((quotes_sink(cfg, stats), keyed(quotes, lambda q: int(q.symbol[1:4]))))
+    check_topic(
+        consume(bootstrap, cfg.quotes_topic, len(quotes)), quotes, quote_event_id, lambda q: q.symbol, "Quote"
+    )
+    assert stats.sink_writes["kafka_quotes"] == 70

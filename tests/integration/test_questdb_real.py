@@ -36,7 +36,7 @@ from ticktape.schemas.errors import SinkError
 from ticktape.schemas.records import Candle, PriceUpdate
 from ticktape.sinks.candles.store import CandleStore
 from ticktape.sinks.eventlog.store import EventStore
-from ticktape.sinks.questdb.ddl import CANDLE_KEYS, PRICE_KEYS, ddl
+from ticktape.sinks.questdb.ddl import CANDLE_KEYS, PRICE_KEYS, QUOTE_KEYS, ddl
 from ticktape.sinks.questdb.sink import QuestDBConfig, candles_sink, init_tables, prices_sink
 
 pytestmark = pytest.mark.integration
@@ -79,7 +79,10 @@ def stored_candles(data_dir: Path) -> list[Candle]:
 
 def unique_tables() -> dict[str, str]:
     suffix = uuid.uuid4().hex[:10]
-    return {"prices_table": f"tt_prices_{suffix}", "candles_table": f"tt_candles_{suffix}"}
+    return {
+        "prices_table": f"tt_prices_{suffix}", "candles_table": f"tt_candles_{suffix}",
+        "quotes_table": f"tt_quotes_{suffix}",
+    }  # fmt: skip
 
 
 def drop(server: QuestDBServer, *tables: str) -> None:
@@ -115,11 +118,17 @@ def test_init_creates_the_tables_with_their_dedup_keys(questdb_server: QuestDBSe
     try:
         for _ in range(2):  # idempotent
             out = ok(ticktape("questdb", "init", "-c", str(path)))
-            assert f"tables {tables['prices_table']} and {tables['candles_table']} ready" in out
+            assert (
+                f"tables {tables['prices_table']}, {tables['candles_table']} and {tables['quotes_table']} ready"
+                in out
+            )
         printed = ok(ticktape("questdb", "init", "-c", str(path), "--print"))
         cfg = questdb_config(conf=questdb_server.client_conf, **tables)
         assert printed.splitlines() == [f"{sql};" for sql in ddl(cfg)]
-        for table, keys in ((tables["prices_table"], PRICE_KEYS), (tables["candles_table"], CANDLE_KEYS)):
+        for table, keys in (
+            (tables["prices_table"], PRICE_KEYS), (tables["candles_table"], CANDLE_KEYS),
+            (tables["quotes_table"], QUOTE_KEYS),
+        ):  # fmt: skip
             (meta,) = qdb.query(
                 questdb_server,
                 "SELECT designatedTimestamp, partitionBy, walEnabled, dedup FROM tables() WHERE table_name = %s",

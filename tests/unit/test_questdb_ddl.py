@@ -28,6 +28,12 @@ CANDLES = (
     '"first_trade_id" VARCHAR, "last_trade_id" VARCHAR, "revision" INT, "ts_final" TIMESTAMP_NS) '
     'TIMESTAMP("ts") PARTITION BY DAY WAL DEDUP UPSERT KEYS("ts", "venue", "symbol", "interval")'
 )
+QUOTES = (
+    'CREATE TABLE IF NOT EXISTS "ticktape_quotes" ("ts" TIMESTAMP_NS, "venue" SYMBOL, "symbol" SYMBOL, '
+    '"bid" DOUBLE, "bid_size" DOUBLE, "ask" DOUBLE, "ask_size" DOUBLE, "mid" DOUBLE, "spread" DOUBLE, '
+    '"seq" LONG, "update_id" LONG, "ts_recv" TIMESTAMP_NS, "src" VARCHAR, "offset" LONG) '
+    'TIMESTAMP("ts") PARTITION BY DAY WAL DEDUP UPSERT KEYS("ts", "venue", "symbol", "seq")'
+)
 HOSTILE_NAMES = [
     "foo; DROP TABLE x",
     'x" (a INT); DROP TABLE y; --',
@@ -58,6 +64,8 @@ def test_ddl_exact_statements() -> None:
         'ALTER TABLE "ticktape_prices" DEDUP ENABLE UPSERT KEYS("ts", "venue", "symbol", "tick_id")',
         CANDLES,
         'ALTER TABLE "ticktape_candles" DEDUP ENABLE UPSERT KEYS("ts", "venue", "symbol", "interval")',
+        QUOTES,
+        'ALTER TABLE "ticktape_quotes" DEDUP ENABLE UPSERT KEYS("ts", "venue", "symbol", "seq")',
     ]
 
 

@@ -218,3 +218,30 @@ def test_sink_in_a_dataflow_two_partitions(listener: IlpListener) -> None:
     run_main(flow)
     lines = received(listener, connections=2)
     assert sorted(line.fields["seq"][1] for line in lines) == [1, 2, 3, 4]
+
+
+def test_quote_rows_exact_values_and_the_ddl_columns(listener: IlpListener) -> None:
+    from ticktape.schemas.records import Quote
+    from ticktape.sinks.questdb.ddl import QUOTE_COLUMNS
+    from ticktape.sinks.questdb.sink import quotes_sink
+
+    q = Quote("binance", "BTC-USDT", 100.0, 1.5, 100.5, 2.0, 1_700_000_000_000_000_000, 1_700_000_000_000_000_123,
+              "ws:binance/0", 42, 0, 777, 3)  # fmt: skip
+    sink = quotes_sink(config(listener.conf))
+    assert sink is not None
+    run(sink, [q])
+    (line,) = received(listener)
+    assert line.table == "ticktape_quotes"
+    assert line.tags == {"venue": "binance", "symbol": "BTC-USDT"}
+    assert line.ts == q.ts_event
+    f = line.fields
+    assert (f["bid"], f["ask"], f["mid"], f["spread"]) == (
+        ("f", 100.0),
+        ("f", 100.5),
+        ("f", 100.25),
+        ("f", 0.5),
+    )
+    assert (f["seq"], f["update_id"], f["offset"]) == (("i", 3), ("i", 777), ("i", 42))
+    assert line.ns("ts_recv") == q.ts_recv
+    symbols = {name for name, typ in QUOTE_COLUMNS if typ == "SYMBOL"}
+    assert set(line.fields) == {name for name, _ in QUOTE_COLUMNS} - symbols - {"ts"}

@@ -18,16 +18,15 @@ partition code (:class:`~ticktape.sinks.cache.sink.CacheSinkPartition`: the same
 from __future__ import annotations
 
 from ticktape.infra.observability.metrics import RunStats
-from ticktape.schemas.records import Candle, PriceUpdate
 from ticktape.sinks.base.partitioned import PartitionedSink
 from ticktape.sinks.cache.redis.backend import RedisCache
 from ticktape.sinks.cache.redis.buffer import RedisCacheStats
 from ticktape.sinks.cache.redis.config import RedisConfig
-from ticktape.sinks.cache.sink import CacheSinkPartition
+from ticktape.sinks.cache.sink import CacheItem, CacheSinkPartition
 
 
-class RedisCacheSink(PartitionedSink[tuple[list[PriceUpdate], list[Candle]], None]):
-    """Latest prices, metadata and candles into Redis (``[cache.redis]``)."""
+class RedisCacheSink(PartitionedSink[CacheItem, None]):
+    """Latest prices, metadata, candles and quotes into Redis (``[cache.redis]``)."""
 
     def __init__(
         self,
