@@ -281,6 +281,12 @@ def print_results(results: list[Measurement]) -> None:
             )
             for example in agreement["examples"]:
                 out.print(f"    {example}", markup=False)
+            if m.scenario == "quix":
+                out.print(
+                    f"  quix: {m.extra['peer']} (a subprocess; its last run took {m.extra['peer_process_s']:.1f} s "
+                    "with start-up, timed from its first message)",
+                    markup=False,
+                )
         if m.scenario == "backtest-candles":
             out.print(
                 f"  backtest-candles, whole `ticktape backtest` path (candle store read, event log, projections, report): "

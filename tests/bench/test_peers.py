@@ -1,5 +1,7 @@
 """The peers of the live job, small sizes: ``bytewax-stock`` (Bytewax's stock operators)
-and ``quix`` (Quix Streams on Apache Kafka, started by the scenario).
+and ``quix`` (Quix Streams on Apache Kafka, started by the scenario; the peer runs as a
+subprocess with the Python of its own virtualenv, made here on first use: see
+:mod:`ticktape.infra.bench.peers.quix_venv`).
 
 Asserted: each ran over every message, and its candles agree with ticktape's on the same
 trades within the documented differences (:mod:`ticktape.infra.bench.peers.compare`):
@@ -12,6 +14,7 @@ job, not asserted.
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +30,9 @@ from ticktape.infra.bench.peers.bytewax_stock import (
     run_ticktape,
 )
 from ticktape.infra.bench.peers.compare import PeerCandle, agree, from_ticktape
-from ticktape.infra.bench.peers.quix import quix_scenario
+from ticktape.infra.bench.peers.quix import QuixRun, quix_scenario
+from ticktape.infra.bench.peers.quix_venv import QUIXSTREAMS_VERSION, quix_python
+from ticktape.infra.devstack.errors import ServiceError
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(600)]
 TICKS, SYMBOLS, EVENT_RATE = 6_000, 20, 5.0  # 1,200 s of event time
@@ -67,14 +72,26 @@ def test_bytewax_stock(benchmark: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     assert agreement["equal"] == m.extra["candles"]["ticktape"] == m.extra["candles"]["peer"] > 0
 
 
-def test_quix(benchmark: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    peers = spy(monkeypatch, quix_mod, "run_quix")
+@pytest.fixture(scope="module")
+def quix_venv_python() -> Path:
+    """The Quix peer's virtualenv, made before the test's servers start (a first use
+    installs quixstreams from PyPI); one line when it cannot be made."""
+    try:
+        return quix_python()
+    except ServiceError as exc:
+        error = str(exc)
+    pytest.fail(error, pytrace=False)
+
+
+def test_quix(benchmark: Any, monkeypatch: pytest.MonkeyPatch, quix_venv_python: Path) -> None:
+    peers: list[QuixRun] = spy(monkeypatch, quix_mod, "run_quix")
     ours = spy(monkeypatch, quix_mod, "run_ticktape")
     m = pedantic_scenario(
         benchmark, quix_scenario, "quix", ticks=TICKS, symbols=SYMBOLS, repeats=1, event_rate=EVENT_RATE
     )
     assert (m.extra["ticks"], m.extra["partitions"]) == (TICKS, 2)
     assert m.extra["broker"].startswith("apache-kafka ")
+    assert m.extra["peer"] == f"quixstreams {QUIXSTREAMS_VERSION} in {quix_venv_python.parent.parent}"
     assert len(peers) == len(ours) == 2  # the warm-up and one repetition of each
     # Quix closes a window when its partition's time passes the end plus the grace, so
     # the last windows of the run stay open: it emits the required ones, no more.
@@ -86,5 +103,7 @@ def test_quix(benchmark: Any, monkeypatch: pytest.MonkeyPatch) -> None:
         assert Counter({iv: sum(c.trades for c in candles if c.interval == iv) for iv in INTERVALS_S}) == (
             dict.fromkeys(INTERVALS_S, TICKS)
         )  # fmt: skip
-    for _, candles in peers:
-        assert {c.key for c in candles} == {c.key for c in peers[-1][1]}  # the same windows each run
+    for run in peers:  # each a subprocess of the peer's virtualenv, its candles read back
+        assert run.version == QUIXSTREAMS_VERSION
+        assert run.process_s > TICKS / run.rate  # its own timing leaves start-up out
+        assert {c.key for c in run.candles} == {c.key for c in peers[-1].candles}  # the same windows each run

@@ -1,31 +1,19 @@
 """Scenario ``quix``: ticktape's job against the same job written with Quix Streams, both
 reading the same topic on the same Apache Kafka broker in the same run.
 
-The peer (:func:`run_quix`, ``quixstreams`` 3.x, one process, one ``Application``):
+The peer is :mod:`.quix_peer` (its docstring has the job: ``json`` values, a stateful
+dedupe filter, three ``tumbling_window(...).agg(...).final(closing_strategy="partition")``
+into in-memory sinks, no changelog topics). It runs as a subprocess with the Python of its
+own virtualenv (:mod:`.quix_venv`: ``quixstreams`` pinned there, made on first use), never
+in ticktape's environment, whose ``confluent-kafka`` is newer than Quix allows. It writes
+its candles as JSON lines and its own timing; :func:`run_quix` reads both back. Its rate is
+messages over the time from its first message to the end of ``app.run`` (interpreter
+start, import, consumer-group join and RocksDB opening excluded; the whole subprocess's
+wall time is reported beside, ``peer_process_s``); ticktape's is over its whole run
+(start-up included), so the ratio leans in Quix's favour.
 
-* the topic with Quix's ``json`` value deserializer, the message key (the symbol) as a
-  string, and a ``timestamp_extractor`` taking the trade's event time (ms) from the value;
-* dedupe: ``sdf.filter(..., stateful=True)`` keeping the symbol's highest trade id in
-  Quix's per-key state (RocksDB), like the Bytewax peer: a trade id at or below it is
-  dropped, so an out-of-order trade is lost;
-* ``sdf["notional"] = sdf["price"] * sdf["size"]``, then three branches
-  ``sdf.tumbling_window(1m | 5m | 1h, grace_ms=2 s).agg(open=Earliest("price"),
-  high=Max, low=Min, close=Latest("price"), volume=Sum("size"), notional=Sum, trades=Count())
-  .final(closing_strategy="partition")`` (a window closes when its partition's time passes
-  its end plus the grace, like ticktape's partition watermark);
-* each branch into a ``BatchingSink`` that keeps the candles in a list (flushed at each
-  checkpoint: cheaper than ticktape's four durable outputs).
-
-Settings beside Quix's defaults: a fresh consumer group reading from the earliest offset,
-no changelog topics (``use_changelog_topics=False``: ticktape's bench job runs without
-recovery too), state in a temporary folder, no logging setup. The run stops (``app.stop()``)
-when a counting step at the head of the dataframe has seen every message; the final
-checkpoint then flushes the sinks. Its rate is messages over the time from the first
-message to the end of ``app.run`` (consumer-group join and RocksDB opening excluded);
-ticktape's is over its whole run (start-up included), so the ratio leans in Quix's favour.
-
-ticktape's side is :func:`ticktape.infra.bench.kafka.run_job` (the ``kafka`` scenario's
-whole job: one worker, embedded outputs), on the same topic.
+ticktape's side is :func:`ticktape.infra.bench.kafka.run_job` in this process (the
+``kafka`` scenario's whole job: one worker, embedded outputs), on the same topic.
 
 Measurement (a warm-up of each, then ``repeats`` rounds of ticktape and Quix in turns):
 ``value`` = ticktape ticks/s, ``baseline`` = Quix's, ratio = ticktape/peer.
@@ -36,133 +24,79 @@ grace was emitted (:mod:`ticktape.infra.bench.peers.compare`).
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import signal
+import subprocess
 import tempfile
 import time
-import uuid
-import warnings
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
 from ticktape.infra.bench.brokers import bench_broker, broker_version, fill_topic, recent_messages
 from ticktape.infra.bench.common import Measurement, alternate, median
 from ticktape.infra.bench.kafka import run_job
+from ticktape.infra.bench.peers import quix_peer
 from ticktape.infra.bench.peers.compare import PeerCandle, agree, from_ticktape
+from ticktape.infra.bench.peers.quix_venv import quix_python
+from ticktape.infra.devstack.errors import ServiceError
 from ticktape.schemas.records import Candle
 from ticktape.sinks.candles.store import CandleStore
 
 MS = 1_000_000
-#: The intervals of the job (s) and the grace (ms), as ticktape's defaults.
-INTERVALS_S = (60, 300, 3600)
-GRACE_MS = 2_000
+#: The intervals of the job (s) and the grace (ms), as ticktape's defaults (and the peer's).
+INTERVALS_S = quix_peer.INTERVALS_S
+GRACE_MS = quix_peer.GRACE_MS
 #: Trades per second of event time in the scenario's messages (as ``bytewax-stock``).
 EVENT_RATE = 1_000.0
+#: The peer script, run by path with the virtualenv's Python.
+PEER_SCRIPT = Path(quix_peer.__file__).resolve()
+PEER_TIMEOUT = 900.0
 
 
-def run_quix(servers: str, topic: str, total: int, state_dir: Path) -> tuple[float, list[PeerCandle]]:
-    """Ticks/s of one Quix run over the ``total`` messages of ``topic`` and its candles."""
-    with warnings.catch_warnings():  # a dependency of its schema registry client warns when imported
-        with contextlib.suppress(ImportError):  # it puts an "always" filter first: ours must come after
-            importlib.import_module("authlib.deprecate")
-        warnings.filterwarnings("ignore", message="The httpx module is deprecated")
-        return _run_quix(servers, topic, total, state_dir)
+class Summary(msgspec.Struct, frozen=True):
+    """What the peer script reports about its run."""
+
+    messages: int
+    seconds: float
+    quixstreams: str
 
 
-def _run_quix(servers: str, topic: str, total: int, state_dir: Path) -> tuple[float, list[PeerCandle]]:
-    from quixstreams import Application
-    from quixstreams.dataframe.windows import Count, Earliest, Latest, Max, Min, Sum
-    from quixstreams.sinks import BatchingSink, SinkBatch
+class QuixRun(NamedTuple):
+    """One run of the peer: ticks/s (its own timing), its candles, the subprocess's wall
+    time (s, start-up included) and the ``quixstreams`` version that ran."""
 
-    candles: list[PeerCandle] = []
+    rate: float
+    candles: list[PeerCandle]
+    process_s: float
+    version: str
 
-    class CandleSink(BatchingSink):
-        """The closed windows of one interval, as candles, into ``candles``."""
 
-        def __init__(self, interval: int) -> None:
-            super().__init__()
-            self.interval = interval
-
-        def write(self, batch: SinkBatch) -> None:
-            iv = self.interval
-            for item in batch:
-                v = item.value
-                vol = v["volume"]
-                vwap = v["notional"] / vol if vol > 0 else v["close"]
-                candles.append(
-                    PeerCandle(
-                        item.key,
-                        iv,
-                        v["start"] * MS,
-                        v["open"],
-                        v["high"],
-                        v["low"],
-                        v["close"],
-                        vol,
-                        vwap,
-                        v["trades"],
-                    )
-                )
-
-    app = Application(
-        broker_address=servers,
-        consumer_group=f"bench-quix-{uuid.uuid4().hex}",
-        auto_offset_reset="earliest",
-        state_dir=state_dir,
-        use_changelog_topics=False,
-        loglevel=None,
-    )
-    source = app.topic(
-        topic,
-        key_deserializer="str",
-        value_deserializer="json",
-        timestamp_extractor=lambda value, _headers, _ts, _type: value["ts_event"] // MS,
-    )
-    sdf = app.dataframe(source)
-    marks: dict[str, float] = {}
-    seen = 0
-
-    def count(_value: Any) -> None:
-        nonlocal seen
-        seen += 1
-        if seen == 1:
-            marks["first"] = time.perf_counter()
-        if seen >= total:
-            app.stop()
-
-    def fresh(value: dict[str, Any], state: Any) -> bool:
-        tid = value["trade_id"]
-        if tid <= state.get("last_id", -1):
-            return False
-        state.set("last_id", tid)
-        return True
-
-    sdf = sdf.update(count)
-    sdf = sdf.filter(fresh, stateful=True)
-    sdf["notional"] = sdf["price"] * sdf["size"]
-    for interval in INTERVALS_S:
-        window = sdf.tumbling_window(
-            timedelta(seconds=interval), grace_ms=GRACE_MS, name=f"ohlcv-{interval}s"
-        ).agg(
-            open=Earliest("price"), high=Max("price"), low=Min("price"), close=Latest("price"),
-            volume=Sum("size"), notional=Sum("notional"), trades=Count(),
-        )  # fmt: skip
-        window.final(closing_strategy="partition").sink(CandleSink(interval))
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+def run_quix(python: Path, servers: str, topic: str, total: int, state_dir: Path) -> QuixRun:
+    """One run of :mod:`.quix_peer` with ``python`` over the ``total`` messages of ``topic``."""
+    out = state_dir / "out"
+    out.mkdir()
+    candles_path, summary_path = out / "candles.jsonl", out / "summary.json"
+    argv = [
+        str(python), "-I", str(PEER_SCRIPT), "--servers", servers, "--topic", topic, "--total", str(total),
+        "--state-dir", str(state_dir / "state"), "--candles", str(candles_path), "--summary", str(summary_path),
+    ]  # fmt: skip
+    t0 = time.perf_counter()
     try:
-        app.run()
-    finally:
-        for sig, handler in handlers.items():  # Application.run installs its own
-            signal.signal(sig, handler)
-    ended = time.perf_counter()
-    if seen != total:
-        raise RuntimeError(f"Quix processed {seen} of {total} messages")
-    return total / (ended - marks["first"]), candles
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=PEER_TIMEOUT, check=False)  # noqa: S603
+    except subprocess.TimeoutExpired:
+        raise ServiceError("quix peer", f"did not finish within {PEER_TIMEOUT:.0f} s") from None
+    process_s = time.perf_counter() - t0
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-20:])
+        raise ServiceError("quix peer", f"exited with {done.returncode}:\n{tail}")
+    summary = msgspec.json.decode(summary_path.read_bytes(), type=Summary)
+    decode = msgspec.json.Decoder(PeerCandle).decode
+    with candles_path.open("rb") as fh:
+        candles = [decode(line) for line in fh if line.strip()]
+    if summary.seconds <= 0:
+        raise ServiceError("quix peer", f"reported no time for {summary.messages} messages")
+    return QuixRun(summary.messages / summary.seconds, candles, process_s, summary.quixstreams)
 
 
 def partition_times(
@@ -184,11 +118,11 @@ def partition_times(
     try:
         while seen < total and time.monotonic() < deadline:
             for msg in consumer.consume(10_000, 1.0):
-                if msg.error() is not None:
+                value, part = msg.value(), msg.partition()
+                if msg.error() is not None or value is None or part is None:
                     continue
                 seen += 1
-                doc = decode(msg.value())
-                part = msg.partition()
+                doc = decode(value)
                 symbol_part[str(doc["symbol"])] = part
                 latest[part] = max(latest.get(part, 0), int(doc["ts_event"]))
     finally:
@@ -227,6 +161,7 @@ def quix_scenario(
     event_rate: float = EVENT_RATE,
 ) -> Measurement:
     """Median ticks/s of ticktape's Kafka job and of the Quix Streams peer, same topic."""
+    python = quix_python()  # before any server starts: a first use makes the virtualenv
     raw = recent_messages(ticks, symbols, rate=event_rate)
     last: dict[str, Any] = {}
     with bench_broker("kafka") as server:  # Quix needs describe_configs: not on Tansu
@@ -238,15 +173,16 @@ def quix_scenario(
             return rate
 
         def theirs() -> float:
-            with tempfile.TemporaryDirectory(prefix="ticktape-bench-quix-state-") as state:
-                rate, last["peer"] = run_quix(servers, "bench", total, Path(state))
-            return rate
+            with tempfile.TemporaryDirectory(prefix="ticktape-bench-quix-peer-") as tmp:
+                last["peer"] = run_quix(python, servers, "bench", total, Path(tmp))
+            return float(last["peer"].rate)
 
         ticktape, peer = alternate(ours, theirs, repeats)  # in turns: the host's load drifts
         symbol_part, latest = partition_times(servers, "bench", partitions, total)
         version = broker_version(server)
     mine = from_ticktape(last["ticktape"])
-    agreement = agree(mine, last["peer"], required=closed_by_quix(symbol_part, latest))
+    peer_run: QuixRun = last["peer"]
+    agreement = agree(mine, peer_run.candles, required=closed_by_quix(symbol_part, latest))
     return Measurement(
         scenario="quix",
         unit="ticks/s",
@@ -262,7 +198,9 @@ def quix_scenario(
             "event_rate": event_rate,
             "broker": version,
             "intervals_s": list(INTERVALS_S),
-            "candles": {"ticktape": len(mine), "peer": len(last["peer"])},
+            "peer": f"quixstreams {peer_run.version} in {python.parent.parent}",
+            "peer_process_s": round(peer_run.process_s, 3),
+            "candles": {"ticktape": len(mine), "peer": len(peer_run.candles)},
             "agreement": msgspec.to_builtins(agreement) | {"ok": agreement.ok},
         },
     )
