@@ -10,6 +10,7 @@ with ``error:`` and exit with status 2, without a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import os
 import sys
@@ -92,7 +93,8 @@ _register()
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point. A fatal signal (a crash inside a native library) dumps
     every thread's Python stack to stderr, so even that leaves a trace behind."""
-    faulthandler.enable()
+    with contextlib.suppress(ValueError, OSError):  # a stderr without a file descriptor (captured)
+        faulthandler.enable()
     # A step that fails inside Bytewax is reported as one `error:` line (the runner finds
     # the ticktape error behind Bytewax's); Rust's own panic note then stays one line too.
     os.environ["RUST_BACKTRACE"] = "0"

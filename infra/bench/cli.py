@@ -1,11 +1,13 @@
 """``ticktape bench``: run benchmark scenarios and print ratios against their baselines.
 
-Throughput scenarios (``flow`` ... ``loader``) run one warm-up and ``--repeat`` measured
-repetitions and report medians; the time-based ones run paced live flows: ``latency``
-(each ``--rate`` for ``--duration`` after ``--warmup``, ``--repeat`` times) and ``soak``
-(one long run at the highest ``--rate``). ``--json`` writes every repetition, the
-machine, the date and each ratio; ``--profile`` wraps the chosen scenarios in a profiler
-(:mod:`ticktape.infra.bench.profile`).
+Throughput scenarios (``flow`` ... ``loader``, the peers ``bytewax-stock`` and ``quix``)
+run one warm-up and ``--repeat`` measured repetitions and report medians; the time-based
+ones run paced live flows: ``latency`` (each ``--rate`` for ``--duration`` after
+``--warmup``, ``--repeat`` times) and ``soak`` (one long run at the highest ``--rate``).
+After the scenario table comes the goals table of the live path
+(:mod:`ticktape.infra.bench.goals`) for the rows whose scenarios ran. ``--json`` writes
+every repetition, the machine, the date, each ratio and the goals; ``--profile`` wraps
+the chosen scenarios in a profiler (:mod:`ticktape.infra.bench.profile`).
 """
 
 from __future__ import annotations
@@ -22,14 +24,16 @@ import click
 import msgspec
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ticktape.flows.cli.common import console
 from ticktape.infra.bench.common import Measurement, machine
+from ticktape.infra.bench.goals import Goal, goals
 from ticktape.schemas.durations import Duration
 
 SCENARIOS = (
-    "flow", "cluster", "candles", "kafka", "archive", "redis", "questdb", "backfill", "loader", "latency",
-    "venues", "backtest", "backtest-candles", "soak",
+    "flow", "flow-10k", "cluster", "candles", "kafka", "archive", "redis", "questdb", "backfill", "loader",
+    "latency", "venues", "bytewax-stock", "quix", "backtest", "backtest-candles", "soak",
 )  # fmt: skip
 #: What ``all`` runs: everything but the long soak (name it to run it).
 ALL = tuple(s for s in SCENARIOS if s != "soak")
@@ -46,6 +50,7 @@ class BenchOptions:
     warmup: float | None = None
     rates: tuple[float, ...] = ()
     out_prefix: Path | None = None
+    broker: str = "kafka"
 
 
 def run_scenario(name: str, opts: BenchOptions) -> Measurement:
@@ -55,6 +60,18 @@ def run_scenario(name: str, opts: BenchOptions) -> Measurement:
         from ticktape.infra.bench.flow import flow_scenario
 
         return flow_scenario(ticks=ticks, symbols=symbols, repeats=repeats)
+    if name == "flow-10k":
+        from ticktape.infra.bench.flow import flow_scenario
+
+        return flow_scenario(ticks=ticks, symbols=10_000, repeats=repeats, name="flow-10k")
+    if name == "bytewax-stock":
+        from ticktape.infra.bench.peers.bytewax_stock import bytewax_stock_scenario
+
+        return bytewax_stock_scenario(ticks=ticks, symbols=symbols, repeats=repeats)
+    if name == "quix":
+        from ticktape.infra.bench.peers.quix import quix_scenario
+
+        return quix_scenario(ticks=ticks, symbols=symbols, repeats=repeats)  # Apache Kafka only
     if name == "candles":
         from ticktape.infra.bench.candles import candles_scenario
 
@@ -62,7 +79,7 @@ def run_scenario(name: str, opts: BenchOptions) -> Measurement:
     if name == "kafka":
         from ticktape.infra.bench.kafka import kafka_scenario
 
-        return kafka_scenario(ticks=ticks, symbols=symbols, repeats=repeats)
+        return kafka_scenario(ticks=ticks, symbols=symbols, repeats=repeats, broker=opts.broker)
     if name == "archive":
         from ticktape.infra.bench.archive import archive_scenario
 
@@ -154,6 +171,10 @@ def _seconds(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
     help="Offered ticks/s, repeatable: latency runs each (default 10k, 50k, 100k); soak the highest (50k).",
 )  # fmt: skip
 @click.option(
+    "--broker", type=click.Choice(["kafka", "tansu"]), default="kafka", show_default=True,
+    help="Broker of the kafka scenario: Apache Kafka, or Tansu (light). quix always runs on Apache Kafka.",
+)  # fmt: skip
+@click.option(
     "--json", "json_path", type=click.Path(path_type=Path), default=None,
     help="Also write the results (every repetition, machine, date) as JSON here; soak files go next to it.",
 )  # fmt: skip
@@ -163,13 +184,14 @@ def _seconds(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
 )  # fmt: skip
 def bench(
     scenarios: tuple[str, ...], ticks: int, symbols: int | None, repeats: int, duration: float | None,
-    warmup: float | None, rates: tuple[float, ...], json_path: Path | None, profile_path: Path | None,
+    warmup: float | None, rates: tuple[float, ...], broker: str, json_path: Path | None,
+    profile_path: Path | None,
 ) -> None:  # fmt: skip
     """Measure ticktape against a baseline run in the same process (ratios are what to
     compare across machines; absolute numbers are noisy on shared hosts)."""
     names = list(ALL) if "all" in scenarios else list(dict.fromkeys(scenarios))
     prefix = json_path.with_name(json_path.stem + ".") if json_path is not None else None
-    opts = BenchOptions(ticks, symbols, repeats, duration, warmup, tuple(rates), prefix)
+    opts = BenchOptions(ticks, symbols, repeats, duration, warmup, tuple(rates), prefix, broker)
     before = machine()
     t0 = time.perf_counter()
     out = console()
@@ -180,6 +202,8 @@ def bench(
     else:
         results, report = [run_scenario(n, opts) for n in names], None
     print_results(results)
+    rows = goals(results)
+    print_goals(rows)
     if report is not None:
         for line in report.lines():
             out.print(line, markup=False, highlight=False)
@@ -192,6 +216,7 @@ def bench(
             "load_average_after": [round(x, 2) for x in os.getloadavg()],
             "elapsed_s": round(time.perf_counter() - t0, 1),
             "results": [result_doc(m) for m in results],
+            "goals": [msgspec.to_builtins(g) for g in rows],
             "profile": str(profile_path) if profile_path is not None else None,
         }
         json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -235,12 +260,33 @@ def print_results(results: list[Measurement]) -> None:
         if m.scenario == "latency":
             from ticktape.infra.bench.latency import TABLE_COLUMNS, table_rows
 
-            lat = Table(title="recv->sink latency under an offered load (exact)", title_justify="left")
+            lat = Table(
+                title="latency under an offered load (exact): recv->sink = readable in the cache, "
+                "durable = committed in the event log",
+                title_justify="left",
+            )
             for col in TABLE_COLUMNS:
                 lat.add_column(col, justify="right", no_wrap=True)
             for row in table_rows(m):
                 lat.add_row(*row)
-            Console(width=max(out.width, 150), highlight=False).print(lat)
+            Console(width=max(out.width, 200), highlight=False).print(lat)
+        if m.scenario in ("bytewax-stock", "quix"):
+            agreement, candles = m.extra["agreement"], m.extra["candles"]
+            out.print(
+                f"  {m.scenario}: candles {'agree' if agreement['ok'] else 'DISAGREE'} with ticktape's "
+                f"({agreement['equal']} of {agreement['compared']} equal, {agreement['required']} required, "
+                f"{agreement['missing']} missing, {agreement['extra']} extra, {agreement['differing']} differing; "
+                f"ticktape {candles['ticktape']} windows, peer {candles['peer']})",
+                markup=False,
+            )
+            for example in agreement["examples"]:
+                out.print(f"    {example}", markup=False)
+            if m.scenario == "quix":
+                out.print(
+                    f"  quix: {m.extra['peer']} (a subprocess; its last run took {m.extra['peer_process_s']:.1f} s "
+                    "with start-up, timed from its first message)",
+                    markup=False,
+                )
         if m.scenario == "backtest-candles":
             out.print(
                 f"  backtest-candles, whole `ticktape backtest` path (candle store read, event log, projections, report): "
@@ -254,3 +300,17 @@ def print_results(results: list[Measurement]) -> None:
                 f"max deviation {v.get('max_deviation', 0):.1%} -> {'within' if v.get('within_tolerance') else 'NOT within'} {v.get('tolerance', 0):.0%}; "
                 f"files: {', '.join(m.extra['files'].values())}"
             )
+
+
+def print_goals(rows: list[Goal]) -> None:
+    """The goals table (nothing when no scenario of a row ran)."""
+    if not rows:
+        return
+    table = Table(title="goals of the live path (issue 14)", title_justify="left")
+    for col in ("row", "measured", "target", "met"):
+        table.add_column(col)
+    for g in rows:
+        met = "-" if g.met is None else ("yes" if g.met else "no")
+        measured = g.measured + (f" ({g.note})" if g.note else "")
+        table.add_row(*(Text(cell) for cell in (g.row, measured, g.target, met)))
+    Console(width=max(console().width, 160), highlight=False).print(table)

@@ -41,6 +41,18 @@ def repeat(fn: Callable[[], float], times: int, warmup: int = 1) -> list[float]:
     return [fn() for _ in range(times)]
 
 
+def alternate(
+    first: Callable[[], float], second: Callable[[], float], times: int, warmup: int = 1
+) -> tuple[list[float], list[float]]:
+    """Like :func:`repeat` for two sides run in turns (first, second, first, ...), so a
+    drift in the host's load falls on both alike."""
+    for _ in range(warmup):
+        first()
+        second()
+    pairs = [(first(), second()) for _ in range(times)]
+    return [a for a, _ in pairs], [b for _, b in pairs]
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else 0.0
 
@@ -54,15 +66,18 @@ def slope(points: list[tuple[float, float]]) -> float:
 
 
 def synthetic_messages(
-    n: int, symbols: int, partitions: int = 1, seed: int = 7, start_ns: int = DEFAULT_START_NS
+    n: int,
+    symbols: int,
+    partitions: int = 1,
+    seed: int = 7,
+    start_ns: int = DEFAULT_START_NS,
+    rate: float = 100_000.0,
 ) -> dict[str, list[bytes]]:
-    """``n`` generic-JSON trades over ``symbols`` symbols (100k trades per second of event
-    time from ``start_ns``), split into partitions."""
+    """``n`` generic-JSON trades over ``symbols`` symbols (``rate`` trades per second of
+    event time from ``start_ns``, 100k by default), split into partitions."""
     out: dict[str, list[bytes]] = {}
     for p in range(partitions):
-        gen = SyntheticGenerator(
-            p, partitions, symbols, rate=100_000.0, total=n, seed=seed, start_ns=start_ns
-        )
+        gen = SyntheticGenerator(p, partitions, symbols, rate=rate, total=n, seed=seed, start_ns=start_ns)
         out[f"bench/{p}"] = gen.take(n)
     return out
 

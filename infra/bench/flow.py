@@ -92,8 +92,11 @@ def run_plain_loop(messages: dict[str, list[bytes]], data_dir: Path) -> float:
     return time.perf_counter() - t0
 
 
-def flow_scenario(ticks: int = 200_000, symbols: int = 500, repeats: int = 3) -> Measurement:
-    """Median ticks/s of the flow and of the plain loop, plus the flow's latencies."""
+def flow_scenario(
+    ticks: int = 200_000, symbols: int = 500, repeats: int = 3, name: str = "flow"
+) -> Measurement:
+    """Median ticks/s of the flow and of the plain loop, plus the flow's latencies
+    (``name``: the scenario's name, ``flow-10k`` for the 10,000-symbol run)."""
     messages = synthetic_messages(ticks, symbols)
     n = sum(len(m) for m in messages.values())
     last: dict[str, RunStats] = {}
@@ -115,7 +118,7 @@ def flow_scenario(ticks: int = 200_000, symbols: int = 500, repeats: int = 3) ->
     loop_samples = repeat(loop_rate, repeats)
     latency = last["stats"].latency.report()
     return Measurement(
-        scenario="flow",
+        scenario=name,
         unit="ticks/s",
         value=median(flow_samples),
         baseline_name="plain Python loop",

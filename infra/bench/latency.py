@@ -7,6 +7,10 @@ warm-up (default 3 s), then ``duration`` seconds measured (default 10 s), then t
 stops. ``--repeat`` runs each rate that many times; the row holds the median of each
 statistic and every repetition.
 
+Two latencies (issue 14): ``recv_to_sink`` is source read -> readable in the cache (the cache
+sink wrote it); ``recv_to_durable`` is source read -> committed in the event log (the
+writer thread's commit, :mod:`ticktape.infra.bench.durable`).
+
 Precision: every ``recv_to_sink``/``proc_to_sink``/``due_to_sink`` sample of the measured
 interval is kept as an int64 nanosecond in the :class:`~ticktape.infra.observability.latency.LatencyBook` ring,
 sized for ``rate x duration`` (1.25M samples = 10 MB per stage at 100k/s for 10 s) and
@@ -24,8 +28,9 @@ grows without bound when overloaded) and is what an open-loop client would measu
 is also free of coordinated omission at sustainable rates.
 
 Measurement: ``value`` = achieved ticks/s at the highest rate, ``baseline`` = the offered
-rate; ``extra["rates"]`` is the per-rate table. Targets: p99 recv->sink <= 1 ms at 10k
-ticks/s and <= 5 ms at 100k ticks/s.
+rate; ``extra["rates"]`` is the per-rate table. Targets (recv->sink, the cache): at 10k
+ticks/s offered p99 <= 1 ms and p99.9 <= 3 ms; at 50k p99 <= 5 ms with all of it
+achieved (sustained: at least 97% of the offered rate read in the measured interval).
 """
 
 from __future__ import annotations
@@ -38,8 +43,12 @@ from ticktape.infra.bench.paced import SUSTAINED, PacedResult, paced_run
 
 DEFAULT_RATES = (10_000.0, 50_000.0, 100_000.0)
 #: p99 recv->sink targets (ms) by offered rate.
-TARGETS_P99_MS = {10_000.0: 1.0, 100_000.0: 5.0}
-STAGES = ("recv_to_sink", "proc_to_sink", "recv_to_proc", "due_to_sink")
+TARGETS_P99_MS = {10_000.0: 1.0, 50_000.0: 5.0}
+#: p99.9 recv->sink targets (ms) by offered rate.
+TARGETS_P999_MS = {10_000.0: 3.0}
+#: Offered rates whose target includes "all of it achieved" (sustained).
+TARGETS_SUSTAINED = frozenset({50_000.0})
+STAGES = ("recv_to_sink", "recv_to_durable", "proc_to_sink", "recv_to_proc", "due_to_sink")
 
 
 def backlog_slope(run: PacedResult) -> float:
@@ -56,18 +65,27 @@ def rate_row(rate: float, runs: list[PacedResult]) -> dict[str, Any]:
 
     latency = {
         stage: {
-            key: med([r.latency[stage].get(key, 0.0) for r in runs])
+            key: med([r.latency.get(stage, {}).get(key, 0.0) for r in runs])
             for key in ("p50_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms")
         }
         for stage in STAGES
     }
     achieved = med([r.achieved for r in runs])
-    target = TARGETS_P99_MS.get(rate)
+    sustained = achieved >= SUSTAINED * rate
+    target, target_999 = TARGETS_P99_MS.get(rate), TARGETS_P999_MS.get(rate)
+    meets = None
+    if target is not None:
+        rs = latency["recv_to_sink"]
+        meets = (
+            rs["p99_ms"] <= target
+            and (target_999 is None or rs["p999_ms"] <= target_999)
+            and (rate not in TARGETS_SUSTAINED or sustained)
+        )
     growth = [backlog_slope(r) for r in runs]
     return {
         "offered_per_s": rate,
         "achieved_per_s": achieved,
-        "sustained": achieved >= SUSTAINED * rate,
+        "sustained": sustained,
         "latency_ms": latency,
         "backlog_end": int(statistics.median(r.backlog_end for r in runs)),
         "backlog_max": max(r.backlog_max for r in runs),
@@ -75,7 +93,9 @@ def rate_row(rate: float, runs: list[PacedResult]) -> dict[str, Any]:
         "mean_batch": med([r.mean_batch for r in runs]),
         "samples_lost": sum(r.lost for r in runs),
         "target_p99_ms": target,
-        "meets_target": None if target is None else latency["recv_to_sink"]["p99_ms"] <= target,
+        "target_p999_ms": target_999,
+        "target_sustained": rate in TARGETS_SUSTAINED,
+        "meets_target": meets,
         "repetitions": [
             r.row() | {"backlog_growth_per_s": round(g, 1)} for r, g in zip(runs, growth, strict=True)
         ],
@@ -95,7 +115,9 @@ def latency_scenario(
     top: list[PacedResult] = []
     for rate in sorted(rates):
         runs = [
-            paced_run(rate, symbols=symbols, duration=duration, warmup=warmup, settings=settings)
+            paced_run(
+                rate, symbols=symbols, duration=duration, warmup=warmup, settings=settings, durable=True
+            )
             for _ in range(max(repeats, 1))
         ]
         rows.append(rate_row(rate, runs))
@@ -118,6 +140,7 @@ def latency_scenario(
             "repeats": max(repeats, 1),
             "settings": settings or {},
             "targets_p99_ms": {str(int(k)): v for k, v in TARGETS_P99_MS.items()},
+            "targets_p999_ms": {str(int(k)): v for k, v in TARGETS_P999_MS.items()},
         },
     )
 
@@ -126,20 +149,31 @@ def table_rows(m: Measurement) -> list[list[str]]:
     """Rows for the CLI's per-rate table."""
     out = []
     for row in m.extra.get("rates", []):
-        rs, due = row["latency_ms"]["recv_to_sink"], row["latency_ms"]["due_to_sink"]
-        target = row["target_p99_ms"]
-        verdict = "-" if target is None else ("ok" if row["meets_target"] else "missed")
+        lat = row["latency_ms"]
+        rs, due, dur = lat["recv_to_sink"], lat["due_to_sink"], lat.get("recv_to_durable", {})
         out.append([
             f"{row['offered_per_s']:,.0f}", f"{row['achieved_per_s']:,.0f}",
             *(f"{rs[k]:.2f}" for k in ("p50_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms")),
+            *(f"{dur.get(k, 0.0):.2f}" for k in ("p50_ms", "p99_ms", "p999_ms")),
             f"{due['p99_ms']:.1f}", f"{row['backlog_end']:,} (max {row['backlog_max']:,})",
-            f"{row['backlog_growth_per_s']:+,.0f}/s", f"{row['mean_batch']:.0f}",
-            f"p99<={target:g}ms {verdict}" if target is not None else "-",
+            f"{row['backlog_growth_per_s']:+,.0f}/s", f"{row['mean_batch']:.0f}", target_text(row),
         ])  # fmt: skip
     return out
 
 
+def target_text(row: dict[str, Any]) -> str:
+    """The row's recv->sink target and whether it was met (``-``: no target at this rate)."""
+    if row.get("target_p99_ms") is None:
+        return "-"
+    parts = [f"p99<={row['target_p99_ms']:g}ms"]
+    if row.get("target_p999_ms") is not None:
+        parts.append(f"p99.9<={row['target_p999_ms']:g}ms")
+    if row.get("target_sustained"):
+        parts.append("sustained")
+    return f"{', '.join(parts)} {'ok' if row['meets_target'] else 'missed'}"
+
+
 TABLE_COLUMNS = (
-    "offered/s", "achieved/s", "p50 ms", "p95", "p99", "p99.9", "max", "due->sink p99",
-    "backlog end", "trend", "batch", "target",
+    "offered/s", "achieved/s", "p50 ms", "p95", "p99", "p99.9", "max", "durable p50", "p99", "p99.9",
+    "due->sink p99", "backlog end", "trend", "batch", "target",
 )  # fmt: skip

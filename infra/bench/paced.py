@@ -12,10 +12,12 @@ of draining its backlog) and the flow finishes what it read. The latency ring is
 for ``rate x duration`` samples (plus slack) so the percentiles are over *every* tick of
 the measured interval; :attr:`PacedResult.lost` says if any fell out (it should be 0).
 
-Stages (ms): ``recv_to_sink`` (source read -> cache sink), ``proc_to_sink``,
-``recv_to_proc``, and ``due_to_sink`` (the ``venue_to_sink`` stage: the paced feed's
-event time is each message's *due* time, so this includes the time a message waited in
-the source backlog: what an open-loop client would see).
+Stages (ms): ``recv_to_sink`` (source read -> cache sink: readable in the cache),
+``proc_to_sink``, ``recv_to_proc``, ``due_to_sink`` (the ``venue_to_sink`` stage: the
+paced feed's event time is each message's *due* time, so this includes the time a
+message waited in the source backlog: what an open-loop client would see) and, with
+``durable=True``, ``recv_to_durable`` (source read -> committed in the event log,
+:mod:`ticktape.infra.bench.durable`).
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ from ticktape.connectors.synthetic.feed import SyntheticSource
 from ticktape.flows import wiring
 from ticktape.flows.config import Config, from_dict
 from ticktape.flows.live.dataflow import build_flow
+from ticktape.infra.bench.durable import DurableLatency, StampedEventLogSink
 from ticktape.infra.observability.metrics import RunStats
 from ticktape.sinks.cache import embedded as cache_mod
+from ticktape.sinks.eventlog.sink import EventLogSink
 
 #: Stages reported, with the LatencyBook stage each comes from.
 STAGES = {
@@ -179,12 +183,15 @@ def paced_run(
     window: int | None = None,
     sample_every: float = 0.1,
     settings: dict[str, Any] | None = None,
+    durable: bool = False,
 ) -> PacedResult:
     """Run the flow paced at ``rate`` ticks/s for ``warmup + duration`` seconds;
-    ``settings``: config sections to override (``{"run": {"shards": 4}}``)."""
+    ``settings``: config sections to override (``{"run": {"shards": 4}}``); ``durable``:
+    also measure ``recv_to_durable`` (the event-log commit)."""
     window = window or int(rate * duration * 1.25) + 20 * batch_size
     stop, done = threading.Event(), threading.Event()
     marks: dict[str, Any] = {"backlog": []}
+    committed = DurableLatency() if durable else None
     with tempfile.TemporaryDirectory(prefix="ticktape-bench-paced-") as tmp:
         # the feed outlasts the run (+5 s) so the stop, not the end of the feed, ends it
         cfg = paced_config(
@@ -196,16 +203,18 @@ def paced_run(
             cfg.source.synthetic, pace=True, batch_size=cfg.run.batch_size, rules=cfg.validation,
             check_clock=True, stats=stats,
         )  # fmt: skip
+        outputs = wiring.make_outputs(cfg, stats, recoverable=False)
+        if committed is not None:
+            outputs.events = [
+                StampedEventLogSink.like(s, committed) if isinstance(s, EventLogSink) else s
+                for s in outputs.events
+            ]
         flow = build_flow(
-            cfg,
-            source=StoppableSource(source, stop),
-            outputs=wiring.make_outputs(cfg, stats, recoverable=False),
-            stats=stats,
-            recoverable=False,
+            cfg, source=StoppableSource(source, stop), outputs=outputs, stats=stats, recoverable=False
         )
         ctl = threading.Thread(
             target=_control,
-            args=(source, stats, warmup, duration, sample_every, stop, done, marks),
+            args=(source, stats, committed, warmup, duration, sample_every, stop, done, marks),
             name="bench-paced-control",
             daemon=True,
         )
@@ -226,6 +235,11 @@ def paced_run(
         samples, stage_lost = stats.latency.window(stage)
         latency[name] = percentiles_ms(samples)
         lost += stage_lost
+    if committed is not None:
+        # undecodable: PriceUpdated events whose payload had no ts_recv (should be 0)
+        latency["recv_to_durable"] = percentiles_ms(committed.window()) | {
+            "undecodable": committed.undecodable
+        }
     batches = marks["b1"] - marks["b0"]
     return PacedResult(
         offered=rate, achieved=read / seconds if seconds > 0 else 0.0, read=read, seconds=seconds,
@@ -238,6 +252,7 @@ def paced_run(
 def _control(
     source: SyntheticSource,
     stats: RunStats,
+    committed: DurableLatency | None,
     warmup: float,
     duration: float,
     every: float,
@@ -265,6 +280,8 @@ def _control(
             if done.is_set():
                 return
             stats.latency.reset_window()
+            if committed is not None:
+                committed.reset_window()
             marks["r0"], marks["b0"], marks["t0"] = stats.totals().read, batches(), time.monotonic()
     marks["metrics"] = _source_metrics(stats)
     marks["r1"], marks["b1"], marks["t1"] = stats.totals().read, batches(), time.monotonic()

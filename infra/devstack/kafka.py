@@ -103,8 +103,13 @@ class KafkaBroker(Service):
 
 
 def cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (22 chars)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (22 chars),
+    never starting with ``-`` (the format tool would take it for an option; Kafka's own
+    ``Uuid.randomUuid`` draws again in that case too)."""
+    while True:
+        ident = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        if not ident.startswith("-"):
+            return ident
 
 
 class ApacheKafka(KafkaBroker):

@@ -190,10 +190,14 @@ class EventLogPartition:
         max_queue: int = 64,
         max_coalesce: int = 50_000,
         after_write: Callable[[], object] | None = None,
+        on_commit: Callable[[list[Event], int], object] | None = None,
     ) -> None:
         self.path = path
         self.max_coalesce = max_coalesce
         self.after_write = after_write
+        #: Called on the writing thread after each commit with the events it stored and
+        #: ``time.time_ns()`` of the commit (the bench's recv->durable stamp); must be cheap.
+        self.on_commit = on_commit
         self._db = connect(path, synchronous=synchronous)
         self._db.execute("PRAGMA cache_size=-65536")
         with self._db:
@@ -388,6 +392,8 @@ class EventLogPartition:
         reach(CRASH_COMMITTED)
         self.next_row = first_row + len(new)
         self.rows_written += len(new)
+        if self.on_commit is not None:
+            self.on_commit(new, time.time_ns())
 
     def _run(self) -> None:
         """Writer thread: coalesce everything queued into one transaction (commit cost

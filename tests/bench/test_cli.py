@@ -1,4 +1,5 @@
-"""``ticktape bench``: the JSON result file and ``--profile`` (pyinstrument, cProfile)."""
+"""``ticktape bench``: the JSON result file, the goals table and ``--profile``
+(pyinstrument, cProfile)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,36 @@ def test_json_has_every_repetition_the_machine_and_the_ratio(tmp_path: Path) -> 
     for r in doc["results"]:
         assert (r["extra"]["ticks"], r["extra"]["symbols"]) == (3000, 20)
     assert doc["profile"] is None
+    assert doc["goals"] == []  # 20 symbols: no row of the goals table
+    assert "goals of the live path" not in res.output
+
+
+def test_the_goals_table_has_the_rows_whose_scenarios_ran(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    args = ["-s", "flow", "-s", "flow-10k", "--ticks", "20000", "--repeat", "1", "--json", str(out)]
+    res = CliRunner().invoke(bench, args)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    check_result_file(doc, ["flow", "flow-10k"], repeats=1)
+    assert [(r["scenario"], r["extra"]["symbols"]) for r in doc["results"]] == [
+        ("flow", 500),
+        ("flow-10k", 10_000),
+    ]
+    flow, wide = doc["results"]
+    assert [(g["row"], g["scenario"], g["target"]) for g in doc["goals"]] == [
+        (
+            "flow, 500 symbols, all embedded outputs, 1 process",
+            "flow",
+            ">= 150,000 ticks/s and >= 0.8x the plain loop",
+        ),
+        ("10,000 symbols, 1 process", "flow-10k", ">= 100,000 ticks/s"),
+    ]
+    first, second = doc["goals"]
+    assert first["met"] == (flow["value"] >= 150_000 and flow["ratio"] >= 0.8)
+    assert first["values"]["ticks_per_s"] == flow["value"]
+    assert second["met"] == (wide["value"] >= 100_000)
+    assert "goals of the live path" in res.output
+    assert "10,000 symbols, 1 process" in res.output
 
 
 @pytest.mark.parametrize("tool", ["pyinstrument", "cProfile"])

@@ -33,7 +33,17 @@ RESULT_FIELDS = frozenset(
 )  # fmt: skip
 #: Every field of the JSON result file around the scenarios.
 FILE_FIELDS = frozenset(
-    ("date", "command", "options", "machine", "load_average_after", "elapsed_s", "results", "profile")
+    (
+        "date",
+        "command",
+        "options",
+        "machine",
+        "load_average_after",
+        "elapsed_s",
+        "results",
+        "goals",
+        "profile",
+    )
 )
 #: Every field of the machine section (where, when, what versions).
 MACHINE_FIELDS = frozenset(
