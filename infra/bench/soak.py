@@ -168,10 +168,12 @@ def soak_doc(
     run: PacedResult, sampler: RssSampler, symbols: int, warmup: float, duration: float, every: float,
     tolerance: float,
 ) -> dict[str, Any]:  # fmt: skip
-    """The JSON document: settings, RSS samples (s since the source started), verdict."""
+    """The JSON document: settings, RSS samples (s since the source started), verdict.
+    Judged are the samples of the measured interval only: the sampler also runs while
+    the job starts and while it shuts down (which frees its state)."""
     intervals = [int(iv) // 1_000_000_000 for iv in CandleConfig().intervals]
     samples = [(t - run.started, rss) for t, rss in sampler.samples]
-    post = [(t, float(rss)) for t, rss in samples if t >= warmup]
+    post = [(t, float(rss)) for t, rss in samples if warmup <= t <= warmup + duration]
     growth = slope(post)  # bytes per second
     return {
         "offered_per_s": run.offered, "achieved_per_s": round(run.achieved, 1),

@@ -33,6 +33,11 @@ class BackgroundWriter(Generic[T]):
         self._raise()
         self._queue.put((item,))
 
+    def busy(self) -> bool:
+        """Whether submitted items are still being written (False once a write failed, so
+        that the caller's next :meth:`submit` raises instead of waiting for nothing)."""
+        return self._error is None and self._queue.unfinished_tasks > 0
+
     def drain(self) -> None:
         """Wait until every submitted item is written."""
         self._queue.join()

@@ -15,7 +15,10 @@ Guarantees:
   once they are committed. With ``background=True`` (the flow's sinks) the SQLite writes
   run on a writer thread (:mod:`ticktape.sinks.base.background`); entries handed to it but not yet
   committed are *in flight* and every read consults them before the file, so versions
-  never appear to go backwards.
+  never appear to go backwards. While the writer is still committing the previous flush,
+  the next one waits and keeps collecting (the newest entry per key), so the caller does
+  not wait for the disk and a key written many times meanwhile is written once (only an
+  unwritten entry that must leave memory is handed over at once).
 
 Thread-safe: one instance per file per process is shared by all workers (:func:`shared`).
 Locks: ``_lock`` (memory) may be held while taking ``_inflight_lock`` or ``_db_lock``;
@@ -143,7 +146,9 @@ class EmbeddedCache:
             self.stale_writes.update(stale)
             # A pending write evicted from memory must reach the file now: versions of
             # keys not in memory are read from the file, and must never go backwards.
-            if self._evict() or now - self._last_flush >= self.flush_interval_ns:
+            if self._evict() or (
+                now - self._last_flush >= self.flush_interval_ns and not self._writer_busy()
+            ):
                 self._flush(now)
         return sum(landed.values())
 
@@ -154,6 +159,9 @@ class EmbeddedCache:
             self._flush(self.clock())
             if self._writer is not None:
                 self._writer.drain()
+
+    def _writer_busy(self) -> bool:
+        return self._writer is not None and self._writer.busy()
 
     def _flush(self, now: int) -> None:
         self._last_flush = now

@@ -453,6 +453,27 @@ def test_background_in_flight_writes_are_read_before_the_file(db: Path) -> None:
     cache.close()
 
 
+def test_background_writes_coalesce_while_the_writer_is_busy(db: Path) -> None:
+    """A writer still committing does not block the caller: later flushes wait in memory
+    and collect the newest entry per key, then go to the file as one."""
+    cache = EmbeddedCache(db, TTLS, flush_interval_ns=0, background=True)
+    assert cache._writer is not None
+    with cache._db_lock:  # the writer blocks on its first transaction
+        for i in range(50):  # more flushes than the writer's queue holds: none may wait
+            cache.put_many([price(sym, i) for sym in "ABC"], now_ns=T0 + i)
+        assert cache._writer.busy()
+        assert cache._writer._queue.unfinished_tasks == 1  # the first flush only
+        assert cache.get("price/binance/A", now_ns=T0 + 50) == b"A:49:0"
+    cache.flush()
+    assert not cache._writer.busy()
+    reader = EmbeddedCache(db, TTLS)
+    assert [reader.peek(f"price/binance/{sym}") for sym in "ABC"] == [
+        Entry(PRICE, f"{sym}:49:0".encode(), 49, 0, T0 + 49 + S) for sym in "ABC"
+    ]
+    reader.close()
+    cache.close()
+
+
 @given(
     st.lists(
         st.tuples(st.sampled_from("ABCDE"), st.integers(0, 5), st.integers(0, 3), st.booleans()),
