@@ -113,6 +113,16 @@ class BatchDecoder:
         self.jump_last = jump_last
         self.max_jump = 0 if validator.check_clock else int(validator.rules.max_ts_jump)
         self._aggregate = source_aggregate(src)
+        self._unclocked: TickValidator | None = None
+
+    def validator_for(self, clocked: bool) -> TickValidator:
+        """The validator of messages with a receive clock (``clocked``), else the same rules
+        without the clock rule (history replayed through Kafka has no receive clock)."""
+        if clocked or not self.validator.check_clock:
+            return self.validator
+        if self._unclocked is None:
+            self._unclocked = TickValidator(self.validator.rules, check_clock=False)
+        return self._unclocked
 
     @classmethod
     def resume(
@@ -135,9 +145,10 @@ class BatchDecoder:
         self.dl_seq += 1
         return self.dl_seq
 
-    def decode(self, messages: Iterable[tuple[int, bytes, int, int]]) -> TickBatch:
-        """Decode ``(offset, raw, ts_recv, ts_kafka)`` messages in order."""
-        src, decode, check = self.src, self.decoder, self.validator.check
+    def decode(self, messages: Iterable[tuple[int, bytes, int, int]], *, clocked: bool = True) -> TickBatch:
+        """Decode ``(offset, raw, ts_recv, ts_kafka)`` messages in order (``clocked``: see
+        :meth:`validator_for`)."""
+        src, decode, check = self.src, self.decoder, self.validator_for(clocked).check
         ticks: list[Tick] = []
         dead: list[DeadLetter] = []
         wmark, max_jump, run, last = self.wmark, self.max_jump, self.jump_run, self.jump_last
@@ -145,44 +156,32 @@ class BatchDecoder:
         for offset, raw, ts_recv, ts_kafka in messages:
             try:
                 decoded = decode(raw, src, offset, ts_recv, ts_kafka)
-            except DataError as exc:
+            except Exception as exc:  # a decoder bug must not stop the job either: a dead letter
                 n_read += 1
-                dead.append(self._dead(exc, raw, offset, ts_recv, ts_kafka, 0, 1, None))
+                dead.append(self._dead(data_error(exc), raw, offset, ts_recv, ts_kafka, 0, 1, None))
                 continue
-            except Exception as exc:  # a decoder bug must not stop the job: a dead letter
-                n_read += 1
-                dead.append(self._dead(_unexpected(exc), raw, offset, ts_recv, ts_kafka, 0, 1, None))
-                continue
-            n_read += len(decoded)
+            count = len(decoded)
+            n_read += count
             for index, tick in enumerate(decoded):
                 try:
                     check(tick)
-                except DataError as exc:
-                    dead.append(self._dead(exc, raw, offset, ts_recv, ts_kafka, index, len(decoded), tick))
-                    continue
                 except Exception as exc:
                     dead.append(
-                        self._dead(
-                            _unexpected(exc), raw, offset, ts_recv, ts_kafka, index, len(decoded), tick
-                        )
+                        self._dead(data_error(exc), raw, offset, ts_recv, ts_kafka, index, count, tick)
                     )
                     continue
                 ts = tick.ts_event
                 if ts > wmark:
                     if max_jump and ts_recv and ts - ts_recv > max_jump:  # beyond the clock: never real
                         jump = _jump_error(ts, ts_recv, max_jump, "the receive clock")
-                        dead.append(
-                            self._dead(jump, raw, offset, ts_recv, ts_kafka, index, len(decoded), tick)
-                        )
+                        dead.append(self._dead(jump, raw, offset, ts_recv, ts_kafka, index, count, tick))
                         continue
                     if max_jump and wmark and ts - wmark > max_jump:
                         run = run + 1 if run and abs(ts - last) <= max_jump else 1
                         last = ts
                         if run < JUMP_CONFIRM:
                             jump = _jump_error(ts, wmark, max_jump)
-                            dead.append(
-                                self._dead(jump, raw, offset, ts_recv, ts_kafka, index, len(decoded), tick)
-                            )
+                            dead.append(self._dead(jump, raw, offset, ts_recv, ts_kafka, index, count, tick))
                             continue
                     wmark = ts
                 run = 0
@@ -230,6 +229,11 @@ def _jump_error(ts: int, ref: int, max_jump: int, what: str = "the partition's w
         f"at most {max_jump / 1e9:g}s ahead of {what} {ref}",
         f"{ts} ({(ts - ref) / 1e9:.3f}s ahead)",
     )
+
+
+def data_error(exc: Exception) -> DataError:
+    """``exc`` if it is a :class:`DataError`, else an unexpected error as a decode error."""
+    return exc if isinstance(exc, DataError) else _unexpected(exc)
 
 
 def _unexpected(exc: Exception) -> DecodeError:

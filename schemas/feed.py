@@ -30,7 +30,7 @@ from typing import Any
 import msgspec
 
 from ticktape.schemas.books.keeper import ACCEPTED, BookKeeper, KeeperOut, KeeperSettings
-from ticktape.schemas.decoding import FORMATS, BatchDecoder, _unexpected, dead_letter_event
+from ticktape.schemas.decoding import FORMATS, BatchDecoder, data_error, dead_letter_event
 from ticktape.schemas.errors import DataError, InputError
 from ticktape.schemas.ids import event_id
 from ticktape.schemas.records import (
@@ -103,9 +103,9 @@ class FeedBatchDecoder(BatchDecoder):
     def state(self) -> tuple[int, int, BookKeeper]:  # type: ignore[override]
         return (self.wmark, self.dl_seq, self.keeper)
 
-    def decode(self, messages: Iterable[tuple[int, bytes, int, int]]) -> TickBatch:
+    def decode(self, messages: Iterable[tuple[int, bytes, int, int]], *, clocked: bool = True) -> TickBatch:
         """Decode ``(offset, raw, ts_recv, ts_kafka)`` frames in order."""
-        src, decode, validator = self.src, self.feed_decoder, self.validator
+        src, decode, validator = self.src, self.feed_decoder, self.validator_for(clocked)
         check_tick, check_quote, check_book = validator.check, validator.check_quote, validator.check_book
         keeper = self.keeper
         ticks: list[Tick] = []
@@ -121,7 +121,7 @@ class FeedBatchDecoder(BatchDecoder):
                 records = decode(raw, src, offset, ts_recv, ts_kafka)
             except Exception as exc:
                 n_read += 1
-                error = exc if isinstance(exc, DataError) else _unexpected(exc)
+                error = data_error(exc)
                 dead.append(self._dead(error, raw, offset, ts_recv, ts_kafka, 0, 1, None))
                 if self.blind_venue:
                     keeper.lose_all(self.blind_venue, "undecodable frame", ts_recv, src, offset, kept)
@@ -157,7 +157,7 @@ class FeedBatchDecoder(BatchDecoder):
                         else:
                             decided.duplicate += 1
                 except Exception as exc:
-                    error = exc if isinstance(exc, DataError) else _unexpected(exc)
+                    error = data_error(exc)
                     dead.append(self._dead_record(error, raw, offset, ts_recv, ts_kafka, index, count, rec))
         self.wmark = wmark
         aggregate = self._aggregate

@@ -91,6 +91,15 @@ def partitions_of(consumer: Consumer, topic: str, timeout: float = 10.0) -> list
     return sorted(meta.partitions)
 
 
+def part_names(conf: Mapping[str, Any], topic: str) -> list[str]:
+    """The Bytewax partition names of ``topic``: ``<topic>/<partition id>``."""
+    consumer = open_consumer(conf)
+    try:
+        return [f"{topic}/{p}" for p in partitions_of(consumer, topic)]
+    finally:
+        consumer.close()
+
+
 def _scan(
     consumer: Consumer,
     starts: Mapping[int, int],

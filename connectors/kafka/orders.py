@@ -21,7 +21,7 @@ from ticktape.connectors.kafka.config import ClientEvents, KafkaSourceConfig, li
 from ticktape.connectors.kafka.offsets import (
     gap_event,
     open_consumer,
-    partitions_of,
+    part_names,
     plan_partition,
     tombstone,
 )
@@ -139,11 +139,7 @@ class KafkaOrderSource(FixedPartitionedSource[OrderBatch, State]):
         return f"KafkaOrderSource(topic={self.cfg.topic!r}, conf={redacted(self._conf)!r})"
 
     def list_parts(self) -> list[str]:
-        consumer = open_consumer(self._conf)
-        try:
-            return [f"{self.cfg.topic}/{p}" for p in partitions_of(consumer, self.cfg.topic)]
-        finally:
-            consumer.close()
+        return part_names(self._conf, self.cfg.topic)
 
     def build_part(self, step_id: str, for_part: str, resume_state: State | None) -> _OrdersPartition:
         p = int(for_part.rsplit("/", 1)[1])

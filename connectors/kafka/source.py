@@ -59,7 +59,7 @@ from ticktape.connectors.kafka.offsets import (
     gap_event,
     merge_batches,
     open_consumer,
-    partitions_of,
+    part_names,
     plan_partition,
     tombstone,
 )
@@ -70,7 +70,7 @@ from ticktape.schemas.decoding import BatchDecoder
 from ticktape.schemas.errors import MissingDependencyError, SourceError
 from ticktape.schemas.feed import FeedBatchDecoder, is_feed_format, make_batch_decoder
 from ticktape.schemas.records import TickBatch
-from ticktape.schemas.validation import TickValidator, ValidationRules
+from ticktape.schemas.validation import ValidationRules
 
 try:
     from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -88,9 +88,11 @@ State = tuple[int, tuple[Any, ...]]
 local books for feed formats."""
 
 
-def _is_history(msg: Message) -> bool:
-    """Whether ``msg`` carries :data:`HISTORY_HEADER` (``ticktape produce --file``)."""
-    headers = msg.headers()
+Headers = list[tuple[str, bytes | None]] | None
+
+
+def _is_history(headers: Headers) -> bool:
+    """Whether a message's ``headers`` carry :data:`HISTORY_HEADER` (``ticktape produce --file``)."""
     return bool(headers) and HISTORY_HEADER in headers  # type: ignore[operator]
 
 
@@ -128,8 +130,6 @@ class _KafkaPartition(StatefulSourcePartition[TickBatch, State]):
         self._wake: datetime | None = None
         self.recv_header = recv_header
         self.final_sent = False
-        #: the validator of history rows (HISTORY_HEADER): the same rules, no clock rule
-        self.unclocked = TickValidator(decoder.validator.rules, check_clock=False)
         consumer.assign([TopicPartition(topic, partition, start)])
 
     @property
@@ -198,11 +198,14 @@ class _KafkaPartition(StatefulSourcePartition[TickBatch, State]):
                 parts.extend(self._flush(rows, history))
                 parts.append(self._tombstone(off, ts_recv, ts_kafka))
             else:
-                marked = _is_history(msg)
+                headers: Headers = msg.headers()  # type: ignore[assignment]
+                marked = _is_history(headers)
                 if marked != history:
                     parts.extend(self._flush(rows, history))
                     history = marked
-                rows.append((off, value, _recv_of(msg, ts_recv) if self.recv_header else ts_recv, ts_kafka))
+                rows.append(
+                    (off, value, _recv_of(headers, ts_recv) if self.recv_header else ts_recv, ts_kafka)
+                )
             expected = off + 1
         self.next_offset = expected
         parts.extend(self._flush(rows, history))
@@ -214,13 +217,7 @@ class _KafkaPartition(StatefulSourcePartition[TickBatch, State]):
         """Decode ``rows``; history rows without the future/past rule (no receive clock)."""
         if not rows:
             return []
-        clocked = self.decoder.validator
-        if history:
-            self.decoder.validator = self.unclocked
-        try:
-            batch = self.decoder.decode(rows)
-        finally:
-            self.decoder.validator = clocked
+        batch = self.decoder.decode(rows, clocked=not history)
         rows.clear()
         return [batch]
 
@@ -288,9 +285,8 @@ class _KafkaPartition(StatefulSourcePartition[TickBatch, State]):
         self.consumer.close()
 
 
-def _recv_of(msg: Message, default: int) -> int:
+def _recv_of(headers: Headers, default: int) -> int:
     """The ``ts_recv`` header of a recorded frame, else ``default``."""
-    headers: list[tuple[str, bytes | None]] | None = msg.headers()  # type: ignore[assignment]
     for key, value in headers or ():
         if key == TS_RECV_HEADER and isinstance(value, bytes) and len(value) == 8:
             return int.from_bytes(value, "big")
@@ -325,11 +321,7 @@ class KafkaSource(FixedPartitionedSource[TickBatch, State]):
         return f"KafkaSource(topic={self.cfg.topic!r}, conf={redacted(self._conf)!r})"
 
     def list_parts(self) -> list[str]:
-        consumer = open_consumer(self._conf)
-        try:
-            return [f"{self.cfg.topic}/{p}" for p in partitions_of(consumer, self.cfg.topic)]
-        finally:
-            consumer.close()
+        return part_names(self._conf, self.cfg.topic)
 
     def build_part(self, step_id: str, for_part: str, resume_state: State | None) -> _KafkaPartition:
         p = int(for_part.rsplit("/", 1)[1])

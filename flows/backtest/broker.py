@@ -214,6 +214,10 @@ class SimBroker:
     def equity(self) -> float:
         return self.equity18() / SCALE2
 
+    def is_open(self, order_id: str) -> bool:
+        order = self.orders.get(order_id)
+        return order is not None and not order.done
+
     def open_orders(self, symbol: str | None = None) -> list[str]:
         return [
             o.id

@@ -97,7 +97,7 @@ class ZScoreMeanReversion(Strategy):
         if len(prices) < self.window:
             return
         pending = self.pending.get(sym)
-        if pending is not None and pending in self.open_orders(sym):
+        if pending is not None and self.is_open(pending):
             return
         mean = math.fsum(prices) / self.window
         var = math.fsum((p - mean) ** 2 for p in prices) / (self.window - 1)

@@ -42,8 +42,8 @@ from ticktape.schemas.orders.fixed import SCALE2, format_fixed, parse_fixed
 from ticktape.schemas.timeparse import rfc3339_to_ns
 from ticktape.sinks.candles.store import CandleStore
 from ticktape.sinks.eventlog.log import EventLogPartition, partition_of, partition_path
+from ticktape.sinks.projections.open import open_store
 from ticktape.sinks.projections.projector import Projector
-from ticktape.sinks.projections.store import ProjectionStore, SqliteDialect
 
 
 @dataclass
@@ -186,15 +186,10 @@ def run_backtest(
     finally:
         for w in writers:
             w.close()
-    store = ProjectionStore(
-        SqliteDialect(orders_root / "projections.sqlite"), str((orders_root / "projections.sqlite").resolve())
-    )
-    try:
+    with open_store("sqlite", orders_root) as store:
         Projector(store, snapshot_every=cfg.orders.snapshot_every).catch_up_dir(events_dir)
         positions = [p.as_dict() for p in store.positions()]
-        n_orders = len(store.list_orders(limit=10_000_000))
-    finally:
-        store.close()
+        n_orders = store.count_orders()
     trips = round_trips(broker.fills, data.names)
     period_s = int(bt.sample) / 1e9
     mets = metrics(samples.ts, samples.equity, samples.exposed, period_s, closed_pnls(trips))

@@ -70,6 +70,7 @@ class Broker(Protocol):
     def position_units(self, symbol: str) -> int: ...
     def cash(self) -> float: ...
     def equity(self) -> float: ...
+    def is_open(self, order_id: str) -> bool: ...
     def open_orders(self, symbol: str | None) -> list[str]: ...
 
 
@@ -133,6 +134,10 @@ class Strategy:
     def position(self, symbol: str) -> float:
         """The signed position in ``symbol`` (units)."""
         return self._broker.position(symbol)
+
+    def is_open(self, order_id: str) -> bool:
+        """Whether order ``order_id`` is not yet filled, cancelled or rejected."""
+        return self._broker.is_open(order_id)
 
     def open_orders(self, symbol: str | None = None) -> list[str]:
         """Ids of orders not yet filled, cancelled or rejected."""

@@ -4,6 +4,8 @@ the orders flow and its projections (read side of the order event store)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -267,29 +269,46 @@ def positions(account: str | None, symbol: str | None, at: str | None, as_json: 
     console().print(table)
 
 
-def _mark(cfg: Config, venue: str, symbol: str, at_ns: int | None) -> float | None:
-    """The price to mark a position at: the latest cached price (now), or what the
-    market-data event log knew at ``at_ns`` (point-in-time state from its snapshots)."""
+Mark = Callable[[str, str], float | None]
+
+
+@contextmanager
+def _marks(cfg: Config, at_ns: int | None) -> Iterator[Mark]:
+    """A lookup ``(venue, symbol) -> price`` to mark positions at: the latest cached price
+    (now), or what the market-data event log knew at ``at_ns`` (point-in-time state from
+    its snapshots); ``None`` where nothing is known. The store is opened once."""
     from ticktape.flows import wiring
     from ticktape.schemas.records import PriceUpdate, aggregate_of
-
-    if not venue:
-        return None
-    if at_ns is not None:
-        if not wiring.events_dir(cfg).is_dir():
-            return None
-        with wiring.open_event_store(cfg) as events:
-            return events.state_at(aggregate_of(venue, symbol), at_ns).price
-    if cfg.cache.backend == "embedded" and not wiring.cache_path(cfg).is_file():
-        return None
     from ticktape.sinks.cache.api import PRICE, cache_key
 
+    if at_ns is not None:
+        if not wiring.events_dir(cfg).is_dir():
+            yield _no_mark
+            return
+        with wiring.open_event_store(cfg) as events:
+            yield (
+                lambda venue, symbol: (
+                    events.state_at(aggregate_of(venue, symbol), at_ns).price if venue else None
+                )
+            )
+        return
+    if cfg.cache.backend == "embedded" and not wiring.cache_path(cfg).is_file():
+        yield _no_mark
+        return
     cache = wiring.open_cache(cfg)
+
+    def cached(venue: str, symbol: str) -> float | None:
+        entry = cache.peek(cache_key(PRICE, venue, symbol)) if venue else None
+        return msgspec.json.decode(entry.value, type=PriceUpdate).price if entry is not None else None
+
     try:
-        entry = cache.peek(cache_key(PRICE, venue, symbol))
+        yield cached
     finally:
         cache.close()
-    return msgspec.json.decode(entry.value, type=PriceUpdate).price if entry is not None else None
+
+
+def _no_mark(venue: str, symbol: str) -> float | None:
+    return None
 
 
 @click.command()
@@ -317,8 +336,9 @@ def pnl(
     with _store(cfg) as store:
         rows = _positions_at(cfg, store, at_ns, account, symbol)
     docs = []
-    for p in rows:
-        mark = _mark(cfg, venue or p.venue, p.symbol, at_ns) if p.quantity else None
+    with _marks(cfg, at_ns) if any(p.quantity for p in rows) else nullcontext(_no_mark) as mark_of:
+        marks = [mark_of(venue or p.venue, p.symbol) if p.quantity else None for p in rows]
+    for p, mark in zip(rows, marks, strict=True):
         unreal = p.unrealized(from_float(mark)) if mark is not None else (0 if not p.quantity else None)
         d = p.as_dict()
         d |= {

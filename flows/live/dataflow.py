@@ -190,12 +190,10 @@ def build_flow(
 
     def to_shards(batch: TickBatch) -> list[tuple[str, list[Tick]]]:
         stats.count_source(batch.src, batch.n_read, len(batch.dead))
-        if batch.decided is not None:  # book updates, decided by the source's local books
-            stats.count_processed({batch.src: batch.decided})
-        if batch.dead:
-            stats.count_dead(dl.code for dl in batch.dead)
-        if batch.events:  # dead-letter events, and the source's own (Kafka offset gaps)
-            stats.count_events(e.type for e in batch.events)
+        # book updates are decided by the source's local books; its events are dead-letter
+        # events and its own (Kafka offset gaps)
+        decided = {batch.src: batch.decided} if batch.decided is not None else None
+        stats.count_outcomes(decided, batch.dead, batch.events)
         ticks = batch.ticks
         if clocked and ticks:
             recv = [t.ts_recv for t in ticks]
@@ -288,10 +286,7 @@ def _cache_quotes(item: tuple[str, MarketOut]) -> tuple[str, CacheItem] | None:
 def _count_market(stats: RunStats) -> Any:
     def count(item: tuple[str, MarketOut]) -> tuple[str, MarketOut]:
         out = item[1]
-        if out.counts:
-            stats.count_processed(out.counts)
-        if out.events:
-            stats.count_events(e.type for e in out.events)
+        stats.count_outcomes(out.counts, (), out.events)
         if out.quotes:
             stats.market.observe_quotes(out.quotes, time.time_ns())
         if out.books:
@@ -304,12 +299,7 @@ def _count_market(stats: RunStats) -> Any:
 def _count_out(stats: RunStats) -> Any:
     def count(item: tuple[str, ShardOut]) -> tuple[str, ShardOut]:
         out = item[1]
-        if out.counts:
-            stats.count_processed(out.counts)
-        if out.dead:
-            stats.count_dead(dl.code for dl in out.dead)
-        if out.events:
-            stats.count_events(e.type for e in out.events)
+        stats.count_outcomes(out.counts, out.dead, out.events)
         if out.missing or out.below_window:
             stats.add_gaps(out.missing, out.below_window)
         if out.candles:

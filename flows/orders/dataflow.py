@@ -152,20 +152,11 @@ def build_orders_flow(
 
     def to_shards(batch: OrderBatch) -> list[tuple[str, list[OrderInput]]]:
         stats.count_source(batch.src, batch.n_read, len(batch.dead))
-        if batch.dead:
-            stats.count_dead(dl.code for dl in batch.dead)
-        if batch.events:
-            stats.count_events(e.type for e in batch.events)
+        stats.count_outcomes(None, batch.dead, batch.events)
         return split_orders(batch.inputs, shard_router)
 
     def count(item: tuple[str, OrderOut]) -> tuple[str, OrderOut]:
-        out = item[1]
-        if out.counts:
-            stats.count_processed(out.counts)
-        if out.dead:
-            stats.count_dead(dl.code for dl in out.dead)
-        if out.events:
-            stats.count_events(e.type for e in out.events)
+        stats.count_outcomes(item[1].counts, item[1].dead, item[1].events)
         return item
 
     keyed = op.flat_map("split_orders", batches, to_shards)

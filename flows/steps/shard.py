@@ -99,6 +99,21 @@ class SymbolState(SlotState):
         self.stale_after = stale_after
 
 
+def _tick_dead_letter(t: Tick, code: str, message: str, tag: str = "DL") -> DeadLetter:
+    """The dead letter of tick ``t`` (its id from the tick's coordinates and ``tag``)."""
+    return DeadLetter(
+        event_id(t.ts_event, tag, t.src, t.offset, t.trade_id), code, message,
+        msgspec.json.encode(t), t.src, t.offset, t.ts_recv, t.venue, t.symbol, t.ts_kafka,
+    )  # fmt: skip
+
+
+def _symbol_dead_letter(st: SymbolState, dl: DeadLetter, t: Tick, events: list[Event]) -> DeadLetter:
+    """``dl`` with its ``DeadLettered`` event on the symbol's aggregate (next seq)."""
+    st.ev_seq += 1
+    events.append(dead_letter_event(dl, st.agg, st.ev_seq, t.ts_event))
+    return dl
+
+
 class ShardProcessor:
     """Per-shard state machine; :meth:`process` handles one batch of ticks in order."""
 
@@ -132,11 +147,6 @@ class ShardProcessor:
             self.n_keys += 1
         return st
 
-    def _new_key_allowed(self, venue: str, symbol: str) -> bool:
-        """Whether a tick of an untracked key may start tracking it (``max_keys``)."""
-        limit = self.settings.max_keys
-        return not limit or self.n_keys < limit
-
     def _event(
         self,
         st: SymbolState,
@@ -153,7 +163,7 @@ class ShardProcessor:
         s = self.settings
         rules, window, reorder = s.rules, s.window, s.reorder
         max_jump, z_threshold, z_min = rules.max_jump_pct, rules.zscore_threshold, rules.zscore_min_samples
-        max_id_jump, reorder_time = s.max_id_jump, s.reorder_time
+        max_id_jump, reorder_time, max_keys = s.max_id_jump, s.reorder_time, s.max_keys
         contiguous = s.contiguous_venues
         now = time.time_ns()
         updates: list[PriceUpdate] = []
@@ -178,7 +188,7 @@ class ShardProcessor:
             by_symbol = symbols.get(t.venue)
             st = by_symbol.get(t.symbol) if by_symbol is not None else None
             if st is None:
-                if not self._new_key_allowed(t.venue, t.symbol):
+                if max_keys and self.n_keys >= max_keys:
                     dead.append(self._key_limit_dead_letter(t, events))
                     cnt.rejected += 1
                     continue
@@ -193,22 +203,20 @@ class ShardProcessor:
             else:
                 key = t.trade_id or f"{src}@{t.offset}:{t.ts_event}:{t.price!r}:{t.size!r}"
                 verdict = st.keys.check(key, window)
-            if verdict != NEW:
-                if verdict == DUPLICATE:
-                    cnt.duplicate += 1
-                else:  # an id that cannot be judged: rejected visibly, never a silent duplicate
-                    if st.last_ts and not st.stale and wmark - st.last_ts > st.stale_after:
-                        events.append(self._stale_event(st))  # staleness first (see below)
-                    dead.append(self._id_dead_letter(st, t, verdict, events))
-                    cnt.rejected += 1
-                    below += verdict == STALE
+            if verdict == DUPLICATE:
+                cnt.duplicate += 1
                 continue
-            ts, price = t.ts_event, t.price
-            causation = f"{src}@{t.offset}"
             # Staleness first: a scan between batches would have flagged it before this
             # tick, so the symbol's event order (and seq) must not depend on batching.
             if st.last_ts and not st.stale and wmark - st.last_ts > st.stale_after:
                 events.append(self._stale_event(st))
+            if verdict != NEW:  # an id that cannot be judged: rejected visibly, never a silent duplicate
+                dead.append(self._id_dead_letter(st, t, verdict, events))
+                cnt.rejected += 1
+                below += verdict == STALE
+                continue
+            ts, price = t.ts_event, t.price
+            causation = f"{src}@{t.offset}"
             st.src = src
             if gaps:
                 missing += self._gap_events(st, gaps, ts, causation, events)
@@ -268,13 +276,7 @@ class ShardProcessor:
         try:
             st.guard.check_jump(t.price, max_jump)
         except RejectError as exc:
-            dl = DeadLetter(
-                event_id(t.ts_event, "DL", t.src, t.offset, t.trade_id), exc.code, exc.describe(),
-                msgspec.json.encode(t), t.src, t.offset, t.ts_recv, t.venue, t.symbol, t.ts_kafka,
-            )  # fmt: skip
-            st.ev_seq += 1
-            events.append(dead_letter_event(dl, st.agg, st.ev_seq, t.ts_event))
-            return dl
+            return _symbol_dead_letter(st, _tick_dead_letter(t, exc.code, exc.describe()), t, events)
         return None
 
     def _id_dead_letter(self, st: SymbolState, t: Tick, verdict: int, events: list[Event]) -> DeadLetter:
@@ -293,22 +295,15 @@ class ShardProcessor:
                 f"field `trade_id`: expected {limit} the high-water mark {ids.hwm} (an outlier id "
                 f"must not move the dedupe window), got {t.trade_id[:40]}"
             )
-        dl = DeadLetter(
-            event_id(t.ts_event, "DL", t.src, t.offset, t.trade_id), code, message,
-            msgspec.json.encode(t), t.src, t.offset, t.ts_recv, t.venue, t.symbol, t.ts_kafka,
-        )  # fmt: skip
-        st.ev_seq += 1
-        events.append(dead_letter_event(dl, st.agg, st.ev_seq, t.ts_event))
-        return dl
+        return _symbol_dead_letter(st, _tick_dead_letter(t, code, message), t, events)
 
     def _key_limit_dead_letter(self, t: Tick, events: list[Event]) -> DeadLetter:
         """``KEY_LIMIT``: the shard tracks ``max_keys`` keys already. Its event belongs to
         the shard's own aggregate (the rejected key gets no state, not even a seq)."""
-        dl = DeadLetter(
-            event_id(t.ts_event, "DL", t.src, t.offset, t.trade_id), DLCode.KEY_LIMIT,
+        dl = _tick_dead_letter(
+            t, DLCode.KEY_LIMIT,
             f"field `venue`/`symbol`: expected one of the {self.settings.max_keys} keys this shard "
             f"tracks (dedupe.max_keys_per_shard), got the new key {aggregate_of(t.venue, t.symbol)}",
-            msgspec.json.encode(t), t.src, t.offset, t.ts_recv, t.venue, t.symbol, t.ts_kafka,
         )  # fmt: skip
         self.limit_seq += 1
         shard = stable_bucket(t.symbol, max(self.settings.shards, 1))
@@ -318,10 +313,7 @@ class ShardProcessor:
     def _late_dead_letter(
         self, st: SymbolState, t: Tick, engine: CandleEngine, causation: str, events: list[Event]
     ) -> DeadLetter:
-        dl = DeadLetter(
-            event_id(t.ts_event, "LT", t.src, t.offset, t.trade_id), DLCode.LATE_TICK, engine.late_detail(t),
-            msgspec.json.encode(t), t.src, t.offset, t.ts_recv, t.venue, t.symbol, t.ts_kafka,
-        )  # fmt: skip
+        dl = _tick_dead_letter(t, DLCode.LATE_TICK, engine.late_detail(t), tag="LT")
         events.append(self._event(st, EventType.LATE_TICK, dl.dl_id, t.ts_event, dl, causation))
         return dl
 

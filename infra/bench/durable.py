@@ -18,33 +18,16 @@ so the paced runs that do not report it (the soak) leave it off.
 
 from __future__ import annotations
 
+import copy as _copy
 import threading
-from pathlib import Path
 
 import msgspec
 import numpy as np
 
-from ticktape.infra.observability.metrics import RunStats
-from ticktape.schemas.records import Event, EventType
-from ticktape.sinks.eventlog.sink import EventLogSink, MaintainerFactory, _EventLogPart
+from ticktape.schemas.records import Event, EventType, PriceUpdate
+from ticktape.sinks.eventlog.sink import EventLogSink
 
-
-class _Stamps(msgspec.Struct, array_like=True):
-    """The leading fields of a ``PriceUpdate`` payload, up to ``ts_recv`` (the rest is
-    ignored by the decoder)."""
-
-    venue: str
-    symbol: str
-    price: float
-    size: float
-    side: str
-    trade_id: str
-    ts_event: int
-    ts_kafka: int
-    ts_recv: int
-
-
-_decode = msgspec.json.Decoder(_Stamps).decode
+_decode = msgspec.json.Decoder(PriceUpdate).decode
 
 
 class DurableLatency:
@@ -87,37 +70,9 @@ class DurableLatency:
         return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)
 
 
-class StampedEventLogSink(EventLogSink):
-    """The event-log sink whose partition writers call ``on_commit`` after each commit."""
-
-    def __init__(
-        self,
-        directory: Path,
-        partitions: int,
-        on_commit: DurableLatency,
-        *,
-        synchronous: str = "NORMAL",
-        stats: RunStats | None = None,
-        snapshot_every: int = 0,
-        maintainer: MaintainerFactory | None = None,
-        durable_snapshots: bool = True,
-    ) -> None:
-        super().__init__(
-            directory, partitions, synchronous=synchronous, stats=stats, snapshot_every=snapshot_every,
-            maintainer=maintainer, durable_snapshots=durable_snapshots,
-        )  # fmt: skip
-        self.durable = on_commit
-
-    @classmethod
-    def like(cls, sink: EventLogSink, durable: DurableLatency) -> StampedEventLogSink:
-        """The same sink as ``sink`` (as the wiring built it), stamped."""
-        return cls(
-            sink.directory, sink.partitions, durable, synchronous=sink.synchronous, stats=sink.stats,
-            snapshot_every=sink.snapshot_every, maintainer=sink.maintainer,
-            durable_snapshots=sink.durable_snapshots,
-        )  # fmt: skip
-
-    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _EventLogPart:
-        part = super().build_part(step_id, for_part, resume_state)
-        part.part.on_commit = self.durable.on_commit
-        return part
+def stamped(sink: EventLogSink, durable: DurableLatency) -> EventLogSink:
+    """The same sink as ``sink`` (as the wiring built it), its partitions calling
+    ``durable.on_commit`` after each commit."""
+    copy = _copy.copy(sink)
+    copy.on_commit = durable.on_commit
+    return copy

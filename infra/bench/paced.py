@@ -39,7 +39,7 @@ from ticktape.connectors.synthetic.feed import SyntheticSource
 from ticktape.flows import wiring
 from ticktape.flows.config import Config, from_dict
 from ticktape.flows.live.dataflow import build_flow
-from ticktape.infra.bench.durable import DurableLatency, StampedEventLogSink
+from ticktape.infra.bench.durable import DurableLatency, stamped
 from ticktape.infra.observability.metrics import RunStats
 from ticktape.sinks.cache import embedded as cache_mod
 from ticktape.sinks.eventlog.sink import EventLogSink
@@ -206,8 +206,7 @@ def paced_run(
         outputs = wiring.make_outputs(cfg, stats, recoverable=False)
         if committed is not None:
             outputs.events = [
-                StampedEventLogSink.like(s, committed) if isinstance(s, EventLogSink) else s
-                for s in outputs.events
+                stamped(s, committed) if isinstance(s, EventLogSink) else s for s in outputs.events
             ]
         flow = build_flow(
             cfg, source=StoppableSource(source, stop), outputs=outputs, stats=stats, recoverable=False

@@ -13,6 +13,7 @@ all runs the tables are checked to hold exactly ``rows`` rows each (the WAL appl
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 import time
 import warnings
@@ -21,7 +22,7 @@ from pathlib import Path
 import questdb
 from questdb import Sender
 
-from ticktape.infra.bench.common import Measurement, median
+from ticktape.infra.bench.common import Measurement, alternate, median
 from ticktape.infra.devstack.questdb import QuestDBServer
 from ticktape.schemas.records import PriceUpdate
 from ticktape.sinks.questdb.ddl import exec_sql
@@ -103,7 +104,7 @@ def questdb_scenario(
         qdb = server if server is not None else QuestDBServer(Path(tmp)).start()
         try:
             conf, http = qdb.client_conf, qdb.http_url
-            runs = iter(range(1_000_000))
+            runs = itertools.count()
             tables: list[str] = []
 
             def table() -> str:
@@ -112,13 +113,11 @@ def questdb_scenario(
 
             with warnings.catch_warnings():  # a sender per run is the point here, not a mistake
                 warnings.filterwarnings("ignore", message="questdb.Sender: Detected a burst of reconnections")
-                sink_run(conf, http, table(), updates)  # warm-up, then alternate (the host's load drifts)
-                client_run(conf, http, table(), updates)
-                sink_samples: list[float] = []
-                client_samples: list[float] = []
-                for _ in range(repeats):
-                    sink_samples.append(rows / sink_run(conf, http, table(), updates))
-                    client_samples.append(rows / client_run(conf, http, table(), updates))
+                sink_samples, client_samples = alternate(  # the host's load drifts
+                    lambda: rows / sink_run(conf, http, table(), updates),
+                    lambda: rows / client_run(conf, http, table(), updates),
+                    repeats,
+                )
             _wait_counts(http, tables, rows)
             for name in tables:
                 for made in (name, f"{name}_c"):  # init made the candle table too

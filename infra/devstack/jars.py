@@ -23,9 +23,11 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import ClassVar
 
+from ticktape.infra.devstack.base import Service
 from ticktape.infra.devstack.errors import BinaryNotFoundError, ServiceError
 from ticktape.infra.devstack.process import find_program
 
@@ -63,13 +65,19 @@ def server_version(server: str) -> str:
     raise ServiceError(server, f"{pom_path(server)} has no dependency {SERVERS[server]}")
 
 
+def cache_dir(sub: str, variable: str, env: Mapping[str, str] | None = None) -> Path:
+    """``$<variable>`` if set, else ``$XDG_CACHE_HOME/ticktape/<sub>`` (``~/.cache`` without
+    ``XDG_CACHE_HOME``)."""
+    env = os.environ if env is None else env
+    if env.get(variable):
+        return Path(env[variable]).expanduser()
+    base = Path(env["XDG_CACHE_HOME"]).expanduser() if env.get("XDG_CACHE_HOME") else Path.home() / ".cache"
+    return base / "ticktape" / sub
+
+
 def cache_root(env: Mapping[str, str] | None = None) -> Path:
     """Where fetched jars are kept (see the module docstring)."""
-    env = os.environ if env is None else env
-    if env.get("TICKTAPE_JARS_DIR"):
-        return Path(env["TICKTAPE_JARS_DIR"]).expanduser()
-    base = Path(env["XDG_CACHE_HOME"]).expanduser() if env.get("XDG_CACHE_HOME") else Path.home() / ".cache"
-    return base / "ticktape" / "jars"
+    return cache_dir("jars", "TICKTAPE_JARS_DIR", env)
 
 
 def jar_dir(server: str, env: Mapping[str, str] | None = None) -> Path:
@@ -90,7 +98,8 @@ def java_binary(service: str = "java") -> str:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created with its folder if missing)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
@@ -108,7 +117,7 @@ def server_jars(server: str, *, env: Mapping[str, str] | None = None, fetch: boo
         return target
     if not fetch:
         raise ServiceError(server, f"jars not fetched into {target}: run `ticktape dev fetch`")
-    with _locked(target.parent / f".{server}.lock"):
+    with file_lock(target.parent / f".{server}.lock"):
         if target.is_dir():  # fetched by someone else while we waited
             return target
         mvn = find_program("mvn")
@@ -142,3 +151,19 @@ def server_jars(server: str, *, env: Mapping[str, str] | None = None, fetch: boo
 def classpath(server: str, *, env: Mapping[str, str] | None = None) -> str:
     """``<jar dir>/*``: every jar of ``server`` for ``java -cp`` (fetched first if missing)."""
     return str(server_jars(server, env=env) / "*")
+
+
+class JvmService(Service):
+    """A server run by Java 17+ from the jars its pom (``server``) brings from Maven Central."""
+
+    server: ClassVar[str]
+    ready_timeout = 120.0
+
+    @property
+    def version(self) -> str:
+        """The server's version pinned in its pom."""
+        return server_version(self.server)
+
+    def java_argv(self, options: Sequence[str], main: str, *args: str) -> list[str]:
+        """``java <options> -cp <the server's jars> <main> <args>``."""
+        return [java_binary(self.name), *options, "-cp", classpath(self.server), main, *args]

@@ -112,15 +112,13 @@ def cluster_id() -> str:
             return ident
 
 
-class ApacheKafka(KafkaBroker):
+class ApacheKafka(jars.JvmService, KafkaBroker):
     """Apache Kafka 4.x in KRaft mode, one node (broker and controller), data on disk.
 
     Stopped with SIGTERM (a controlled shutdown, a few seconds), SIGKILL after the grace.
     ``controller_port`` is the KRaft controller listener (kept across restarts).
     """
 
-    kind = "kafka"
-    ready_timeout = 120.0
     server = "kafka"
     #: Partitions of the internal ``__consumer_offsets`` / ``__transaction_state`` topics.
     internal_partitions: ClassVar[int] = 1
@@ -137,17 +135,13 @@ class ApacheKafka(KafkaBroker):
         return self.work_dir / "data"
 
     @property
-    def version(self) -> str:
-        """The Apache Kafka version pinned in the pom."""
-        return jars.server_version(self.server)
+    def _log4j(self) -> str:
+        return f"-Dlog4j2.configurationFile={self.work_dir / 'log4j2.properties'}"
 
     def argv(self, port: int) -> list[str]:
-        java = jars.java_binary(self.name)
-        cp = jars.classpath(self.server)
-        return [
-            java, *KAFKA_JVM_OPTIONS, f"-Dlog4j2.configurationFile={self.work_dir / 'log4j2.properties'}",
-            "-cp", cp, "kafka.Kafka", str(self.work_dir / "server.properties"),
-        ]  # fmt: skip
+        return self.java_argv(
+            (*KAFKA_JVM_OPTIONS, self._log4j), "kafka.Kafka", str(self.work_dir / "server.properties")
+        )
 
     def properties(self, port: int, controller_port: int) -> str:
         """``server.properties`` of the node (loopback listeners, small internal topics)."""
@@ -195,12 +189,10 @@ class ApacheKafka(KafkaBroker):
 
     def _format(self) -> None:
         """``kafka-storage.sh format`` equivalent: a new cluster id, metadata version of the jar."""
-        argv = [
-            jars.java_binary(self.name), *_TOOL_JVM_OPTIONS,
-            f"-Dlog4j2.configurationFile={self.work_dir / 'log4j2.properties'}",
-            "-cp", jars.classpath(self.server), "kafka.tools.StorageTool", "format",
+        argv = self.java_argv(
+            (*_TOOL_JVM_OPTIONS, self._log4j), "kafka.tools.StorageTool", "format",
             "-t", cluster_id(), "-c", str(self.work_dir / "server.properties"),
-        ]  # fmt: skip
+        )  # fmt: skip
         t0 = time.monotonic()
         with self.log_path.open("ab") as log:
             log.write(f"\n=== format: {' '.join(argv)}\n".encode())

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from ticktape.infra.devstack import jars, ports
-from ticktape.infra.devstack.base import Service
 from ticktape.infra.devstack.errors import ServiceError
 from ticktape.infra.devstack.http import http_request
 
@@ -39,13 +38,12 @@ def taken_port(port: int | None) -> int:
     return port
 
 
-class QuestDBServer(Service):
+class QuestDBServer(jars.JvmService):
     """QuestDB on ``127.0.0.1``: HTTP on :attr:`port`, PG wire on :attr:`pg_port`, ILP/TCP
     on :attr:`ilp_port`. Stopped with SIGTERM (QuestDB closes its tables), SIGKILL after
     the grace period."""
 
     kind = "questdb"
-    ready_timeout = 120.0
     server = "questdb"
     #: Worker threads of the shared pools (a 2-core machine).
     workers: ClassVar[int] = 2
@@ -60,15 +58,8 @@ class QuestDBServer(Service):
         """QuestDB's root folder (``conf/``, ``db/``, ``public/``)."""
         return self.work_dir / "root"
 
-    @property
-    def version(self) -> str:
-        """The QuestDB version pinned in the pom."""
-        return jars.server_version(self.server)
-
     def argv(self, port: int) -> list[str]:
-        java = jars.java_binary(self.name)
-        cp = jars.classpath(self.server)
-        return [java, *QUESTDB_JVM_OPTIONS, "-cp", cp, "io.questdb.ServerMain", "-d", str(self.root)]
+        return self.java_argv(QUESTDB_JVM_OPTIONS, "io.questdb.ServerMain", "-d", str(self.root))
 
     def server_conf(self, port: int, pg_port: int, ilp_port: int) -> str:
         """``server.conf``: every listener on loopback, nothing that phones home."""

@@ -14,7 +14,7 @@ import bisect
 import threading
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 
 from ticktape.infra.observability.latency import BUCKETS_S, LatencyBook
 from ticktape.infra.observability.market import MarketStats
-from ticktape.schemas.records import Tally
+from ticktape.schemas.records import DeadLetter, Event, Tally
 
 OUTCOMES = ("accepted", "rejected", "duplicate")
 #: ``ticktape_sink_write_latency_seconds`` upper bounds (Prometheus adds +Inf): 100us .. 30s.
@@ -116,6 +116,18 @@ class RunStats:
                 part.accepted += tally.accepted
                 part.rejected += tally.rejected
                 part.duplicate += tally.duplicate
+
+    def count_outcomes(
+        self, per_src: Mapping[str, Tally] | None, dead: Sequence[DeadLetter], events: Sequence[Event]
+    ) -> None:
+        """What a step decided: the accounting per source partition, the dead letters'
+        codes and the events' types (each skipped when empty)."""
+        if per_src:
+            self.count_processed(per_src)
+        if dead:
+            self.count_dead(dl.code for dl in dead)
+        if events:
+            self.count_events(e.type for e in events)
 
     def count_dead(self, codes: Iterable[str]) -> None:
         with self._lock:

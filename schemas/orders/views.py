@@ -84,8 +84,9 @@ class OrderView(msgspec.Struct, kw_only=True, gc=False):
         }  # fmt: skip
 
 
-def apply_order(view: OrderView, event: Event) -> None:
-    """Fold one event of the order's aggregate into ``view`` (in ``seq`` order)."""
+def apply_order(view: OrderView, event: Event) -> ev.OrderEvent:
+    """Fold one event of the order's aggregate into ``view`` (in ``seq`` order); returns
+    the decoded event record."""
     rec = ev.event_record(event.payload)
     view.seq = event.seq
     view.updated_ts = rec.ts
@@ -115,6 +116,7 @@ def apply_order(view: OrderView, event: Event) -> None:
         view.status = machine.FILLED
     elif isinstance(rec, ev.OrderPartiallyFilled):
         view.status = machine.PARTIAL
+    return rec
 
 
 def fold_order(order_id: str, events: Iterable[Event]) -> OrderView:

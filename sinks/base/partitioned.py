@@ -21,12 +21,14 @@ S = TypeVar("S")
 
 
 class PartitionedSink(FixedPartitionedSink[X, S], Generic[X, S]):
-    """``partitions`` fixed partitions named ``"0"`` .. ``"N-1"``."""
+    """``partitions`` fixed partitions named ``"0"`` .. ``"N-1"``; ``durable_snapshots``:
+    whether the parts make their writes durable at each snapshot (see the module doc)."""
 
-    def __init__(self, partitions: int) -> None:
+    def __init__(self, partitions: int, *, durable_snapshots: bool = True) -> None:
         if partitions < 1:
             raise ValueError(f"partitions must be >= 1, got {partitions}")
         self.partitions = partitions
+        self.durable_snapshots = durable_snapshots
 
     def list_parts(self) -> list[str]:
         return [str(i) for i in range(self.partitions)]

@@ -168,8 +168,7 @@ class EmbeddedCacheSink(PartitionedSink[CacheItem, None]):
         stats: RunStats | None = None,
         durable_snapshots: bool = True,
     ) -> None:
-        super().__init__(partitions)
-        self.durable_snapshots = durable_snapshots
+        super().__init__(partitions, durable_snapshots=durable_snapshots)
         self.path = path
         self.ttls_ns = ttls_ns
         self.max_entries = max_entries

@@ -86,8 +86,7 @@ class ParquetCandleSink(PartitionedSink[list[Candle], None]):
         stats: RunStats | None = None,
         durable_snapshots: bool = True,
     ) -> None:
-        super().__init__(partitions)
-        self.durable_snapshots = durable_snapshots
+        super().__init__(partitions, durable_snapshots=durable_snapshots)
         self.root = root
         self.max_buffer = max_buffer
         self.max_age_s = max_age_s

@@ -26,6 +26,7 @@ from ticktape.infra.observability.logs import get_logger
 from ticktape.schemas.arrow import CANDLE_SCHEMA, TS, candles_to_table, table_to_candles
 from ticktape.schemas.records import Candle
 from ticktape.schemas.timeparse import ns_to_iso
+from ticktape.sinks.base.files import fsync_dir
 
 _DAY = 86_400_000_000_000
 _PARTITIONING = ds.partitioning(pa.schema([("interval", pa.int32()), ("date", pa.string())]), flavor="hive")
@@ -75,7 +76,7 @@ class CandleStore:
             os.fsync(handle.fileno())
         reach(CRASH_WRITTEN)
         tmp.replace(path)
-        _sync_dir(directory)
+        fsync_dir(directory)
         reach(CRASH_RENAMED)
         return path
 
@@ -209,7 +210,7 @@ class CandleStore:
             reach(CRASH_COMPACTED)
             for path in good:
                 path.unlink(missing_ok=True)
-            _sync_dir(directory)
+            fsync_dir(directory)
             after += 1 + len(paths) - len(good)
         return before, after
 
@@ -224,12 +225,3 @@ def _latest(candles: list[Candle], *, by_revision: bool = False) -> list[Candle]
         if cur is None or (c.revision, c.trades, c.ts_final) > (cur.revision, cur.trades, cur.ts_final):
             best[key] = c
     return list(best.values())
-
-
-def _sync_dir(directory: Path) -> None:
-    """Make a rename or unlink in ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

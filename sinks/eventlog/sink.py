@@ -90,7 +90,8 @@ class EventLogSink(PartitionedSink[list[Event], None]):
     per partition (the archiver). ``durable_snapshots=False``: snapshots do not wait for the
     writer thread (runs without recovery; see :mod:`ticktape.sinks.base.partitioned`).
     ``name`` labels its metrics (``eventlog``; the market log of venue feeds uses the same
-    sink as ``market_log``)."""
+    sink as ``market_log``). ``on_commit``: the partitions' hook after each commit (see
+    :class:`~ticktape.sinks.eventlog.log.EventLogPartition`)."""
 
     def __init__(
         self,
@@ -104,9 +105,10 @@ class EventLogSink(PartitionedSink[list[Event], None]):
         maintainer: MaintainerFactory | None = None,
         durable_snapshots: bool = True,
         name: str = "eventlog",
+        on_commit: Callable[[list[Event], int], object] | None = None,
     ) -> None:
-        super().__init__(partitions)
-        self.durable_snapshots = durable_snapshots
+        super().__init__(partitions, durable_snapshots=durable_snapshots)
+        self.on_commit = on_commit
         self.name = name
         self.directory = directory
         self.synchronous = synchronous
@@ -117,7 +119,9 @@ class EventLogSink(PartitionedSink[list[Event], None]):
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _EventLogPart:
         path = partition_path(self.directory, int(for_part))
-        part = EventLogPartition(path, synchronous=self.synchronous, background=self.background)
+        part = EventLogPartition(
+            path, synchronous=self.synchronous, background=self.background, on_commit=self.on_commit
+        )
         snapshotter = Snapshotter(path, every=self.snapshot_every) if self.snapshot_every else None
         if snapshotter is not None:
             part.after_write = snapshotter.maybe_run

@@ -33,20 +33,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ticktape.schemas.errors import ArchiveError
+from ticktape.sinks.base.files import fsync_dir
 from ticktape.sinks.objectstore.base import ObjectInfo, check_key, check_list_prefix, check_sha256
 
 SIDECAR_SUFFIX = ".sha256"
 TEMP_PREFIX = ".tmp-"
 _NAME_MAX = 255 - len(SIDECAR_SUFFIX)  # the sidecar's name must fit in NAME_MAX too
 _CHUNK = 1 << 20
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_durably(path: Path, chunks: list[bytes]) -> os.stat_result:
@@ -120,7 +113,7 @@ class LocalObjectStore:
                 pass
             except OSError as exc:
                 raise ArchiveError(f"put {key!r}: cannot create {path}: {exc}") from exc
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         if not directory.is_dir():
             raise ArchiveError(f"put {key!r}: {directory.relative_to(self.root)} is an object, not a prefix")
         self._contained(directory, key)
@@ -143,7 +136,7 @@ class LocalObjectStore:
                 os.unlink(sidecar)  # never pair the new data with the old checksum
             os.replace(tmp_data, path)
             os.replace(tmp_sidecar, sidecar)
-            _fsync_dir(directory)
+            fsync_dir(directory)
         except OSError as exc:
             raise ArchiveError(f"put {key!r} in {self.root}: {exc}") from exc
         finally:
@@ -185,7 +178,7 @@ class LocalObjectStore:
         try:
             _write_durably(tmp, [f"{sha} {_fingerprint(st)}\n".encode()])
             os.replace(tmp, sidecar)
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         except OSError:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -254,7 +247,7 @@ class LocalObjectStore:
                 with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                     os.unlink(victim)
             if path.parent.is_dir():
-                _fsync_dir(path.parent)
+                fsync_dir(path.parent)
         except OSError as exc:
             raise ArchiveError(f"delete {key!r} in {self.root}: {exc}") from exc
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ticktape.schemas.orders import events as ev
-from ticktape.schemas.orders.views import OrderView, Position, apply_fill, apply_order
+from ticktape.schemas.orders.views import OrderView, Position, apply_fill, apply_order, fold_order
 from ticktape.schemas.records import Event
 from ticktape.sinks.base.sqlite import connect
 from ticktape.sinks.eventlog.compression import dictionary_loader
@@ -125,9 +125,8 @@ class _Batch:
             self.orders[oid] = view
         if e.seq <= view.seq:
             return  # applied before (a replayed batch)
-        apply_order(view, e)
-        if e.type == ev.TRADE:
-            trade = _trade_of(e.payload)
+        trade = apply_order(view, e)
+        if isinstance(trade, ev.TradeExecuted):
             fk = fill_key(e)
             if self.store.add_fill(self.cur, trade.account, trade.symbol, trade.ts, fk, e.payload.decode()):
                 self.fills.setdefault((trade.account, trade.symbol), []).append((trade.ts, fk, trade))
@@ -175,8 +174,4 @@ def position_at(store: ProjectionStore, account: str, symbol: str, at: int) -> P
 def order_at(events: list[Event], order_id: str, at: int) -> OrderView:
     """The order's view after its events with ``ts_event <= at`` (``events``: the order
     aggregate's events in seq order, from the event store)."""
-    view = OrderView(order_id=order_id)
-    for e in events:
-        if e.ts_event <= at and e.type in _ORDER_TYPES:
-            apply_order(view, e)
-    return view
+    return fold_order(order_id, (e for e in events if e.ts_event <= at and e.type in _ORDER_TYPES))

@@ -287,6 +287,11 @@ class ProjectionStore:
         with self.transaction() as cur:
             return [_orders_dec.decode(r[0]) for r in self._x(cur, sql, params).fetchall()]
 
+    def count_orders(self) -> int:
+        """How many orders the projections hold."""
+        with self.transaction() as cur:
+            return int(self._x(cur, "SELECT count(*) FROM proj_orders", []).fetchone()[0])
+
     def open_orders(self, symbol: str | None = None) -> list[OrderView]:
         """Orders not yet in a terminal state (optionally of one symbol)."""
         return self.list_orders(symbol=symbol, status=sorted(LIVE), limit=1_000_000)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from tests.support.records import T0, event, payload, price_update
-from ticktape.infra.bench.durable import DurableLatency, StampedEventLogSink
+from ticktape.infra.bench.durable import DurableLatency, stamped
 from ticktape.schemas.records import Event, EventType
 from ticktape.sinks.eventlog.sink import EventLogSink
 
@@ -42,7 +42,7 @@ def test_an_unreadable_payload_is_counted_not_sampled() -> None:
 def test_the_stamped_sink_is_the_wired_sink_with_the_hook(tmp_path: Path) -> None:
     durable = DurableLatency()
     base = EventLogSink(tmp_path, 4, synchronous="FULL", snapshot_every=7, durable_snapshots=False)
-    sink = StampedEventLogSink.like(base, durable)
+    sink = stamped(base, durable)
     assert (sink.directory, sink.partitions, sink.synchronous, sink.snapshot_every) == (
         tmp_path,
         4,

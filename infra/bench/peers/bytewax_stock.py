@@ -50,6 +50,7 @@ from bytewax.operators.windowing import EventClock, TumblingWindower, fold_windo
 from bytewax.testing import TestingSink, TestingSource, run_main
 
 from ticktape.flows.config import RunConfig
+from ticktape.flows.steps.candles import CandleConfig
 from ticktape.infra.bench.common import Measurement, alternate, median, synthetic_messages
 from ticktape.infra.bench.flow import run_flow_once
 from ticktape.infra.bench.peers.compare import PeerCandle, agree, from_ticktape
@@ -58,9 +59,9 @@ from ticktape.sinks.candles.store import CandleStore
 
 NS = 1_000_000_000
 #: The intervals of the job (s): ticktape's default ``candles.intervals``.
-INTERVALS_S = (60, 300, 3600)
+INTERVALS_S = tuple(int(iv) // NS for iv in CandleConfig().intervals)
 #: ticktape's default ``candles.grace``.
-GRACE = timedelta(seconds=2)
+GRACE = timedelta(microseconds=CandleConfig().grace // 1000)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Trades per second of event time in the scenario's messages.
 EVENT_RATE = 1_000.0

@@ -15,17 +15,15 @@ with one line saying where and why (pip's last line).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from ticktape.infra.devstack.errors import ServiceError
+from ticktape.infra.devstack.jars import cache_dir, file_lock
 
 #: The Quix Streams release the peer runs (pinned here only).
 QUIXSTREAMS_VERSION = "3.28.1"
@@ -39,11 +37,7 @@ CREATE_TIMEOUT = 900.0
 
 def peers_root(env: Mapping[str, str] | None = None) -> Path:
     """Where the peers' virtualenvs are kept (see the module docstring)."""
-    env = os.environ if env is None else env
-    if env.get("TICKTAPE_PEERS_DIR"):
-        return Path(env["TICKTAPE_PEERS_DIR"]).expanduser()
-    base = Path(env["XDG_CACHE_HOME"]).expanduser() if env.get("XDG_CACHE_HOME") else Path.home() / ".cache"
-    return base / "ticktape" / "peers"
+    return cache_dir("peers", "TICKTAPE_PEERS_DIR", env)
 
 
 def venv_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -65,13 +59,6 @@ def _ready(venv: Path) -> bool:
     except (OSError, ValueError):
         return False
     return bool(made == _wanted() and _python(venv).exists())
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("a") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        yield
 
 
 def _last_line(text: str) -> str:
@@ -111,7 +98,7 @@ def quix_python(env: Mapping[str, str] | None = None, *, base_python: str | None
         raise _failed(
             venv, f"mkdir {venv.parent}", str(exc), "set TICKTAPE_PEERS_DIR to a writable folder"
         ) from None
-    with _locked(venv.parent / f".{VENV_NAME}.lock"):
+    with file_lock(venv.parent / f".{VENV_NAME}.lock"):
         if _ready(venv):  # made by someone else while we waited
             return _python(venv)
         shutil.rmtree(venv, ignore_errors=True)

@@ -37,8 +37,7 @@ class RedisCacheSink(PartitionedSink[CacheItem, None]):
         stats: RunStats | None = None,
         durable_snapshots: bool = True,
     ) -> None:
-        super().__init__(partitions)
-        self.durable_snapshots = durable_snapshots
+        super().__init__(partitions, durable_snapshots=durable_snapshots)
         self.cfg = cfg
         self.ttls_ns = ttls_ns
         self.stats = stats
